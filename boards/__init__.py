@@ -1,0 +1,1 @@
+"""fewmul.boards"""

@@ -1,0 +1,108 @@
+"""Weight and activation quantizers of BinaryConnect, TernaryConnect and BNN/QNN.
+
+All functions take and return float32 arrays. Stochastic variants draw from the
+``numpy.random.Generator`` they are given, so a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["glorot_scale", "sign", "quantize_weights", "quantize_activation",
+           "activation_gate", "qbp_round"]
+
+
+def glorot_scale(fan_in: int, fan_out: int) -> float:
+    """Return ``W0 = sqrt(1.5 / (fan_in + fan_out))``, the BinaryConnect weight scale."""
+    if fan_in <= 0 or fan_out <= 0:
+        raise ValueError(f"Fan-in and fan-out must be positive, not {fan_in!r}, {fan_out!r}")
+    return float(np.sqrt(1.5 / (fan_in + fan_out)))
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """``+1`` where ``x >= 0``, ``-1`` elsewhere (``sign(0) = +1``, as the hardware does)."""
+    return np.where(x >= 0, np.float32(1), np.float32(-1))
+
+
+def quantize_weights(w: np.ndarray, w0: float, mode: str, stochastic: bool = False,
+                     rng: np.random.Generator | None = None) -> np.ndarray:
+    """Quantize hidden weights ``w`` (clipped to ``[-w0, w0]``) for the forward pass.
+
+    Parameters
+    ----------
+    w : ndarray
+        Real-valued hidden weights.
+    w0 : float
+        Weight scale; quantized weights are in ``{-w0, +w0}`` or ``{-w0, 0, +w0}``.
+    mode : str
+        ``"float"`` (unchanged), ``"binary"`` or ``"ternary"``.
+    stochastic : bool
+        Draw the quantized value so that its expectation is the clipped weight.
+    rng : numpy.random.Generator
+        Required when ``stochastic``.
+    """
+    if mode == "float":
+        return w
+    if stochastic and rng is None:
+        raise ValueError("Stochastic quantization needs a random generator")
+    w0 = np.float32(w0)
+    if mode == "binary":
+        if not stochastic:
+            return sign(w) * w0
+        p = np.clip((w / w0 + 1) / 2, 0, 1)
+        return np.where(rng.random(w.shape, dtype=np.float32) < p, w0, -w0).astype(np.float32)
+    if mode == "ternary":
+        if not stochastic:
+            return (np.where(w > w0 / 2, w0, 0) - np.where(w < -w0 / 2, w0, 0)).astype(np.float32)
+        p = np.clip(np.abs(w) / w0, 0, 1)
+        keep = rng.random(w.shape, dtype=np.float32) < p
+        return (np.where(keep, sign(w), 0) * w0).astype(np.float32)
+    raise ValueError(f"Weight mode must be one of 'float', 'binary', 'ternary', not {mode!r}")
+
+
+def quantize_activation(y: np.ndarray, kind: str, bits: int = 1) -> np.ndarray:
+    """Forward activation: ``sign``, ``quant`` (k-bit uniform on [0, 1]), ``relu`` or ``none``."""
+    if kind == "sign":
+        return sign(y)
+    if kind == "quant":
+        levels = np.float32((1 << bits) - 1)
+        return np.round(np.clip(y, 0, 1) * levels) / levels
+    if kind == "relu":
+        return np.maximum(y, 0)
+    if kind == "none":
+        return y
+    raise ValueError(f"Activation must be 'sign', 'quant', 'relu' or 'none', not {kind!r}")
+
+
+def activation_gate(y: np.ndarray, kind: str) -> np.ndarray:
+    """Derivative used in the backward pass: the straight-through estimator's gate.
+
+    ``sign`` passes the gradient where ``|y| <= 1``, ``quant`` where ``0 <= y <= 1``,
+    ``relu`` where ``y > 0``; ``none`` passes everything.
+    """
+    if kind == "sign":
+        return (np.abs(y) <= 1).astype(np.float32)
+    if kind == "quant":
+        return ((y >= 0) & (y <= 1)).astype(np.float32)
+    if kind == "relu":
+        return (y > 0).astype(np.float32)
+    if kind == "none":
+        return np.ones_like(y)
+    raise ValueError(f"Activation must be 'sign', 'quant', 'relu' or 'none', not {kind!r}")
+
+
+def qbp_round(x: np.ndarray, rng: np.random.Generator, exp_min: int = -8,
+              exp_max: int = 0) -> np.ndarray:
+    """Round ``x`` to ``sign(x) * 2**e`` without bias (quantized back-propagation).
+
+    ``e = floor(log2|x|)``, rounded up with probability ``|x| / 2**e - 1`` so that
+    the expectation is ``x``; ``e`` is then clipped to ``[exp_min, exp_max]``;
+    ``x = 0`` stays 0.
+    """
+    ax = np.abs(x)
+    nz = ax > 0
+    e = np.floor(np.log2(np.where(nz, ax, 1))).astype(np.float32)
+    p_up = ax / np.exp2(e) - 1
+    e = e + (rng.random(x.shape, dtype=np.float32) < p_up)
+    e = np.clip(e, exp_min, exp_max)
+    return np.where(nz, np.sign(x) * np.exp2(e), 0).astype(np.float32)
