@@ -91,6 +91,32 @@ class IntegerNet:
     def predict(self, q: np.ndarray) -> np.ndarray:
         return self.forward(q)[-1].argmax(1)
 
+    def save(self, path) -> None:
+        """Write the folded network to an ``.npz`` file (see :meth:`load`)."""
+        arrays = {}
+        for i, layer in enumerate(self.layers):
+            arrays[f"layer{i}.weights"] = layer.weights
+            arrays[f"layer{i}.input"] = np.array([layer.input_kind == "bipolar", layer.input_bits])
+            for name in ("thresholds", "shifts", "offsets"):
+                if getattr(layer, name) is not None:
+                    arrays[f"layer{i}.{name}"] = getattr(layer, name)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "IntegerNet":
+        with np.load(path) as f:
+            layers, i = [], 0
+            while f"layer{i}.weights" in f:
+                bipolar, bits = f[f"layer{i}.input"]
+                extra = {name: f[f"layer{i}.{name}"] for name in ("thresholds", "shifts", "offsets")
+                         if f"layer{i}.{name}" in f}
+                layers.append(IntegerLayer(f[f"layer{i}.weights"], "bipolar" if bipolar else "unsigned",
+                                           int(bits), **extra))
+                i += 1
+        if not layers:
+            raise ValueError(f"{path}: no folded layers found")
+        return cls(layers)
+
 
 def _affine(layer: Layer, in_scale: float, tcfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """``(a, b)`` with the layer's pre-activation ``y = a s + b`` in terms of the integer sum."""

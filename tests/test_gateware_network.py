@@ -1,0 +1,108 @@
+# amaranth: UnusedElaboratable=no
+import re
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from fewmul.gateware import LayerParams, Network
+
+from gateware_helpers import StreamMonitor, random_inputs, ref_network, simulate
+
+
+def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4):
+    """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index, (n, m, pe) in enumerate(zip(sizes[:-1], sizes[1:], pes, strict=True)):
+        kind, bits = (input_kind, input_bits) if index == 0 else ("bipolar", 1)
+        weights = rng.integers(0, 2, size=(m, n))
+        spread = max(1, int(np.sqrt(n)) << (bits - 1))
+        if index < len(pes) - 1:
+            layers.append(LayerParams(weights, kind, bits, pe,
+                                      thresholds=rng.integers(-spread, spread + 1, m).tolist()))
+        else:
+            layers.append(LayerParams(weights, kind, bits, pe,
+                                      shifts=rng.integers(0, 3, m).tolist(),
+                                      offsets=rng.integers(-spread, spread + 1, m).tolist()))
+    return layers
+
+
+NETWORKS = {  # name: (sizes, pes, input_kind, input_bits)
+    "balanced":     ([16, 12, 8, 5], [4, 2, 5], "unsigned", 4),
+    "first_slow":   ([16, 12, 8, 5], [1, 8, 1], "unsigned", 8),
+    "last_slow":    ([16, 12, 8, 5], [12, 8, 1], "unsigned", 1),
+    "single_layer": ([10, 3], [1], "bipolar", 1),
+}
+
+
+def run(name, *, vectors, seed=None):
+    sizes, pes, kind, bits = NETWORKS[name]
+    layers = random_network(sum(map(ord, name)), sizes, pes, input_kind=kind, input_bits=bits)
+    x = random_inputs(np.random.default_rng(len(name)), vectors, sizes[0], bits)
+    net = Network(layers)
+    collected = [StreamMonitor(collector.o) for collector in net.collectors]
+    in_mon, out_mon = simulate(net, x.tolist(), vectors, seed=seed, p_stall=0.3,
+                               monitors=collected)
+    for index, vector in enumerate(x):
+        outputs, label, scores = ref_network(layers, vector)
+        for mon, expected in zip(collected, outputs, strict=True):
+            assert mon.payloads[index] == expected.tolist()
+        assert out_mon.payloads[index] == {"label": label, "scores": scores.tolist()}
+    return net, in_mon, out_mon
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_inference_with_stalls(name):
+    run(name, vectors=20, seed=7)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_timing_without_stalls(name):
+    net, in_mon, out_mon = run(name, vectors=14)
+    groups = [m // pe for m, pe in zip(NETWORKS[name][0][1:], NETWORKS[name][1])]
+    assert net.cycles_per_inference == max(g + 1 for g in groups)
+    assert net.latency_cycles == sum(g + 1 for g in groups) + 1
+    assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
+    # Once every layer's MVU and collector and the argmax hold a vector, inputs (like outputs)
+    # move every `cycles_per_inference` cycles.
+    warm_up = 2 * len(groups) + 1
+    assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
+    assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
+
+
+def test_submodule_names():
+    text = rtlil.convert(Network(random_network(0, [16, 12, 8, 5], [4, 2, 5])), name="top")
+    for index in range(3):
+        for unit in ["mvu", "act", "collect"]:
+            assert f"cell \\top.layer{index}_{unit} \\layer{index}_{unit}\n" in text
+    assert "cell \\top.argmax \\argmax\n" in text
+
+
+def test_no_multipliers():
+    text = rtlil.convert(Network(random_network(0, [16, 12, 8, 5], [4, 2, 5])))
+    assert "$mul" not in text
+    assert len(re.findall(r"^ *memory ", text, re.M)) == 3  # one weight memory per layer
+
+
+def test_errors():
+    good = random_network(0, [16, 12, 8, 5], [4, 2, 5])
+    with pytest.raises(ValueError, match="at least one layer"):
+        Network([])
+    with pytest.raises(ValueError, match="Layer 1 has 12 inputs but layer 0 has 8 neurons"):
+        Network([LayerParams(good[0].weights[:8], "unsigned", 4, 4, thresholds=[0] * 8),
+                 *good[1:]])
+    with pytest.raises(ValueError, match="Layer 1 must have bipolar inputs"):
+        Network([good[0], LayerParams(good[1].weights, "unsigned", 1, 2,
+                                      thresholds=good[1].thresholds), good[2]])
+    with pytest.raises(ValueError, match="Hidden layer 0 must have thresholds"):
+        Network([LayerParams(good[0].weights, "unsigned", 4, 4, shifts=[0] * 12,
+                             offsets=[0] * 12), *good[1:]])
+    with pytest.raises(ValueError, match="Output layer 2 must have shifts and offsets"):
+        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 5, thresholds=[0] * 5)])
+    with pytest.raises(ValueError, match="Layer 2 has 5 neurons but 4/4 activation parameters"):
+        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 1, shifts=[0] * 4,
+                                        offsets=[0] * 4)])
+    with pytest.raises(ValueError, match="M=5, not pe=2"):
+        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 2, shifts=[0] * 5,
+                                        offsets=[0] * 5)])
