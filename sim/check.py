@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewmul.compiler.runs import write_atomic
+from fewmul.compiler.artifacts import write_atomic
 from fewmul.compiler.spec import load_spec
 from fewmul.nn.data import load_dataset
 from fewmul.nn.integer import IntegerNet

@@ -10,7 +10,8 @@ import shutil
 import pytest
 
 from fewmul.compiler.cli import main
-from fewmul.compiler.runs import compile_run, train_run
+from fewmul.compiler.emit import compile_run
+from fewmul.compiler.training import train_run
 from fewmul.compiler.spec import load_spec
 from fewmul.nn.data import load_dataset
 from fewmul.nn.integer import IntegerNet

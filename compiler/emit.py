@@ -1,98 +1,25 @@
-"""The steps behind ``fewmul train`` and ``fewmul compile``, on run folders.
+"""``fewmul compile``: a run folder in, a build folder out.
 
-``RUN/`` holds what training produced: ``spec.yaml`` (the resolved spec),
-``model.npz`` (hidden weights and batch-norm statistics), ``metrics.json`` and
-``curves.png``. ``BUILD/`` holds what compiling produced: ``top.v``,
-``net.npz`` (the folded integer network, i.e. the golden model),
-``weights/`` (packed weights and thresholds), ``manifest.json`` (stream layouts
-for the testbench) and ``report.json``.
+``BUILD/`` holds ``top.v``, ``net.npz`` (the folded integer network: the
+golden model), ``weights/`` (packed weights and thresholds as the memories
+hold them), ``manifest.json`` (stream layouts for the testbench),
+``spec.yaml`` and ``report.json``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from fewmul.nn.data import load_dataset
 from fewmul.nn.integer import IntegerNet, fold
-from fewmul.nn.model import Model
-from fewmul.nn.plots import plot_curves
-from fewmul.nn.train import train
 
+from .artifacts import write_atomic
 from .lower import LayerPlan, lower, plan_folding
-from .spec import NetworkSpec, dump_spec, load_spec
+from .spec import dump_spec
+from .training import load_run
 
-__all__ = ["write_atomic", "train_run", "load_run", "compile_run"]
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def train_run(spec_path: Path, run_dir: Path, *, epochs: int | None = None,
-              progress: bool = True) -> dict:
-    """Train the network of ``spec_path`` into ``run_dir``; return the summary."""
-    spec = load_spec(spec_path)
-    if epochs is not None:
-        spec.train.epochs = epochs
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "spec.yaml", dump_spec(spec))
-    data = load_dataset(spec.data)
-
-    def save_metrics(result) -> None:
-        rows = [dataclasses.asdict(m) for m in result.history]
-        write_atomic(run_dir / "metrics.json", json.dumps({"epochs": rows}, indent=2))
-
-    t0 = time.perf_counter()
-    result = train(data, spec.layers, spec.train, progress=progress, on_epoch=save_metrics)
-    best = result.history[result.best_epoch]
-    _save_npz(run_dir / "model.npz", result.model.state())
-    net = fold(result.model, data.input_bits, spec.train)
-    int_pred = net.predict(data.test.x)
-    float_pred = result.model.predict(data.scale(data.test.x), spec.train)
-    summary = {
-        "best_epoch": best.epoch,
-        "test_acc_deployed": best.test_acc,
-        "test_acc_float_weights": best.test_acc_float,
-        "val_acc_deployed": best.val_acc,
-        "test_acc_integer": float((int_pred == data.test.y).mean()),
-        "integer_vs_float_agreement": float((int_pred == float_pred).mean()),
-        "train_seconds": time.perf_counter() - t0,
-    }
-    rows = [dataclasses.asdict(m) for m in result.history]
-    write_atomic(run_dir / "metrics.json", json.dumps({"summary": summary, "epochs": rows}, indent=2))
-    plot_curves(result.history, run_dir / "curves.png", title=spec.name)
-    return summary
-
-
-def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
-    """The resolved spec and the trained model of a run folder."""
-    run_dir = Path(run_dir)
-    for name in ("spec.yaml", "model.npz"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a 'fewmul train' output?")
-    spec = load_spec(run_dir / "spec.yaml")
-    data_inputs = load_dataset(spec.data).inputs
-    model = Model.init(data_inputs, spec.layers, spec.train.seed)
-    with np.load(run_dir / "model.npz") as f:
-        model.load_state(dict(f))
-    return spec, model
+__all__ = ["compile_run"]
 
 
 def _write_weights(build_dir: Path, net: IntegerNet, plans: list[LayerPlan]) -> None:

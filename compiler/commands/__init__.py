@@ -1,0 +1,13 @@
+"""``fewmul`` subcommands, one module each.
+
+Each module defines ``register(subparsers)``, which adds its parser and sets
+``func`` to a function taking the parsed arguments and returning the exit
+code. :data:`COMMANDS` lists them in the order ``fewmul --help`` shows.
+"""
+
+COMMANDS = [
+    "fewmul.compiler.commands.train",
+    "fewmul.compiler.commands.compile",
+    "fewmul.compiler.commands.sim",
+    "fewmul.compiler.commands.demo",
+]

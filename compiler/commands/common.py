@@ -1,0 +1,66 @@
+"""Argument types and result printers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["pe_arg", "positive_int", "print_train", "print_compile", "print_sim", "sim_ok"]
+
+
+def pe_arg(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', an integer or a comma-separated list, got {text!r}")
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"PE counts must be positive, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def print_train(summary: dict) -> None:
+    print(f"deployed (binary weights) test accuracy: {100 * summary['test_acc_deployed']:.2f} %  "
+          f"(epoch {summary['best_epoch'] + 1}, best validation)")
+    print(f"float (hidden weights) test accuracy:    {100 * summary['test_acc_float_weights']:.2f} %")
+    print(f"integer golden model test accuracy:      {100 * summary['test_acc_integer']:.2f} %  "
+          f"(agrees with the float model on {100 * summary['integer_vs_float_agreement']:.2f} % of images)")
+
+
+def print_compile(report: dict, build: Path) -> None:
+    layers = " -> ".join(f"{l['units']}(pe={l['pe']})" for l in report["layers"])
+    print(f"compiled {report['layers'][0]['inputs']} -> {layers}: {build / 'top.v'}")
+    print(f"predicted {report['cycles_per_inference']} cycles/inference, latency "
+          f"{report['latency_cycles']} cycles; {report['compile_seconds']:.1f} s")
+    for target, stat in report["yosys"].items():
+        print(f"yosys {target}: {stat['num_cells']} cells, {stat['multipliers']} multipliers"
+              + (f", {stat['cells'].get('$mul', 0)} $mul" if target == "generic" else ""))
+
+
+def print_sim(result: dict) -> None:
+    status = "OK" if sim_ok(result) else "FAIL"
+    print(f"sim {status}: {result['images']} images, {result['mismatches']} mismatches, "
+          f"{result.get('cycles_per_inference', float('nan')):.1f} cycles/inference measured "
+          f"(predicted {result['predicted_cycles_per_inference']}), latency "
+          f"{result.get('latency_cycles', '?')} cycles, {result['wall_s']:.1f} s")
+    if result.get("first_mismatch"):
+        print(f"first mismatch: {result['first_mismatch']}")
+    if result.get("error"):
+        print(f"error: {result['error']}")
+
+
+
+
+def sim_ok(result: dict) -> bool:
+    return result["mismatches"] == 0 and not result.get("error")

@@ -1,0 +1,26 @@
+"""``fewmul sim BUILD/ --images N``"""
+
+from pathlib import Path
+
+from .common import positive_int, print_sim, sim_ok
+
+
+def register(sub) -> None:
+    s = sub.add_parser("sim", help="simulate a build under cocotb + Verilator",
+                       description="Run BUILD/top.v under cocotb + Verilator on test images and "
+                                   "compare every layer's outputs with the integer golden model. "
+                                   "Writes BUILD/sim.json; exits 1 on any mismatch.")
+    s.add_argument("build", type=Path, metavar="BUILD", help="folder written by 'fewmul compile'")
+    s.add_argument("--images", type=positive_int, default=200, help="test images to simulate (default 200)")
+    s.add_argument("--stall", type=float, default=0.25,
+                   help="probability of idle/back-pressure cycles in the second pass "
+                        "(default 0.25; 0: one clean pass)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random stalls")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from fewmul.sim.check import check_build
+    result = check_build(args.build, args.images, stall=args.stall, seed=args.seed)
+    print_sim(result)
+    return 0 if sim_ok(result) else 1

@@ -1,0 +1,76 @@
+"""``fewmul train``: a spec in, a run folder out.
+
+``RUN/`` holds ``spec.yaml`` (the resolved spec), ``model.npz`` (hidden
+weights and batch-norm statistics), ``metrics.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fewmul.nn.data import load_dataset
+from fewmul.nn.integer import fold
+from fewmul.nn.model import Model
+from fewmul.nn.plots import plot_curves
+from fewmul.nn.train import train
+
+from .artifacts import save_npz, write_atomic
+from .spec import NetworkSpec, dump_spec, load_spec
+
+__all__ = ["train_run", "load_run"]
+
+
+def train_run(spec_path: Path, run_dir: Path, *, epochs: int | None = None,
+              progress: bool = True) -> dict:
+    """Train the network of ``spec_path`` into ``run_dir``; return the summary."""
+    spec = load_spec(spec_path)
+    if epochs is not None:
+        spec.train.epochs = epochs
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "spec.yaml", dump_spec(spec))
+    data = load_dataset(spec.data)
+
+    def save_metrics(result) -> None:
+        rows = [dataclasses.asdict(m) for m in result.history]
+        write_atomic(run_dir / "metrics.json", json.dumps({"epochs": rows}, indent=2))
+
+    t0 = time.perf_counter()
+    result = train(data, spec.layers, spec.train, progress=progress, on_epoch=save_metrics)
+    best = result.history[result.best_epoch]
+    save_npz(run_dir / "model.npz", result.model.state())
+    net = fold(result.model, data.input_bits, spec.train)
+    int_pred = net.predict(data.test.x)
+    float_pred = result.model.predict(data.scale(data.test.x), spec.train)
+    summary = {
+        "best_epoch": best.epoch,
+        "test_acc_deployed": best.test_acc,
+        "test_acc_float_weights": best.test_acc_float,
+        "val_acc_deployed": best.val_acc,
+        "test_acc_integer": float((int_pred == data.test.y).mean()),
+        "integer_vs_float_agreement": float((int_pred == float_pred).mean()),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    rows = [dataclasses.asdict(m) for m in result.history]
+    write_atomic(run_dir / "metrics.json", json.dumps({"summary": summary, "epochs": rows}, indent=2))
+    plot_curves(result.history, run_dir / "curves.png", title=spec.name)
+    return summary
+
+
+def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
+    """The resolved spec and the trained model of a run folder."""
+    run_dir = Path(run_dir)
+    for name in ("spec.yaml", "model.npz"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a 'fewmul train' output?")
+    spec = load_spec(run_dir / "spec.yaml")
+    data_inputs = load_dataset(spec.data).inputs
+    model = Model.init(data_inputs, spec.layers, spec.train.seed)
+    with np.load(run_dir / "model.npz") as f:
+        model.load_state(dict(f))
+    return spec, model
