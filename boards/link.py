@@ -1,0 +1,147 @@
+"""The UART host link around a network, and the board top that puts it on the pins.
+
+:class:`HostLink` turns image frames from ``rx`` into the network's input
+stream and its results into frames on ``tx`` (see :mod:`fewmul.boards.protocol`).
+It only uses the network's public ports ``i`` (a stream of
+``ArrayLayout(unsigned(input_bits), N)``) and ``o`` (a stream of a struct with
+``label`` and ``scores``), so any unit with those ports can sit inside.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .protocol import IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, LinkFormat
+from .uart import UARTReceiver, UARTTransmitter, baud_divisor, check_divisor
+
+__all__ = ["link_format", "HostLink", "BoardTop", "DEFAULT_BAUD"]
+
+#: Baud rate of the boards' USB serial bridges that every host supports.
+DEFAULT_BAUD = 115200
+
+
+def link_format(network: wiring.Component) -> LinkFormat:
+    """The frame layout for ``network``'s ports.
+
+    Raises
+    ------
+    TypeError
+        If ``network`` lacks an input stream of an array or a result stream with
+        ``label`` and ``scores``.
+    """
+    try:
+        in_layout = network.i.payload.shape()
+        out_layout = network.o.payload.shape()
+        label, scores = out_layout["label"], out_layout["scores"]
+    except (AttributeError, KeyError, TypeError):
+        raise TypeError(f"Network must have an input stream 'i' of an array and a result "
+                        f"stream 'o' with 'label' and 'scores', not {network!r}") from None
+    return LinkFormat(
+        input_count=in_layout.length, input_bits=in_layout.elem_shape.width,
+        classes=scores.shape.length, label_offset=label.offset, label_bits=label.width,
+        scores_offset=scores.offset, score_bits=scores.shape.elem_shape.width,
+        result_bits=out_layout.size)
+
+
+class HostLink(wiring.Component):
+    """A network behind a UART: image frames in on ``rx``, result frames out on ``tx``.
+
+    The image shift register is the network's input register (one image
+    buffered while the previous one computes); the result is latched into the
+    frame shift register as soon as the transmitter is free, so the network's
+    output is never held by the serial line longer than one result frame.
+
+    Parameters
+    ----------
+    network : wiring.Component
+        Unit with ports ``i`` and ``o`` as :class:`fewmul.gateware.Network` has.
+    divisor : int
+        Clock cycles per bit, at least 4.
+
+    Attributes
+    ----------
+    format : LinkFormat
+        Frame sizes and result layout.
+
+    Members
+    -------
+    rx : ``In(1)``
+        Serial line from the host (idle high).
+    tx : ``Out(1)``
+        Serial line to the host (idle high).
+    """
+
+    def __init__(self, network: wiring.Component, divisor: int):
+        self.network = network
+        self.divisor = check_divisor(divisor)
+        self.format = link_format(network)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.format
+        m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
+        m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
+        m.submodules.network = net = self.network
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        # Image frames -> input stream.
+        image = Signal(8 * fmt.in_bytes)
+        received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
+        timeout = IDLE_TIMEOUT_BITS * self.divisor
+        idle = Signal(range(timeout + 1))
+        m.d.comb += net.i.payload.eq(image[:fmt.input_count * fmt.input_bits])
+        with m.If(net.i.valid & net.i.ready):
+            m.d.sync += net.i.valid.eq(0)
+        with m.If(urx.o.valid):
+            m.d.sync += idle.eq(0)
+            with m.If(received == 0):
+                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid):
+                    m.d.sync += received.eq(1)
+            with m.Else():
+                m.d.sync += [image.eq(Cat(image[8:], urx.o.payload)), received.eq(received + 1)]
+                with m.If(received == fmt.in_bytes):
+                    m.d.sync += [received.eq(0), net.i.valid.eq(1)]
+        with m.Elif(received != 0):
+            m.d.sync += idle.eq(idle + 1)
+            with m.If(idle == timeout):
+                m.d.sync += [received.eq(0), idle.eq(0)]
+
+        # Results -> frames.
+        frame = Signal(8 * (1 + fmt.out_bytes))
+        left = Signal(range(fmt.out_bytes + 2))
+        m.d.comb += [net.o.ready.eq(left == 0), utx.i.payload.eq(frame[:8]),
+                     utx.i.valid.eq(left != 0)]
+        with m.If(net.o.valid & net.o.ready):
+            m.d.sync += [frame.eq(Cat(Const(RESULT_SYNC, 8), net.o.payload.as_value())),
+                         left.eq(fmt.out_bytes + 1)]
+        with m.If(utx.i.valid & utx.i.ready):
+            m.d.sync += [frame.eq(frame >> 8), left.eq(left - 1)]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """:class:`HostLink` on a board's first UART, clocked by the board's default clock.
+
+    Parameters
+    ----------
+    network : wiring.Component
+        As for :class:`HostLink`.
+    baud : int
+        Serial rate; the divisor comes from the platform's default clock.
+    """
+
+    def __init__(self, network: wiring.Component, baud: int = DEFAULT_BAUD):
+        self.network = network
+        self.baud = baud
+        self.format = link_format(network)
+
+    def elaborate(self, platform):
+        m = Module()
+        divisor = baud_divisor(platform.default_clk_frequency, self.baud)
+        m.submodules.link = link = HostLink(self.network, divisor)
+        uart = platform.request("uart", 0)
+        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        return m

@@ -1,0 +1,107 @@
+"""The serial host-link protocol, shared by the gateware, the host driver and the testbench.
+
+Frames, bytes least significant first (8N1 on the wire):
+
+* host to board, one image: ``0xA5`` then ``in_bytes`` bytes holding the
+  input vector packed as the network's input stream holds it (element ``j``
+  in bits ``[j*input_bits, (j+1)*input_bits)``, zero-padded to whole bytes);
+* board to host, one result per image, in order: ``0x5A`` then ``out_bytes``
+  bytes holding the network's result payload (the label at ``label_offset``,
+  ``classes`` two's-complement scores of ``score_bits`` each from
+  ``scores_offset``).
+
+A frame is dropped when the line stays idle for more than
+:data:`IDLE_TIMEOUT_BITS` bit times inside it, so a host can always
+resynchronize by pausing. The board buffers one image while it computes the
+previous one; a host keeps at most :data:`WINDOW` images unanswered.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "LinkFormat",
+           "ProtocolError"]
+
+IMAGE_SYNC = 0xA5
+RESULT_SYNC = 0x5A
+#: Bit times of silence after which a half-received image frame is dropped.
+IDLE_TIMEOUT_BITS = 64
+#: Images a host may have in flight (one computing, one buffered).
+WINDOW = 2
+
+
+class ProtocolError(ValueError):
+    """A result frame that does not follow the protocol."""
+
+
+@dataclass(frozen=True)
+class LinkFormat:
+    """Frame sizes and payload layout of one network's host link."""
+    input_count: int
+    input_bits: int
+    classes: int
+    label_offset: int
+    label_bits: int
+    scores_offset: int
+    score_bits: int
+    result_bits: int
+
+    @property
+    def in_bytes(self) -> int:
+        return (self.input_count * self.input_bits + 7) // 8
+
+    @property
+    def out_bytes(self) -> int:
+        return (self.result_bits + 7) // 8
+
+    @property
+    def frame_bytes(self) -> tuple[int, int]:
+        """Bytes on the wire per image: (host to board, board to host), sync bytes included."""
+        return 1 + self.in_bytes, 1 + self.out_bytes
+
+    def encode_image(self, values) -> bytes:
+        """The frame that sends one input vector."""
+        values = [int(v) for v in values]
+        if len(values) != self.input_count:
+            raise ValueError(f"Image must have {self.input_count} inputs, not {len(values)}")
+        top = (1 << self.input_bits) - 1
+        word = 0
+        for j, v in enumerate(values):
+            if not 0 <= v <= top:
+                raise ValueError(f"Input {j} must be between 0 and {top}, not {v}")
+            word |= v << (j * self.input_bits)
+        return bytes([IMAGE_SYNC]) + word.to_bytes(self.in_bytes, "little")
+
+    def decode_result(self, frame: bytes) -> tuple[int, list[int]]:
+        """``(label, scores)`` from one result frame (sync byte included)."""
+        if len(frame) != 1 + self.out_bytes:
+            raise ProtocolError(f"Result frame must be {1 + self.out_bytes} bytes, not {len(frame)}")
+        if frame[0] != RESULT_SYNC:
+            raise ProtocolError(f"Result frame must start with 0x{RESULT_SYNC:02X}, "
+                                f"not 0x{frame[0]:02X}")
+        word = int.from_bytes(frame[1:], "little")
+        label = (word >> self.label_offset) & ((1 << self.label_bits) - 1)
+        scores = []
+        for c in range(self.classes):
+            v = (word >> (self.scores_offset + c * self.score_bits)) & ((1 << self.score_bits) - 1)
+            scores.append(v - (1 << self.score_bits) if v >> (self.score_bits - 1) else v)
+        return label, scores
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "in_bytes": self.in_bytes, "out_bytes": self.out_bytes,
+                           "image_sync": IMAGE_SYNC, "result_sync": RESULT_SYNC}, indent=2)
+
+    @classmethod
+    def load(cls, path: Path) -> "LinkFormat":
+        """Read ``link.json`` written by ``fewmul build`` (extra keys are informative)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run 'fewmul build' first")
+        fields = json.loads(path.read_text())
+        try:
+            return cls(**{k: int(fields[k]) for k in cls.__dataclass_fields__})
+        except KeyError as exc:
+            raise ValueError(f"{path}: missing key {exc.args[0]!r}") from None
