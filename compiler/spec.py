@@ -44,7 +44,7 @@ from typing import Any, Callable
 import yaml
 
 from fewmul.nn.config import (
-    ACTIVATIONS, DATA_SETS, LOSSES, OPTIMIZERS, QUANTIZE_MODES, WEIGHT_MODES,
+    ACTIVATIONS, BN_KINDS, DATA_SETS, LOSSES, OPTIMIZERS, QUANTIZE_MODES, WEIGHT_MODES,
     DataConfig, LayerConfig, OptimizerConfig, TrainConfig,
 )
 
@@ -131,7 +131,7 @@ def _default(cls: type, name: str) -> Any:
 DATA_SCHEMA = Map({
     "set": Field(Enum(DATA_SETS), _default(DataConfig, "set"), "data set"),
     "input_bits": Field(Int(min=1, max=8), None, "bits per input pixel; 4 for digits, 8 otherwise"),
-    "dir": Field(Nullable(Str()), _default(DataConfig, "dir"), "directory of IDX files (mnist only)"),
+    "dir": Field(Nullable(Str()), _default(DataConfig, "dir"), "directory of IDX files (mnist, fashion-mnist)"),
 })
 
 #: One entry of ``layers:``.
@@ -150,6 +150,7 @@ OPTIMIZER_SCHEMA = Map({
     "lr_final": Field(Float(min=0, min_exclusive=True), _default(OptimizerConfig, "lr_final"),
                       "learning rate of the last epoch (geometric decay)"),
     "batch": Field(Int(min=1), _default(OptimizerConfig, "batch"), "minibatch size"),
+    "lr_pow2": Field(Bool(), _default(OptimizerConfig, "lr_pow2"), "round learning rates to powers of two"),
 })
 
 #: ``train:``.
@@ -163,6 +164,9 @@ TRAIN_SCHEMA = Map({
     "bn_momentum": Field(Float(min=0, max=1, min_exclusive=True), _default(TrainConfig, "bn_momentum"),
                          "batch-norm running-statistics momentum"),
     "bn_eps": Field(Float(min=0, min_exclusive=True), _default(TrainConfig, "bn_eps"), "batch-norm epsilon"),
+    "qbp_exp_min": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_min"), "smallest QBP exponent"),
+    "qbp_exp_max": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_max"), "largest QBP exponent"),
+    "bn_kind": Field(Enum(BN_KINDS), _default(TrainConfig, "bn_kind"), "standard or shift-based (AP2) batch norm"),
 })
 
 #: ``hardware:``.
@@ -198,9 +202,9 @@ def _rule_data(spec: dict, chk: Checker) -> None:
         return
     if data["input_bits"] is None:
         data["input_bits"] = DEFAULT_INPUT_BITS.get(data["set"], 8)
-    if data["dir"] not in (None, INVALID) and data["set"] != "mnist":
+    if data["dir"] not in (None, INVALID) and data["set"] not in ("mnist", "fashion-mnist"):
         chk.error(None, ("data", "dir"),
-                  f'only allowed with set "mnist" (IDX files), got set "{data["set"]}"')
+                  f'only allowed with set "mnist" or "fashion-mnist" (IDX files), got set "{data["set"]}"')
 
 
 def _rule_layers(spec: dict, chk: Checker) -> None:
@@ -250,6 +254,9 @@ def _rule_optimizer(spec: dict, chk: Checker) -> None:
     if _ok(opt["lr"], opt["lr_final"]) and opt["lr_final"] > opt["lr"]:
         chk.mismatch(None, ("train", "optimizer", "lr_final"), f"a number <= lr ({opt['lr']:g})",
                      f"{opt['lr_final']:g}")
+    lo, hi = train.get("qbp_exp_min"), train.get("qbp_exp_max")
+    if _ok(lo, hi) and lo is not None and hi is not None and lo > hi:
+        chk.mismatch(None, ("train", "qbp_exp_max"), f"an integer >= qbp_exp_min ({lo})", f"{hi}")
 
 
 def _entries(n: int) -> str:

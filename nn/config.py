@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "WEIGHT_MODES", "QUANTIZE_MODES", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DATA_SETS",
+    "WEIGHT_MODES", "QUANTIZE_MODES", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DATA_SETS", "BN_KINDS",
     "DataConfig", "LayerConfig", "OptimizerConfig", "TrainConfig",
 ]
 
@@ -25,6 +25,8 @@ QUANTIZE_MODES = ("deterministic", "stochastic")
 ACTIVATIONS = ("sign", "quant", "relu", "none")
 LOSSES = ("squared_hinge", "cross_entropy")
 OPTIMIZERS = ("sgd", "adam", "adamax_shift")
+#: ``standard`` batch norm, or ``shift``: scale and normalization rounded to powers of two (AP2).
+BN_KINDS = ("standard", "shift")
 DATA_SETS = ("digits", "fashion-mnist", "mnist")
 
 
@@ -53,6 +55,7 @@ class OptimizerConfig:
     lr: float = 0.01
     lr_final: float = 0.0003
     batch: int = 100
+    lr_pow2: bool = False
 
 
 @dataclass
@@ -66,3 +69,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     bn_momentum: float = 0.1
     bn_eps: float = 1e-4
+    #: QBP exponent range: layer inputs in the weight gradient become 0 or +-2^e,
+    #: e in [qbp_exp_min, qbp_exp_max] (the paper's code: [-4, 3], 3-bit exponents).
+    qbp_exp_min: int = -4
+    qbp_exp_max: int = 3
+    #: ``standard`` or ``shift`` (AP2) batch norm.
+    bn_kind: str = "standard"

@@ -6,6 +6,21 @@ hidden weights themselves when evaluating at full resolution), then batch norm
 ``y = gamma (z - mean) / sqrt(var + eps) + beta`` (or ``y = z + b`` without it),
 then the activation. Gradients flow to the hidden weights straight through the
 quantizer.
+
+Shift-based batch norm (``TrainConfig.bn_kind == "shift"``, BNN paper) rounds
+the normalizing factor ``1 / sqrt(var + eps)`` and the scale ``gamma`` to
+powers of two (:func:`~fewmul.nn.quantize.ap2`) and estimates the variance as
+``mean((z - mean) * AP2(z - mean))``, so batch norm needs only shifts; the
+backward pass treats ``AP2`` as the identity (straight through).
+
+With quantized back-propagation (``TrainConfig.qbp``) the layer input ``x`` in
+the weight gradient ``dW = x^T dz`` is replaced by its unbiased power-of-two
+rounding (:func:`~fewmul.nn.quantize.qbp_round`), so every product in
+``dW`` is a shift of ``dz``. The error ``dz`` itself is exact, including the
+batch-norm Jacobian: the fully-connected code of the paper skips that Jacobian
+in its QBP backward pass, but here the gradient stays the true gradient of
+the quantized forward pass, only ``x`` being rounded (the rounding is
+unbiased, so the expected weight gradient is unchanged).
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import LayerConfig, TrainConfig
-from .quantize import activation_gate, glorot_scale, quantize_activation, quantize_weights
+from .quantize import activation_gate, ap2, glorot_scale, qbp_round, quantize_activation, quantize_weights
 
 __all__ = ["Layer", "Model"]
 
@@ -58,39 +73,68 @@ class Layer:
             return self.w
         return quantize_weights(self.w, self.w0, self.cfg.weights, stochastic, rng)
 
+    def bn_factors(self, var: np.ndarray, tcfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+        """``(inv, gamma)`` actually applied: ``1/sqrt(var + eps)`` and ``gamma``, or their AP2."""
+        inv = F32(1) / np.sqrt(var + F32(tcfg.bn_eps))
+        if tcfg.bn_kind == "shift":
+            return ap2(inv), ap2(self.gamma)
+        return inv, self.gamma
+
+    def bn_affine(self, tcfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)`` in float64 with the inference pre-activation ``y = a z + b``."""
+        if not self.cfg.bn:
+            return np.ones(self.cfg.units), self.beta.astype(np.float64)
+        inv, gamma = self.bn_factors(self.var, tcfg)
+        a = gamma.astype(np.float64) * inv.astype(np.float64)
+        return a, self.beta.astype(np.float64) - a * self.mean.astype(np.float64)
+
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
         z = x @ wq
         if self.cfg.bn:
             if train:
-                mean, var = z.mean(0), z.var(0)
+                mean = z.mean(0)
+                centred = z - mean
+                if tcfg.bn_kind == "shift":
+                    var = (centred * ap2(centred)).mean(0)
+                else:
+                    var = (centred * centred).mean(0)
                 mom = F32(tcfg.bn_momentum)
                 self.mean = ((1 - mom) * self.mean + mom * mean).astype(F32)
                 self.var = ((1 - mom) * self.var + mom * var).astype(F32)
             else:
                 mean, var = self.mean, self.var
-            inv = F32(1) / np.sqrt(var + F32(tcfg.bn_eps))
-            xhat = (z - mean) * inv
-            y = self.gamma * xhat + self.beta
+                centred = z - mean
+            inv, gamma = self.bn_factors(var, tcfg)
+            xhat = centred * inv
+            y = gamma * xhat + self.beta
         else:
             xhat = inv = None
             y = z + self.beta
         if train:
-            self.cache = {"x": x, "wq": wq, "xhat": xhat, "inv": inv, "y": y}
+            self.cache = {"x": x, "wq": wq, "xhat": xhat, "inv": inv,
+                          "gamma": gamma if self.cfg.bn else None, "y": y}
         return quantize_activation(y, self.cfg.act, self.cfg.act_bits)
 
-    def backward(self, g_out: np.ndarray, need_input_grad: bool) -> tuple[dict, np.ndarray | None]:
+    def backward(self, g_out: np.ndarray, need_input_grad: bool, tcfg: TrainConfig,
+                 rng: np.random.Generator | None = None) -> tuple[dict, np.ndarray | None]:
+        """Gradients of the parameters and, if asked, of the layer input.
+
+        With ``tcfg.qbp`` the weight gradient uses the power-of-two rounded input
+        (drawn from ``rng``).
+        """
         c = self.cache
         gy = g_out * activation_gate(c["y"], self.cfg.act)
         grads = {"beta": gy.sum(0)}
         if self.cfg.bn:
             xhat, inv = c["xhat"], c["inv"]
             grads["gamma"] = (gy * xhat).sum(0)
-            gx = gy * self.gamma
+            gx = gy * c["gamma"]
             n = F32(len(gy))
             gz = inv / n * (n * gx - gx.sum(0) - xhat * (gx * xhat).sum(0))
         else:
             gz = gy
-        grads["w"] = c["x"].T @ gz
+        x = qbp_round(c["x"], rng, tcfg.qbp_exp_min, tcfg.qbp_exp_max) if tcfg.qbp else c["x"]
+        grads["w"] = x.T @ gz
         g_in = gz @ c["wq"].T if need_input_grad else None
         return grads, g_in
 
@@ -118,10 +162,12 @@ class Model:
             x = layer.forward(x, layer.weights(quantized, stochastic, rng), train, tcfg)
         return x
 
-    def backward(self, g: np.ndarray) -> list[dict]:
+    def backward(self, g: np.ndarray, tcfg: TrainConfig,
+                 rng: np.random.Generator | None = None) -> list[dict]:
+        """Parameter gradients of every layer, given ``dL/dscores`` of the last forward pass."""
         grads = []
         for i in reversed(range(len(self.layers))):
-            gr, g = self.layers[i].backward(g, need_input_grad=i > 0)
+            gr, g = self.layers[i].backward(g, i > 0, tcfg, rng)
             grads.append(gr)
         return grads[::-1]
 

@@ -3,6 +3,11 @@
 Binary and ternary layers scale the learning rate of their hidden weights by
 ``1 / W0`` and clip the hidden weights to ``[-W0, W0]`` after every update, as
 the BinaryConnect code does.
+
+With ``OptimizerConfig.lr_pow2`` the effective learning rate of every
+parameter (after the ``1 / W0`` scaling) is rounded to the nearest power of
+two, so that with SGD and quantized back-propagation the whole weight update
+``lr * dz * x_q`` is a shift of the error.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import numpy as np
 
 from .config import OptimizerConfig
 from .model import Model
+from .quantize import ap2
 
 __all__ = ["learning_rate", "Optimizer"]
 
@@ -53,6 +59,8 @@ class Optimizer:
         for layer, g, m, v in zip(self.model.layers, grads, self.m, self.v):
             for name, p in layer.params().items():
                 scale = lr / layer.w0 if (name == "w" and layer.clipped) else lr
+                if self.cfg.lr_pow2:
+                    scale = float(ap2(np.float32(scale)))
                 gp = g[name]
                 if self.cfg.name == "sgd":
                     step = gp
@@ -65,13 +73,8 @@ class Optimizer:
                 else:  # AdaMax with the step rounded to a power of two (a shift)
                     m[name] = b1 * m[name] + (1 - b1) * gp
                     v[name] = np.maximum(b2 * v[name], np.abs(gp))
-                    step = _ap2(m[name] / (1 - b1 ** self.t)) * _ap2(1 / (v[name] + eps))
+                    step = ap2(m[name] / (1 - b1 ** self.t)) * ap2(1 / (v[name] + eps))
                 p -= np.float32(scale) * step.astype(np.float32)
                 if name == "w" and layer.clipped:
                     np.clip(p, -layer.w0, layer.w0, out=p)
 
-
-def _ap2(x: np.ndarray) -> np.ndarray:
-    """Nearest power of two, keeping the sign (``AP2`` of the BNN paper); 0 stays 0."""
-    ax = np.abs(x)
-    return np.where(ax > 0, np.sign(x) * np.exp2(np.round(np.log2(np.where(ax > 0, ax, 1)))), 0)

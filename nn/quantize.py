@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["glorot_scale", "sign", "quantize_weights", "quantize_activation",
+__all__ = ["glorot_scale", "sign", "ap2", "quantize_weights", "quantize_activation",
            "activation_gate", "qbp_round"]
 
 
@@ -91,18 +91,47 @@ def activation_gate(y: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"Activation must be 'sign', 'quant', 'relu' or 'none', not {kind!r}")
 
 
-def qbp_round(x: np.ndarray, rng: np.random.Generator, exp_min: int = -8,
-              exp_max: int = 0) -> np.ndarray:
-    """Round ``x`` to ``sign(x) * 2**e`` without bias (quantized back-propagation).
-
-    ``e = floor(log2|x|)``, rounded up with probability ``|x| / 2**e - 1`` so that
-    the expectation is ``x``; ``e`` is then clipped to ``[exp_min, exp_max]``;
-    ``x = 0`` stays 0.
-    """
+def ap2(x: np.ndarray) -> np.ndarray:
+    """Nearest power of two keeping the sign, ``sign(x) 2^round(log2|x|)`` (BNN's AP2); 0 stays 0."""
+    x = np.asarray(x, np.float32)
     ax = np.abs(x)
     nz = ax > 0
-    e = np.floor(np.log2(np.where(nz, ax, 1))).astype(np.float32)
-    p_up = ax / np.exp2(e) - 1
-    e = e + (rng.random(x.shape, dtype=np.float32) < p_up)
-    e = np.clip(e, exp_min, exp_max)
-    return np.where(nz, np.sign(x) * np.exp2(e), 0).astype(np.float32)
+    return np.where(nz, np.sign(x) * np.exp2(np.round(np.log2(np.where(nz, ax, 1)))),
+                    0).astype(np.float32)
+
+
+def qbp_round(x: np.ndarray, rng: np.random.Generator, exp_min: int = -4,
+              exp_max: int = 3) -> np.ndarray:
+    """Round ``x`` to ``sign(x) * 2**e`` or 0 without bias (quantized back-propagation).
+
+    ``e = floor(log2|x|)``, rounded up to ``e + 1`` with probability
+    ``|x| / 2**e - 1`` so that the expectation is ``x``. The exponent range is
+    ``[exp_min, exp_max]`` (``exp_max - exp_min + 1`` exponents, plus zero):
+    magnitudes below ``2**exp_min`` become ``2**exp_min`` with probability
+    ``|x| / 2**exp_min`` and 0 otherwise (still unbiased); magnitudes of
+    ``2**exp_max`` and more saturate at ``2**exp_max``. ``x = 0`` stays 0.
+
+    Parameters
+    ----------
+    x : ndarray
+        Values to round (float32).
+    rng : numpy.random.Generator
+        Source of the rounding decisions.
+    exp_min, exp_max : int
+        Smallest and largest exponent.
+    """
+    if exp_min > exp_max:
+        raise ValueError(f"Exponent range must have exp_min <= exp_max, not {exp_min!r} > {exp_max!r}")
+    x = np.asarray(x, np.float32)
+    ax = np.abs(x)
+    lo, hi = np.float32(2.0 ** exp_min), np.float32(2.0 ** exp_max)
+    # 2**e <= |x| < 2**(e+1) from the float32 exponent field (exact, no log2)
+    e = np.clip(np.frexp(np.maximum(ax, lo))[1].astype(np.float32) - 1, exp_min, exp_max)
+    low = np.exp2(e)
+    # round up from `low` to 2 low with probability |x|/low - 1; below the range from 0 to lo
+    base = np.where(ax < lo, np.float32(0), low)
+    step = np.where(ax < lo, lo, low)
+    p_up = (ax - base) / step
+    mag = np.where(rng.random(x.shape, dtype=np.float32) < p_up, base + step, base)
+    mag = np.minimum(mag, hi)
+    return (np.sign(x) * mag).astype(np.float32)

@@ -3,25 +3,35 @@
 Each epoch records the loss and the accuracies of the deployed (quantized)
 weights and of the full-resolution hidden weights on the three splits. The
 parameters of the epoch with the best deployed validation accuracy are kept
-(the papers report test error at the best validation epoch).
+(the papers report test error at the best validation epoch). "Float" accuracies
+use the full-resolution hidden weights (the papers' test protocol); the others
+use the deployed quantized weights, which is what the hardware computes.
+
+With a ``checkpoint`` path the state is saved atomically after every epoch,
+and ``resume=True`` continues from it with a result identical to an
+uninterrupted run. An interruption (Ctrl-C) leaves the last complete
+checkpoint in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import LayerConfig, TrainConfig
 from .data import Dataset
 from .losses import loss_and_grad
 from .model import Model
 from .optim import Optimizer, learning_rate
 
-__all__ = ["EpochMetrics", "TrainResult", "train", "accuracy"]
+__all__ = ["EpochMetrics", "TrainResult", "train", "train_epoch", "accuracy"]
 
 
 @dataclass
@@ -49,35 +59,68 @@ def accuracy(model: Model, x: np.ndarray, y: np.ndarray, tcfg: TrainConfig,
     return float((model.predict(x, tcfg, quantized) == y).mean())
 
 
+def train_epoch(model: Model, opt: Optimizer, x: np.ndarray, y: np.ndarray, tcfg: TrainConfig,
+                rng: np.random.Generator, lr: float) -> tuple[float, float]:
+    """One pass over ``(x, y)`` in shuffled mini-batches; mean loss and training accuracy.
+
+    The accuracy is that of the training forward passes themselves (weights as
+    they were when each batch was seen), which costs nothing extra.
+    """
+    batch = tcfg.optimizer.batch
+    order = rng.permutation(len(y))
+    loss_sum, correct, seen = 0.0, 0, 0
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
+        if len(idx) < 2:      # batch norm needs at least two samples
+            continue
+        scores = model.forward(x[idx], tcfg, train=True, rng=rng)
+        loss, g = loss_and_grad(scores, y[idx], tcfg.loss)
+        opt.step(model.backward(g, tcfg, rng), lr)
+        loss_sum += loss * len(idx)
+        correct += int((scores.argmax(1) == y[idx]).sum())
+        seen += len(idx)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
           progress: bool = True,
-          on_epoch: Callable[[TrainResult], None] | None = None) -> TrainResult:
-    """Train a fresh model on ``data``; ``on_epoch`` is called after every epoch."""
+          on_epoch: Callable[[TrainResult], None] | None = None,
+          checkpoint: Path | None = None, resume: bool = False) -> TrainResult:
+    """Train a model on ``data``; ``on_epoch`` is called after every epoch.
+
+    Parameters
+    ----------
+    checkpoint : Path, optional
+        Written atomically after every epoch (see :mod:`fewmul.nn.checkpoint`).
+    resume : bool
+        Continue from ``checkpoint`` instead of starting afresh; the result is
+        identical, bit for bit, to that of an uninterrupted run.
+    """
     model = Model.init(data.inputs, layers, tcfg.seed)
     opt = Optimizer(model, tcfg.optimizer)
     rng = np.random.default_rng(tcfg.seed + 1)
     xtr, ytr = data.scale(data.train.x), data.train.y
     xva, xte = data.scale(data.val.x), data.scale(data.test.x)
     result = TrainResult(model)
-    best_state, best_val = None, -1.0
-    batch = tcfg.optimizer.batch
-    bar = tqdm(range(tcfg.epochs), desc="train", unit="epoch", disable=not progress)
+    best_state, best_val, first = None, -1.0, 0
+    if resume:
+        if checkpoint is None:
+            raise ValueError("Resuming needs a checkpoint path")
+        ck = load_checkpoint(checkpoint)
+        model.load_state(ck.model)
+        opt.load_state(ck.optimizer)
+        rng.bit_generator.state = ck.rng_state
+        best_state, best_val, result.best_epoch = ck.best_model, ck.best_val, ck.best_epoch
+        result.history = [EpochMetrics(**m) for m in ck.history]
+        first = ck.epoch + 1
+    bar = tqdm(range(first, tcfg.epochs), desc="train", unit="epoch", disable=not progress,
+               initial=first, total=tcfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         lr = learning_rate(tcfg.optimizer, epoch, tcfg.epochs)
-        order = rng.permutation(len(ytr))
-        losses = []
-        for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            if len(idx) < 2:      # batch norm needs at least two samples
-                continue
-            scores = model.forward(xtr[idx], tcfg, train=True, rng=rng)
-            loss, g = loss_and_grad(scores, ytr[idx], tcfg.loss)
-            opt.step(model.backward(g), lr)
-            losses.append(loss)
+        loss, train_acc = train_epoch(model, opt, xtr, ytr, tcfg, rng, lr)
         m = EpochMetrics(
-            epoch=epoch, lr=lr, loss=float(np.mean(losses)),
-            train_acc=accuracy(model, xtr, ytr, tcfg),
+            epoch=epoch, lr=lr, loss=loss, train_acc=train_acc,
             val_acc=accuracy(model, xva, data.val.y, tcfg),
             test_acc=accuracy(model, xte, data.test.y, tcfg),
             val_acc_float=accuracy(model, xva, data.val.y, tcfg, quantized=False),
@@ -87,6 +130,11 @@ def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
         if m.val_acc > best_val:
             best_val, best_state = m.val_acc, {k: v.copy() for k, v in model.state().items()}
             result.best_epoch = epoch
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, Checkpoint(
+                epoch=epoch, model=model.state(), optimizer=opt.state(),
+                rng_state=rng.bit_generator.state, best_model=best_state, best_val=best_val,
+                best_epoch=result.best_epoch, history=[dataclasses.asdict(h) for h in result.history]))
         bar.set_postfix(loss=f"{m.loss:.4f}", val=f"{m.val_acc:.3f}", test=f"{m.test_acc:.3f}")
         if on_epoch is not None:
             on_epoch(result)

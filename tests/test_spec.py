@@ -78,8 +78,10 @@ def test_defaults_filled():
         "layers": [{"units": 10, "weights": "binary", "act": "none", "act_bits": 1, "bn": True}],
         "train": {"epochs": 60, "seed": 0, "quantize": "deterministic", "qbp": False,
                   "loss": "squared_hinge",
-                  "optimizer": {"name": "adam", "lr": 0.01, "lr_final": 0.0003, "batch": 100},
-                  "bn_momentum": 0.1, "bn_eps": 0.0001},
+                  "optimizer": {"name": "adam", "lr": 0.01, "lr_final": 0.0003, "batch": 100,
+                                "lr_pow2": False},
+                  "bn_momentum": 0.1, "bn_eps": 0.0001, "qbp_exp_min": -4, "qbp_exp_max": 3,
+                  "bn_kind": "standard"},
         "hardware": {"pe": "auto", "target_cycles": None, "board": "none"},
     }
     assert list(d) == ["name", "data", "layers", "train", "hardware"]

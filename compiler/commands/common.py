@@ -34,6 +34,9 @@ def print_train(summary: dict) -> None:
     print(f"deployed (binary weights) test accuracy: {100 * summary['test_acc_deployed']:.2f} %  "
           f"(epoch {summary['best_epoch'] + 1}, best validation)")
     print(f"float (hidden weights) test accuracy:    {100 * summary['test_acc_float_weights']:.2f} %")
+    if summary.get("test_acc_integer") is None:
+        print(f"integer golden model: not built ({summary.get('integer_note', 'unsupported network')})")
+        return
     print(f"integer golden model test accuracy:      {100 * summary['test_acc_integer']:.2f} %  "
           f"(agrees with the float model on {100 * summary['integer_vs_float_agreement']:.2f} % of images)")
 
