@@ -3,11 +3,13 @@
 from .activation import ScoreUnit, ThresholdUnit
 from .argmax import Argmax
 from .collector import Collector
-from .mvu import INPUT_KINDS, MatrixVectorUnit, signed_shape, sum_bound
+from .mvu import INPUT_KINDS, WEIGHT_KINDS, MatrixVectorUnit, pack_rows, signed_shape, sum_bound
 from .network import LayerParams, Network
-from .popcount import popcount
+from .popcount import pipelined_popcount, popcount
+from .widths import Widths
 
 __all__ = [
-    "popcount", "INPUT_KINDS", "sum_bound", "signed_shape", "MatrixVectorUnit",
+    "popcount", "pipelined_popcount", "INPUT_KINDS", "WEIGHT_KINDS", "Widths", "sum_bound",
+    "signed_shape", "pack_rows", "MatrixVectorUnit",
     "ThresholdUnit", "ScoreUnit", "Collector", "Argmax", "LayerParams", "Network",
 ]

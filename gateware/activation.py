@@ -2,11 +2,12 @@
 
 import operator
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, ShapeLike, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, ShapeLike, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .mvu import check_pe, signed_shape
+from .popcount import popcount
 
 __all__ = ["ThresholdUnit", "ScoreUnit"]
 
@@ -77,36 +78,63 @@ class _GroupwiseUnit(wiring.Component):
 
 
 class ThresholdUnit(_GroupwiseUnit):
-    """Binary threshold activation, ``y_m = 1 if s_m >= T_m else 0``.
+    """Threshold activation: ``y_m = sum_j (s_m >= T_mj)``.
+
+    With one threshold per neuron this is the binary (sign) activation, ``y_m = 1`` if
+    ``s_m >= T_m`` else 0. With ``L = 2^k - 1`` thresholds per neuron (batch norm and a ``k``-bit
+    uniform quantizer folded together) the output is the ``k``-bit level, the number of
+    thresholds reached (a thermometer code counted by a small popcount).
 
     Thresholds are clamped to ``[-S, S + 1]`` at elaboration time (``S`` being the sum bound),
     which changes no output and keeps comparators narrow.
 
     Parameters
     ----------
-    thresholds : sequence of int
-        ``T_m`` for each of the ``M`` neurons.
+    thresholds : sequence of int, or sequence of sequences of int
+        ``T_m`` for each of the ``M`` neurons, or ``L`` thresholds ``T_mj`` for each.
     sum_bound : int
         Bound ``S`` on the magnitude of the sums.
     pe : int
         Lanes per beat; must divide ``M``.
 
+    Attributes
+    ----------
+    levels : int
+        ``L``, thresholds per neuron.
+    out_shape : Shape
+        ``unsigned(L.bit_length())``.
+
     Members
     -------
     i : ``In(stream.Signature(ArrayLayout(signed_shape(-S, S), pe)))``
         Sums, lane ``p`` of beat ``g`` being neuron ``g * pe + p``.
-    o : ``Out(stream.Signature(ArrayLayout(unsigned(1), pe)))``
+    o : ``Out(stream.Signature(ArrayLayout(out_shape, pe)))``
         Activations, in the same order.
     """
 
     def __init__(self, thresholds, *, sum_bound: int, pe: int):
-        thresholds = _int_list("Thresholds", thresholds)
-        super().__init__(len(thresholds), sum_bound=sum_bound, pe=pe, out_shape=unsigned(1))
-        self.thresholds = [min(max(t, -sum_bound), sum_bound + 1) for t in thresholds]
+        thresholds = list(thresholds)
+        multi = bool(thresholds) and not isinstance(thresholds[0], int) and \
+            hasattr(thresholds[0], "__len__")
+        rows = [_int_list("Thresholds", row) for row in thresholds] if multi else \
+            [[t] for t in _int_list("Thresholds", thresholds)]
+        levels = {len(row) for row in rows}
+        if len(levels) > 1 or 0 in levels:
+            raise ValueError(f"Every neuron must have the same positive number of thresholds, "
+                             f"not {sorted(levels)}")
+        self.levels = levels.pop() if levels else 1
+        self.out_shape = unsigned(self.levels.bit_length())
+        super().__init__(len(rows), sum_bound=sum_bound, pe=pe, out_shape=self.out_shape)
+        self._rows = [[min(max(t, -sum_bound), sum_bound + 1) for t in row] for row in rows]
+        #: Clamped thresholds, in the form given (one int or a list of ints per neuron).
+        self.thresholds = self._rows if multi else [row[0] for row in self._rows]
         self._threshold_shape = signed_shape(-sum_bound, sum_bound + 1)
 
     def lane(self, total, select):
-        return total >= select(lambda n: Const(self.thresholds[n], self._threshold_shape))
+        reached = [total >= select(lambda n, j=j: Const(self._rows[n][j],
+                                                        self._threshold_shape))
+                   for j in range(self.levels)]
+        return popcount(Cat(*reached))
 
 
 class ScoreUnit(_GroupwiseUnit):

@@ -1,53 +1,18 @@
-"""Multiplier-free matrix-vector unit for binary weights."""
+"""Folded, multiplier-free matrix-vector unit for binary and ternary weights."""
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .popcount import popcount
+from .popcount import pipelined_popcount
+from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
-    "INPUT_KINDS", "sum_bound", "check_pe", "weight_bits", "signed_shape", "MatrixVectorUnit",
+    "INPUT_KINDS", "WEIGHT_KINDS", "sum_bound", "check_pe", "weight_bits", "weight_values",
+    "signed_shape", "pack_rows", "MatrixVectorUnit",
 ]
-
-#: ``bipolar``: 1-bit inputs meaning -1/+1; ``unsigned``: ``input_bits``-bit integers.
-INPUT_KINDS = ("bipolar", "unsigned")
-
-
-def _check_input(input_kind, input_bits):
-    if input_kind not in INPUT_KINDS:
-        raise ValueError(f"Input kind must be one of {INPUT_KINDS!r}, not {input_kind!r}")
-    if not isinstance(input_bits, int) or isinstance(input_bits, bool):
-        raise TypeError(f"Input bits must be an integer, not {input_bits!r}")
-    if input_kind == "bipolar" and input_bits != 1:
-        raise ValueError(f"Bipolar inputs must have 1 input bit, not {input_bits!r}")
-    if not 1 <= input_bits <= 8:
-        raise ValueError(f"Input bits must be between 1 and 8, not {input_bits!r}")
-
-
-def sum_bound(n_inputs: int, input_kind: str, input_bits: int) -> int:
-    """Bound ``S`` on the magnitude of a neuron's sum: ``|s| <= S``.
-
-    Parameters
-    ----------
-    n_inputs : int
-        Number of inputs ``N``.
-    input_kind : str
-        ``"bipolar"`` or ``"unsigned"``.
-    input_bits : int
-        Bits per input ``k`` (1 for bipolar inputs).
-
-    Returns
-    -------
-    int
-        ``N`` for bipolar inputs, ``N * (2**k - 1)`` for unsigned ones.
-    """
-    if not isinstance(n_inputs, int) or n_inputs <= 0:
-        raise TypeError(f"Number of inputs must be a positive integer, not {n_inputs!r}")
-    _check_input(input_kind, input_bits)
-    return n_inputs * ((1 << input_bits) - 1)
 
 
 def check_pe(count: int, pe: int) -> int:
@@ -61,65 +26,112 @@ def check_pe(count: int, pe: int) -> int:
     return count // pe
 
 
-def weight_bits(weights) -> np.ndarray:
-    """Check that ``weights`` is a non-empty ``(M, N)`` array of bits; returns it as an array."""
+def weight_values(weights, weight_kind: str = "binary") -> np.ndarray:
+    """Check a non-empty ``(M, N)`` weight array and return it as an array.
+
+    Binary weights are bits (1 for +1, 0 for -1); ternary weights are -1, 0 or +1.
+    """
+    if weight_kind not in WEIGHT_KINDS:
+        raise ValueError(f"Weight kind must be one of {WEIGHT_KINDS!r}, not {weight_kind!r}")
     weights = np.asarray(weights)
     if weights.ndim != 2 or weights.size == 0:
         raise ValueError(f"Weights must be a non-empty (M, N) array, not of shape "
                          f"{weights.shape!r}")
-    if not np.isin(weights, (0, 1)).all():
+    if weight_kind == "binary" and not np.isin(weights, (0, 1)).all():
         raise ValueError("Weights must only contain the bits 0 and 1")
+    if weight_kind == "ternary" and not np.isin(weights, (-1, 0, 1)).all():
+        raise ValueError("Ternary weights must only contain -1, 0 and 1")
     return weights
 
 
-def signed_shape(lo: int, hi: int) -> Shape:
-    """Narrowest signed shape holding every integer of ``[lo, hi]``."""
-    return signed(max((x if x >= 0 else ~x).bit_length() + 1 for x in (lo, hi)))
+def weight_bits(weights) -> np.ndarray:
+    """Check that ``weights`` is a non-empty ``(M, N)`` array of bits; returns it as an array."""
+    return weight_values(weights, "binary")
+
+
+def _bits_to_int(bits: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(bits.astype(np.uint8), bitorder="little").tobytes(),
+                          "little")
+
+
+def pack_rows(weights, weight_kind: str, *, pe: int, simd: int, pad_bit: int = 0) -> list[int]:
+    """Memory words of a folded weight matrix.
+
+    Word ``g * F + f`` (``F = ceil(N / simd)`` folds) holds, for each lane ``p``, the weights of
+    neuron ``g * pe + p`` on inputs ``f * simd .. f * simd + simd - 1``: bit ``p * simd + j``
+    for binary weights; the positive mask at ``2 * p * simd + j`` and the negative mask at
+    ``(2 * p + 1) * simd + j`` for ternary ones. Inputs past ``N`` are padded with ``pad_bit``
+    (binary) or zeros (ternary).
+    """
+    weights = weight_values(weights, weight_kind)
+    m, n = weights.shape
+    groups, folds = check_pe(m, pe), -(-n // simd)
+    if weight_kind == "binary":
+        planes = [np.pad(weights, ((0, 0), (0, folds * simd - n)), constant_values=pad_bit)]
+    else:
+        planes = [np.pad(weights == sign, ((0, 0), (0, folds * simd - n))) for sign in (1, -1)]
+    # (masks, M, F*S) -> (G, F, pe, masks, S) -> one row of bits per word
+    w = np.stack(planes).reshape(len(planes), groups, pe, folds, simd)
+    w = w.transpose(1, 3, 2, 0, 4).reshape(groups * folds, -1)
+    return [_bits_to_int(row) for row in w]
 
 
 class MatrixVectorUnit(wiring.Component):
-    """Binary-weight matrix-vector product, ``pe`` neurons per cycle.
+    """Folded matrix-vector product with binary or ternary weights and no multiplier.
 
-    One input vector is accepted and latched, then the ``M / pe`` groups of ``pe`` neurons are
-    streamed out in order. The weights live in a :class:`~amaranth.lib.memory.Memory` of
-    ``M / pe`` rows of ``pe * N`` bits (row ``g``, bits ``p * N + j``: weight of input ``j`` in
-    neuron ``g * pe + p``) read through a synchronous port, so they map to block RAM.
+    ``pe`` neurons are computed in parallel, each over ``simd`` inputs per cycle: an input
+    vector takes ``folds = ceil(N / simd)`` cycles per group of ``pe`` neurons, and
+    ``M / pe`` groups. ``simd`` need not divide ``N``: the last fold is padded with inputs that
+    contribute nothing. Each cycle reads one word of the weight
+    :class:`~amaranth.lib.memory.Memory` (``M / pe * folds`` words, synchronous read port, so
+    it maps to block RAM; layout in :func:`pack_rows`).
 
-    Sums use no multiplier. For bipolar inputs ``a`` (bit 1 means +1),
-    ``s_m = 2 * popcount(XNOR(a, w_m)) - N``. For unsigned inputs with bit-planes ``q^(i)``,
-    ``s_m = 2 * P_m - Q`` with ``P_m = sum_i popcount(q^(i) & w_m) << i`` and
-    ``Q = sum_i popcount(q^(i)) << i`` (shared by all neurons); this equals
-    ``sum_i 2^i * (2 * popcount(q^(i) & w_m) - popcount(q^(i)))``. The sums are computed
-    combinationally from the memory output and the latched vector.
+    Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
+    XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
+    of ``k``-bit unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for
+    ternary weights. The popcount adder trees have ``pipeline`` register stages. Partial sums
+    are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
+    proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
-    Timing: with the input always valid and the output always ready, an input is accepted every
-    :attr:`cycles_per_vector` ``= M / pe + 1`` cycles. Beat ``g`` is valid ``latency + g`` cycles
-    after the input transfer (``latency = 1``). The next input is accepted the cycle after the
-    last beat is transferred.
+    The whole datapath advances only when the output register is empty or being taken, so a
+    stalled output loses nothing. The vector is latched; the next one is accepted in the cycle
+    its predecessor's last fold is issued.
+
+    Timing, with the input always valid and the output always ready: an input is accepted every
+    :attr:`cycles_per_vector` ``= M / pe * folds`` cycles; beat ``g`` is valid
+    ``latency + g * folds`` cycles after the input transfer, ``latency = folds + 2 + pipeline``.
 
     Parameters
     ----------
     weights : numpy.ndarray
-        Weight bits, shape ``(M, N)``, values 0 (for -1) or 1 (for +1).
+        Weights, shape ``(M, N)``: bits (1 for +1, 0 for -1) if binary; -1/0/+1 if ternary.
     input_kind : str
         ``"bipolar"`` or ``"unsigned"``.
     input_bits : int
         Bits per input ``k``; must be 1 for bipolar inputs.
     pe : int
         Neurons computed per output beat; must divide ``M``.
+    simd : int or None
+        Inputs per neuron per cycle, at most ``N``; ``None`` for all ``N``.
+    weight_kind : str
+        ``"binary"`` or ``"ternary"``.
+    pipeline : int
+        Register stages in each popcount tree.
 
     Attributes
     ----------
-    n_inputs, n_neurons, groups : int
-        ``N``, ``M`` and ``M / pe``.
+    n_inputs, n_neurons, groups, folds : int
+        ``N``, ``M``, ``M / pe`` and ``ceil(N / simd)``.
+    widths : Widths
+        Derived datapath widths.
     sum_bound : int
         Bound ``S`` with ``|s_m| <= S``.
     sum_shape : Shape
         Signed shape of each sum.
-    cycles_per_vector : int
-        Initiation interval without stalls, ``M / pe + 1``.
-    latency : int
-        Cycles from an input transfer to its first output beat being valid, 1.
+    rows : list of int
+        Initial contents of the weight memory.
+    cycles_per_vector, latency : int
+        See above.
 
     Members
     -------
@@ -129,24 +141,34 @@ class MatrixVectorUnit(wiring.Component):
         Sums; element ``p`` of beat ``g`` is neuron ``g * pe + p``.
     """
 
-    def __init__(self, weights, *, input_kind: str, input_bits: int, pe: int):
-        weights = weight_bits(weights)
+    def __init__(self, weights, *, input_kind: str, input_bits: int, pe: int,
+                 simd: int | None = None, weight_kind: str = "binary", pipeline: int = 0):
+        weights = weight_values(weights, weight_kind)
         n_neurons, n_inputs = weights.shape
         self.groups = check_pe(n_neurons, pe)
-        self.n_inputs = n_inputs
-        self.n_neurons = n_neurons
-        self.pe = pe
-        self.input_kind = input_kind
-        self.input_bits = input_bits
-        self.sum_bound = sum_bound(n_inputs, input_kind, input_bits)
-        self.sum_shape = signed_shape(-self.sum_bound, self.sum_bound)
-        self.cycles_per_vector = self.groups + 1
-        self.latency = 1
-        self._rows = [
-            sum(int(weights[g * pe + p, j]) << (p * n_inputs + j)
-                for p in range(pe) for j in range(n_inputs))
-            for g in range(self.groups)
-        ]
+        simd = n_inputs if simd is None else simd
+        if not isinstance(simd, int) or isinstance(simd, bool) or simd <= 0:
+            raise TypeError(f"SIMD width must be a positive integer, not {simd!r}")
+        if simd > n_inputs:
+            raise ValueError(f"SIMD width must be at most the number of inputs N={n_inputs}, "
+                             f"not {simd}")
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
+            raise TypeError(f"Pipeline stages must be a non-negative integer, not {pipeline!r}")
+        self.widths = Widths(n_inputs, simd, input_kind, input_bits, weight_kind)
+        self.widths.prove()
+        self.n_inputs, self.n_neurons = n_inputs, n_neurons
+        self.pe, self.simd, self.folds = pe, simd, self.widths.folds
+        self.input_kind, self.input_bits, self.weight_kind = input_kind, input_bits, weight_kind
+        self.pipeline = pipeline
+        self.sum_bound = self.widths.sum_bound
+        self.sum_shape = self.widths.acc_shape
+        self.cycles_per_vector = self.groups * self.folds
+        self.latency = self.folds + 2 + pipeline
+        xnor = input_kind == "bipolar" and weight_kind == "binary"
+        # Padded inputs are 0; with XNOR, weight 1 makes them count as a mismatch, which the
+        # accumulator's start value of -N expects.
+        self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=int(xnor))
+        self.word_bits = pe * simd * (2 if weight_kind == "ternary" else 1)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(input_bits), n_inputs))),
             "o": Out(stream.Signature(data.ArrayLayout(self.sum_shape, pe))),
@@ -154,63 +176,113 @@ class MatrixVectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, k, last_group = self.n_inputs, self.input_bits, self.groups - 1
+        n, k, simd = self.n_inputs, self.input_bits, self.simd
+        folds, groups, words = self.folds, self.groups, self.groups * self.folds
 
-        m.submodules.weights = weights = Memory(
-            shape=unsigned(self.pe * n), depth=self.groups, init=self._rows)
-        rd = weights.read_port()
+        m.submodules.weights = memory = Memory(
+            shape=unsigned(self.word_bits), depth=words, init=self.rows)
+        rd = memory.read_port()
 
+        # --- Issue: walk the (group, fold) words of the latched vector -------------------------
         vector = Signal.like(self.i.payload)
-        busy   = Signal()   # a vector is latched and its beats are not all transferred
-        issue  = Signal()   # reads of the latched vector's rows remain to be issued
-        addr   = Signal(range(self.groups))
-        last   = Signal()   # the beat on the output is the vector's last
-
-        # The read port only advances when the output beat is taken (or absent), so the
-        # memory output, and with it the payload, holds during a stall.
-        advance = ~self.o.valid | self.o.ready
-        accept  = self.i.valid & self.i.ready
+        busy   = Signal()   # a vector is latched and some of its words are not issued
+        fold   = Signal(range(folds))
+        group  = Signal(range(groups))
+        addr   = Signal(range(words))
+        advance = Signal()  # the whole datapath moves: the output register is free or taken
+        fold_last  = fold == folds - 1
+        issue_last = busy & fold_last & (group == groups - 1)
+        issue = busy & advance
         m.d.comb += [
-            self.i.ready.eq(~busy),
-            rd.en.eq(advance),
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(~busy | (issue_last & advance)),
             rd.addr.eq(addr),
+            rd.en.eq(advance),
         ]
-        with m.If(accept):
+        with m.If(issue):
+            m.d.sync += [
+                addr.eq(Mux(addr == words - 1, 0, addr + 1)),
+                fold.eq(Mux(fold_last, 0, fold + 1)),
+            ]
+            with m.If(fold_last):
+                m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+            with m.If(issue_last):
+                m.d.sync += busy.eq(0)
+        with m.If(self.i.valid & self.i.ready):
             m.d.sync += [vector.eq(self.i.payload), busy.eq(1)]
-        with m.If(self.o.valid & self.o.ready & last):
-            m.d.sync += busy.eq(0)
-        # While idle, `addr` is 0, so the read of row 0 happens in the accepting cycle.
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(0)
-            with m.If(issue | accept):
-                m.d.sync += [self.o.valid.eq(1), last.eq(addr == last_group)]
-                with m.If(addr == last_group):
-                    m.d.sync += [addr.eq(0), issue.eq(0)]
-                with m.Else():
-                    m.d.sync += [addr.eq(addr + 1), issue.eq(1)]
 
-        # Operands of the popcounts are driven onto signals first: a popcount tree slices its
-        # operand once per bit, and slicing a signal keeps the netlist linear in its width.
+        # Operands are driven onto signals first: a popcount tree slices its operand once per
+        # bit, and slicing a signal keeps the netlist linear in its width.
         def wire(value, name):
-            sig = Signal(len(value), name=name)
+            sig = Signal(len(Value.cast(value)), name=name)
             m.d.comb += sig.eq(value)
             return sig
 
-        # The differences below are wider than `sum_shape` and wrap modulo their width; as every
-        # sum lies in [-S, S], truncating them to `sum_shape` gives the exact signed value.
-        if self.input_kind == "bipolar":
-            bits = vector.as_value()
-            for p in range(self.pe):
-                w = rd.data[p * n:(p + 1) * n]
-                match = wire(~(bits ^ w), f"match_{p}")
-                m.d.comb += self.o.payload[p].eq((popcount(match) << 1) - n)
-        else:
-            planes = [wire(Cat(vector[j][i] for j in range(n)), f"plane_{i}") for i in range(k)]
-            shared = sum(popcount(plane) << i for i, plane in enumerate(planes))
-            for p in range(self.pe):
-                w = rd.data[p * n:(p + 1) * n]
-                agree = sum(popcount(wire(plane & w, f"and_{p}_{i}")) << i
-                            for i, plane in enumerate(planes))
-                m.d.comb += self.o.payload[p].eq((agree << 1) - shared)
+        def stage(value, name):  # a register of the datapath, moving with `advance`
+            reg = Signal(len(Value.cast(value)), name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
 
+        # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
+        pad = folds * simd - n
+        slices = []
+        for i in range(k):
+            plane = wire(Cat(*(vector[j][i] for j in range(n)), Const(0, pad)), f"plane_{i}")
+            chosen = plane.word_select(fold, simd) if folds > 1 else plane
+            slices.append(stage(chosen, f"slice_{i}"))
+        valid, first, last = (stage(v, name) for v, name in
+                              [(busy, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+        for index in range(self.pipeline):  # the control follows the popcount trees' registers
+            valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
+                                  [(valid, "valid"), (first, "first"), (last, "last")])
+
+        def count(value, name):
+            return pipelined_popcount(m, wire(value, name), stages=self.pipeline,
+                                      enable=advance, name=f"{name}_count")
+
+        # --- Popcounts and partial sums --------------------------------------------------------
+        word = rd.data
+        shared = None
+        if self.weight_kind == "binary" and self.input_kind == "unsigned":
+            shared = [count(q, f"ones_{i}") for i, q in enumerate(slices)]
+        partials = []
+        for p in range(self.pe):
+            if self.weight_kind == "binary":
+                w = word[p * simd:(p + 1) * simd]
+                if self.input_kind == "bipolar":
+                    partial = count(~(slices[0] ^ w), f"match_{p}") << 1
+                else:
+                    partial = sum(((count(q & w, f"and_{p}_{i}") << 1) - shared[i]) << i
+                                  for i, q in enumerate(slices))
+            else:
+                pos = word[2 * p * simd:(2 * p + 1) * simd]
+                neg = word[(2 * p + 1) * simd:(2 * p + 2) * simd]
+                if self.input_kind == "bipolar":
+                    a = slices[0]
+                    partial = (count((a & pos) | (~a & neg), f"agree_{p}") -
+                               count((~a & pos) | (a & neg), f"disagree_{p}"))
+                else:
+                    partial = sum((count(q & pos, f"pos_{p}_{i}") -
+                                   count(q & neg, f"neg_{p}_{i}")) << i
+                                  for i, q in enumerate(slices))
+            partials.append(partial)
+
+        # --- Accumulate over the folds; the last fold's total goes to the output register -----
+        init = Const(self.widths.acc_init, self.sum_shape)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid & last)
+        for p, partial in enumerate(partials):
+            part = Signal(self.widths.partial_shape, name=f"partial_{p}")
+            total = Signal(self.sum_shape, name=f"total_{p}")
+            m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
+            if folds > 1:
+                acc = Signal(self.sum_shape, name=f"acc_{p}")
+                m.d.comb += total.eq(Mux(first, init, acc) + part)
+                with m.If(advance & valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                m.d.comb += total.eq(init + part)
+            with m.If(advance & valid & last):
+                m.d.sync += self.o.payload[p].eq(total)
         return m

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from .activation import ScoreUnit, ThresholdUnit
 from .argmax import Argmax
 from .collector import Collector
-from .mvu import MatrixVectorUnit, check_pe, sum_bound, weight_bits
+from .mvu import MatrixVectorUnit, check_pe, sum_bound, weight_values
 
 __all__ = ["LayerParams", "Network"]
 
@@ -25,17 +25,25 @@ class LayerParams:
     Attributes
     ----------
     weights : numpy.ndarray
-        Weight bits, shape ``(M, N)``, 1 for +1 and 0 for -1.
+        Weights, shape ``(M, N)``: bits (1 for +1, 0 for -1), or -1/0/+1 if ternary.
     input_kind : str
         ``"bipolar"`` or ``"unsigned"``.
     input_bits : int
         Bits per input (1 for bipolar inputs).
     pe : int
         Neurons computed per cycle; must divide ``M``.
-    thresholds : sequence of int, optional
-        ``T_m``: neuron ``m`` outputs 1 when its sum ``s_m >= T_m``.
+    thresholds : sequence of int, or of sequences of int, optional
+        ``T_m``: neuron ``m`` outputs 1 when its sum ``s_m >= T_m`` (the next layer's inputs
+        are bipolar); or ``2^k - 1`` thresholds per neuron for ``k``-bit outputs (the next
+        layer's inputs are ``k``-bit unsigned), see :class:`ThresholdUnit`.
     shifts, offsets : sequence of int, optional
         Output scores ``(s_m << shifts[m]) + offsets[m]``.
+    simd : int, optional
+        Inputs per neuron per cycle (default: all).
+    weight_kind : str
+        ``"binary"`` or ``"ternary"``.
+    pipeline : int
+        Register stages in the popcount trees.
     """
     weights: np.ndarray
     input_kind: str
@@ -44,26 +52,31 @@ class LayerParams:
     thresholds: Sequence[int] | None = None
     shifts: Sequence[int] | None = None
     offsets: Sequence[int] | None = None
+    simd: int | None = None
+    weight_kind: str = "binary"
+    pipeline: int = 0
 
 
 def _check_layers(layers):
     """Check the layers and how they fit together, without building any hardware."""
     if not layers:
         raise ValueError("A network must have at least one layer")
-    n_neurons = None
+    n_neurons = out_bits = None
     for index, layer in enumerate(layers):
         if not isinstance(layer, LayerParams):
             raise TypeError(f"Layer {index} must be a LayerParams, not {layer!r}")
-        m, n = weight_bits(layer.weights).shape
+        m, n = weight_values(layer.weights, layer.weight_kind).shape
         sum_bound(n, layer.input_kind, layer.input_bits)
         check_pe(m, layer.pe)
         if index > 0:
             if n != n_neurons:
                 raise ValueError(f"Layer {index} has {n} inputs but layer {index - 1} has "
                                  f"{n_neurons} neurons")
-            if layer.input_kind != "bipolar":
-                raise ValueError(f"Layer {index} must have bipolar inputs, not "
-                                 f"{layer.input_kind!r}")
+            kind = "bipolar" if out_bits == 1 else "unsigned"
+            if (layer.input_kind, layer.input_bits) != (kind, out_bits):
+                raise ValueError(f"Layer {index} must have {kind} {out_bits}-bit inputs, as "
+                                 f"layer {index - 1} outputs, not {layer.input_kind!r} "
+                                 f"{layer.input_bits}-bit ones")
         if index < len(layers) - 1:
             if layer.thresholds is None or layer.shifts is not None or \
                     layer.offsets is not None:
@@ -80,6 +93,9 @@ def _check_layers(layers):
                              f"{'/'.join(str(len(param)) for param in params)} activation "
                              f"parameters")
         n_neurons = m
+        first = layer.thresholds[0] if layer.thresholds is not None and len(layer.thresholds) \
+            else 0
+        out_bits = len(first).bit_length() if hasattr(first, "__len__") else 1
 
 
 class Network(wiring.Component):
@@ -88,19 +104,20 @@ class Network(wiring.Component):
 
     Submodules are named ``layer{L}_mvu``, ``layer{L}_act``, ``layer{L}_collect`` and ``argmax``.
 
-    Timing, with ``G_L = M_L / pe_L`` beats in layer ``L``, the input always valid and the output
-    always ready: an input is accepted every ``cycles_per_inference = max_L (G_L + 1)`` cycles
-    in the steady state (the slowest :class:`MatrixVectorUnit`), and a result is valid
-    ``latency_cycles = sum_L (G_L + 1) + 1`` cycles after its input was transferred into an idle
-    network (per layer: 1 cycle to the first beat, ``G_L - 1`` more beats, 1 cycle in the
-    collector; then 1 cycle in the argmax).
+    Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
+    valid and the output always ready: an input is accepted every ``cycles_per_inference =
+    max_L G_L F_L`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`), and a
+    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 1) + 1`` cycles after
+    its input was transferred into an idle network (per layer: the unit's latency to its first
+    beat, ``G_L - 1`` more beats, 1 cycle in the collector; then 1 cycle in the argmax).
 
     Parameters
     ----------
     layers : list of LayerParams
         Layers from input to output. Layer ``L + 1`` has as many inputs as layer ``L`` has
-        neurons; layers after the first take bipolar inputs; every layer but the last has
-        thresholds, the last has shifts and offsets.
+        neurons, and takes what it outputs (bipolar bits after one threshold per neuron,
+        ``k``-bit unsigned levels after ``2^k - 1``); every layer but the last has thresholds,
+        the last has shifts and offsets.
 
     Attributes
     ----------
@@ -125,10 +142,11 @@ class Network(wiring.Component):
         self.mvus, self.activations, self.collectors = [], [], []
         for index, layer in enumerate(layers):
             mvu = MatrixVectorUnit(layer.weights, input_kind=layer.input_kind,
-                                   input_bits=layer.input_bits, pe=layer.pe)
+                                   input_bits=layer.input_bits, pe=layer.pe, simd=layer.simd,
+                                   weight_kind=layer.weight_kind, pipeline=layer.pipeline)
             if layer.thresholds is not None:
                 act = ThresholdUnit(layer.thresholds, sum_bound=mvu.sum_bound, pe=layer.pe)
-                out_shape = unsigned(1)
+                out_shape = act.out_shape
             else:
                 act = ScoreUnit(layer.shifts, layer.offsets, sum_bound=mvu.sum_bound,
                                 pe=layer.pe)
@@ -140,7 +158,7 @@ class Network(wiring.Component):
 
         self.cycles_per_inference = max(mvu.cycles_per_vector for mvu in self.mvus)
         self.latency_cycles = self.argmax.latency + sum(
-            mvu.latency + (mvu.groups - 1) + collector.latency
+            mvu.latency + (mvu.groups - 1) * mvu.folds + collector.latency
             for mvu, collector in zip(self.mvus, self.collectors))
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(layers[0].input_bits),

@@ -7,15 +7,22 @@ from amaranth.sim import Simulator
 
 # --- NumPy references --------------------------------------------------------------------------
 
-def ref_sums(weights, x, input_kind):
-    """Sums ``s`` of a layer: ``x`` (..., N) of inputs, ``weights`` (M, N) of bits."""
-    signs = 2 * np.asarray(weights, dtype=np.int64) - 1
+def ref_sums(weights, x, input_kind, weight_kind="binary"):
+    """Sums ``s`` of a layer: ``x`` (..., N) of inputs, ``weights`` (M, N) of bits (or -1/0/+1
+    if ternary)."""
+    signs = np.asarray(weights, dtype=np.int64)
+    if weight_kind == "binary":
+        signs = 2 * signs - 1
     x = np.asarray(x, dtype=np.int64)
     return (2 * x - 1 if input_kind == "bipolar" else x) @ signs.T
 
 
 def ref_threshold(sums, thresholds):
-    return (np.asarray(sums) >= np.asarray(thresholds, dtype=np.int64)).astype(np.int64)
+    """One threshold per neuron (bits out), or several (the count of thresholds reached)."""
+    thresholds = np.asarray(thresholds, dtype=np.int64)
+    if thresholds.ndim == 2:
+        return (np.asarray(sums)[..., None] >= thresholds).sum(-1).astype(np.int64)
+    return (np.asarray(sums) >= thresholds).astype(np.int64)
 
 
 def ref_scores(sums, shifts, offsets):
@@ -27,7 +34,7 @@ def ref_network(layers, x):
     """Per-layer activations (list of arrays), then the label and scores of input ``x``."""
     outputs = []
     for layer in layers:
-        sums = ref_sums(layer.weights, x, layer.input_kind)
+        sums = ref_sums(layer.weights, x, layer.input_kind, layer.weight_kind)
         if layer.thresholds is not None:
             x = ref_threshold(sums, layer.thresholds)
         else:

@@ -86,3 +86,28 @@ def test_errors():
         ScoreUnit([0] * 3, [0] * 3, sum_bound=5, pe=2)
     with pytest.raises(ValueError, match="At least one neuron is needed"):
         ThresholdUnit([], sum_bound=5, pe=1)
+
+
+@pytest.mark.parametrize("levels", [3, 7])
+@pytest.mark.parametrize("stalls", [False, True])
+def test_multi_threshold(levels, stalls):
+    """``2^k - 1`` thresholds per neuron give the ``k``-bit level, the count of those reached."""
+    m, pe, bound = 6, 3, 40
+    rng = np.random.default_rng(levels)
+    thresholds = np.sort(rng.integers(-bound - 2, bound + 3, size=(m, levels)), axis=1)
+    thresholds[0] = bound + 1          # never reached: level 0
+    thresholds[1] = -bound             # always reached: the top level
+    thresholds[2, :2] = [5000, -5000]  # clamped, and not sorted: still a count
+    sums = random_sums(rng, 6, m, bound)
+    dut = ThresholdUnit(thresholds.tolist(), sum_bound=bound, pe=pe)
+    assert dut.levels == levels
+    assert dut.o.payload.shape().elem_shape == unsigned(levels.bit_length())
+    assert dut.thresholds[2][:2] == [bound + 1, -bound]
+    got = run(dut, sums, seed=levels if stalls else None)
+    np.testing.assert_array_equal(got, ref_threshold(sums, thresholds))
+    assert set(got[:, 0]) == {0} and set(got[:, 1]) == {levels}
+
+
+def test_multi_threshold_errors():
+    with pytest.raises(ValueError, match=r"same positive number of thresholds, not \[1, 2\]"):
+        ThresholdUnit([[1, 2], [3]], sum_bound=5, pe=1)

@@ -3,57 +3,84 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment, signed, unsigned
 
-from fewmul.gateware import MatrixVectorUnit, signed_shape, sum_bound
+from fewmul.gateware import MatrixVectorUnit, Widths, signed_shape, sum_bound
 
 from gateware_helpers import random_inputs, ref_sums, simulate
 
-# (M, N, input_kind, input_bits, pe)
+# (M, N, input_kind, input_bits, weight_kind, pe, simd, pipeline)
 CASES = [
-    (6, 10, "bipolar", 1, 1),
-    (6, 10, "bipolar", 1, 6),
-    (6, 10, "bipolar", 1, 3),
-    (1, 1, "bipolar", 1, 1),
-    (8, 16, "unsigned", 1, 2),
-    (8, 16, "unsigned", 4, 4),
-    (5, 7, "unsigned", 8, 5),
-    (4, 9, "unsigned", 8, 1),
-    (12, 3, "unsigned", 4, 12),
+    (6, 10, "bipolar", 1, "binary", 1, None, 0),
+    (6, 10, "bipolar", 1, "binary", 6, None, 0),
+    (6, 10, "bipolar", 1, "binary", 3, 5, 0),       # SIMD divides N
+    (6, 10, "bipolar", 1, "binary", 3, 4, 1),       # SIMD does not divide N: padded
+    (6, 10, "bipolar", 1, "binary", 2, 1, 2),       # one input per cycle
+    (1, 1, "bipolar", 1, "binary", 1, None, 0),
+    (8, 16, "unsigned", 1, "binary", 2, 16, 0),
+    (8, 16, "unsigned", 4, "binary", 4, 6, 1),
+    (5, 7, "unsigned", 8, "binary", 5, 3, 0),       # 8-bit bit-planes
+    (4, 9, "unsigned", 8, "binary", 1, 9, 3),       # more stages than adder levels
+    (12, 3, "unsigned", 4, "binary", 12, 2, 0),
+    (6, 10, "bipolar", 1, "ternary", 3, 4, 0),
+    (6, 10, "bipolar", 1, "ternary", 1, None, 1),
+    (6, 11, "unsigned", 2, "ternary", 2, 4, 2),
+    (4, 9, "unsigned", 8, "ternary", 4, 9, 0),
+    (3, 5, "unsigned", 2, "binary", 3, 2, 0),
 ]
 
 
-def random_weights(rng, m, n):
-    """Random weight bits, with an all-ones and an all-zeros row to reach the sum bounds."""
-    weights = rng.integers(0, 2, size=(m, n))
+def random_weights(rng, m, n, weight_kind):
+    """Random weights, with an all-ones and an all-zeros (all-negative) row to reach the bounds."""
+    if weight_kind == "binary":
+        weights = rng.integers(0, 2, size=(m, n))
+        low = 0
+    else:
+        weights = rng.integers(-1, 2, size=(m, n))
+        low = -1
     weights[0] = 1
-    weights[1:2] = 0
+    weights[1:2] = low
     return weights
 
 
-def run(case, seed, *, stalls, vectors=6):
-    m, n, kind, bits, pe = case
+def make(case, seed):
+    m, n, kind, bits, wkind, pe, simd, pipeline = case
     rng = np.random.default_rng(seed)
-    weights = random_weights(rng, m, n)
+    weights = random_weights(rng, m, n, wkind)
+    dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=pe, simd=simd,
+                           weight_kind=wkind, pipeline=pipeline)
+    return dut, weights, rng
+
+
+def run(case, seed, *, stalls, vectors=6):
+    m, n, kind, bits, wkind, pe, _, _ = case
+    dut, weights, rng = make(case, seed)
     x = random_inputs(rng, vectors, n, bits)
-    dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=pe)
     in_mon, out_mon = simulate(dut, x.tolist(), vectors * m // pe,
                                seed=seed if stalls else None, p_stall=0.4)
     got = np.array(out_mon.payloads).reshape(vectors, m)
-    np.testing.assert_array_equal(got, ref_sums(weights, x, kind))
+    np.testing.assert_array_equal(got, ref_sums(weights, x, kind, wkind))
     return dut, in_mon, out_mon
 
 
-@pytest.mark.parametrize("case", CASES)
+def case_id(case):
+    m, n, kind, bits, wkind, pe, simd, pipeline = case
+    return f"{m}x{n}-{kind}{bits}-{wkind}-pe{pe}-simd{simd or n}-pl{pipeline}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_sums_with_stalls(case):
     run(case, seed=sum(case[:2]) + case[3], stalls=True)
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_timing_without_stalls(case):
     dut, in_mon, out_mon = run(case, seed=1, stalls=False)
-    groups = case[0] // case[4]
-    assert dut.cycles_per_vector == groups + 1
+    m, n, *_, pe, simd, pipeline = case
+    folds = -(-n // (simd or n))
+    assert (dut.groups, dut.folds) == (m // pe, folds)
+    assert dut.cycles_per_vector == m // pe * folds
+    assert dut.latency == folds + 2 + pipeline
     assert np.all(np.diff(in_mon.cycles) == dut.cycles_per_vector)
-    expected = [c + dut.latency + g for c in in_mon.cycles for g in range(groups)]
+    expected = [c + dut.latency + g * folds for c in in_mon.cycles for g in range(dut.groups)]
     assert out_mon.cycles == expected
 
 
@@ -74,12 +101,54 @@ def test_widths_and_memory():
     Fragment.get(m, None)
 
 
+def test_folded_memory_layout():
+    weights = np.random.default_rng(1).integers(-1, 2, size=(4, 7))
+    dut = MatrixVectorUnit(weights, input_kind="unsigned", input_bits=2, pe=2, simd=3,
+                           weight_kind="ternary")
+    assert (dut.groups, dut.folds, dut.word_bits) == (2, 3, 12)
+    mem = dut.elaborate(None).submodules.weights
+    assert mem.depth == 6
+    # Word g * 3 + f; lane p: positive mask at 2 * p * 3 + j, negative at (2 * p + 1) * 3 + j.
+    for g in range(2):
+        for f in range(3):
+            for p in range(2):
+                for j in range(3):
+                    col = f * 3 + j
+                    w = weights[g * 2 + p, col] if col < 7 else 0
+                    word = mem.init[g * 3 + f]
+                    assert (word >> (2 * p * 3 + j)) & 1 == (w == 1)
+                    assert (word >> ((2 * p + 1) * 3 + j)) & 1 == (w == -1)
+
+
 def test_sum_bound():
     assert sum_bound(784, "bipolar", 1) == 784
     assert sum_bound(3, "unsigned", 8) == 765
     assert signed_shape(-4, 3) == signed(3)
     assert signed_shape(-5, 4) == signed(4)
     assert signed_shape(0, 4) == signed(4)
+
+
+@pytest.mark.parametrize("n,simd,kind,bits,wkind", [
+    (1024, 32, "bipolar", 1, "binary"), (784, 49, "unsigned", 8, "binary"),
+    (1024, 100, "unsigned", 2, "ternary"), (1023, 1023, "bipolar", 1, "ternary"),
+    (1, 1, "bipolar", 1, "binary"), (5, 2, "unsigned", 8, "ternary")])
+def test_widths_are_proved_and_tight(n, simd, kind, bits, wkind):
+    w = Widths(n, simd, kind, bits, wkind)
+    w.prove()
+    bound = n * ((1 << bits) - 1)
+    assert w.sum_bound == bound
+    assert w.acc_shape == signed_shape(-bound, bound)
+    # One bit fewer would not hold the sum bound.
+    assert bound >= 1 << (w.acc_shape.width - 2)
+
+
+def test_width_proof_can_fail():
+    class Narrow(Widths):
+        @property
+        def acc_shape(self):
+            return signed(4)
+    with pytest.raises(OverflowError, match=r"accumulator after fold 1 ranges over \[-10, 10\]"):
+        Narrow(20, 5, "unsigned", 1, "binary").prove()
 
 
 def test_errors():
@@ -96,5 +165,17 @@ def test_errors():
         MatrixVectorUnit(weights, input_kind="ternary", input_bits=2, pe=1)
     with pytest.raises(ValueError, match="only contain the bits 0 and 1"):
         MatrixVectorUnit(weights - 1, input_kind="bipolar", input_bits=1, pe=1)
+    with pytest.raises(ValueError, match="Ternary weights must only contain -1, 0 and 1"):
+        MatrixVectorUnit(weights + 2, input_kind="bipolar", input_bits=1, pe=1,
+                         weight_kind="ternary")
+    with pytest.raises(ValueError, match="Weight kind must be one of"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, weight_kind="quad")
     with pytest.raises(ValueError, match=r"non-empty \(M, N\) array"):
         MatrixVectorUnit(np.zeros(4), input_kind="bipolar", input_bits=1, pe=1)
+    with pytest.raises(ValueError, match="SIMD width must be at most the number of inputs N=4, "
+                                         "not 5"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=5)
+    with pytest.raises(TypeError, match="SIMD width must be a positive integer, not 0"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=0)
+    with pytest.raises(TypeError, match="Pipeline stages must be a non-negative integer, not -1"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=-1)

@@ -10,35 +10,55 @@ from fewmul.gateware import LayerParams, Network
 from gateware_helpers import StreamMonitor, random_inputs, ref_network, simulate
 
 
-def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4):
-    """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range."""
+def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4, simds=None,
+                   weight_kind="binary", act_bits=1, pipeline=0):
+    """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range.
+
+    Hidden layers output bits (``act_bits == 1``) or ``act_bits``-bit levels.
+    """
     rng = np.random.default_rng(seed)
+    simds = simds or [None] * len(pes)
     layers = []
+    kind, bits = input_kind, input_bits
     for index, (n, m, pe) in enumerate(zip(sizes[:-1], sizes[1:], pes, strict=True)):
-        kind, bits = (input_kind, input_bits) if index == 0 else ("bipolar", 1)
-        weights = rng.integers(0, 2, size=(m, n))
+        weights = (rng.integers(0, 2, size=(m, n)) if weight_kind == "binary" else
+                   rng.integers(-1, 2, size=(m, n)))
         spread = max(1, int(np.sqrt(n)) << (bits - 1))
+        extra = dict(simd=simds[index], weight_kind=weight_kind, pipeline=pipeline)
         if index < len(pes) - 1:
-            layers.append(LayerParams(weights, kind, bits, pe,
-                                      thresholds=rng.integers(-spread, spread + 1, m).tolist()))
+            levels = (1 << act_bits) - 1
+            t = np.sort(rng.integers(-spread, spread + 1, (m, levels)), axis=1)
+            t = t[:, 0].tolist() if act_bits == 1 else t.tolist()
+            layers.append(LayerParams(weights, kind, bits, pe, thresholds=t, **extra))
         else:
             layers.append(LayerParams(weights, kind, bits, pe,
                                       shifts=rng.integers(0, 3, m).tolist(),
-                                      offsets=rng.integers(-spread, spread + 1, m).tolist()))
+                                      offsets=rng.integers(-spread, spread + 1, m).tolist(),
+                                      **extra))
+        kind, bits = ("bipolar", 1) if act_bits == 1 else ("unsigned", act_bits)
     return layers
 
 
-NETWORKS = {  # name: (sizes, pes, input_kind, input_bits)
-    "balanced":     ([16, 12, 8, 5], [4, 2, 5], "unsigned", 4),
-    "first_slow":   ([16, 12, 8, 5], [1, 8, 1], "unsigned", 8),
-    "last_slow":    ([16, 12, 8, 5], [12, 8, 1], "unsigned", 1),
-    "single_layer": ([10, 3], [1], "bipolar", 1),
+NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
+    "balanced":     ([16, 12, 8, 5], [4, 2, 5], "unsigned", 4, {}),
+    "first_slow":   ([16, 12, 8, 5], [1, 8, 1], "unsigned", 8, {}),
+    "last_slow":    ([16, 12, 8, 5], [12, 8, 1], "unsigned", 1, {}),
+    "single_layer": ([10, 3], [1], "bipolar", 1, {}),
+    "folded":       ([16, 12, 8, 5], [4, 2, 5], "unsigned", 8,
+                     dict(simds=[5, 4, 3], pipeline=1)),
+    "ternary_2bit": ([16, 12, 8, 5], [3, 4, 5], "unsigned", 8,
+                     dict(simds=[6, 5, 8], weight_kind="ternary", act_bits=2)),
+    "binary_2bit":  ([16, 12, 8, 5], [6, 2, 1], "unsigned", 4,
+                     dict(simds=[16, 7, 2], act_bits=2, pipeline=2)),
+    "ternary_sign": ([16, 12, 8, 5], [2, 4, 5], "unsigned", 4,
+                     dict(simds=[3, 12, 1], weight_kind="ternary")),
 }
 
 
 def run(name, *, vectors, seed=None):
-    sizes, pes, kind, bits = NETWORKS[name]
-    layers = random_network(sum(map(ord, name)), sizes, pes, input_kind=kind, input_bits=bits)
+    sizes, pes, kind, bits, options = NETWORKS[name]
+    layers = random_network(sum(map(ord, name)), sizes, pes, input_kind=kind, input_bits=bits,
+                            **options)
     x = random_inputs(np.random.default_rng(len(name)), vectors, sizes[0], bits)
     net = Network(layers)
     collected = [StreamMonitor(collector.o) for collector in net.collectors]
@@ -59,14 +79,20 @@ def test_inference_with_stalls(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_timing_without_stalls(name):
-    net, in_mon, out_mon = run(name, vectors=14)
-    groups = [m // pe for m, pe in zip(NETWORKS[name][0][1:], NETWORKS[name][1])]
-    assert net.cycles_per_inference == max(g + 1 for g in groups)
-    assert net.latency_cycles == sum(g + 1 for g in groups) + 1
+    net, in_mon, out_mon = run(name, vectors=20)
+    sizes, pes, _, _, options = NETWORKS[name]
+    simds = options.get("simds") or sizes[:-1]
+    groups = [m // pe for m, pe in zip(sizes[1:], pes)]
+    folds = [-(-n // simd) for n, simd in zip(sizes[:-1], simds)]
+    latency = [f + 2 + options.get("pipeline", 0) for f in folds]
+    assert net.cycles_per_inference == max(g * f for g, f in zip(groups, folds))
+    assert net.latency_cycles == sum(l + (g - 1) * f + 1
+                                     for l, g, f in zip(latency, groups, folds)) + 1
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
-    # Once every layer's MVU and collector and the argmax hold a vector, inputs (like outputs)
-    # move every `cycles_per_inference` cycles.
-    warm_up = 2 * len(groups) + 1
+    # Once the buffers of every layer (the latched vector, the datapath registers, the output
+    # register, the collector) are full, inputs (like outputs) move every
+    # `cycles_per_inference` cycles.
+    warm_up = (3 + options.get("pipeline", 0)) * len(groups)
     assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
     assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
 
@@ -92,7 +118,8 @@ def test_errors():
     with pytest.raises(ValueError, match="Layer 1 has 12 inputs but layer 0 has 8 neurons"):
         Network([LayerParams(good[0].weights[:8], "unsigned", 4, 4, thresholds=[0] * 8),
                  *good[1:]])
-    with pytest.raises(ValueError, match="Layer 1 must have bipolar inputs"):
+    with pytest.raises(ValueError, match="Layer 1 must have bipolar 1-bit inputs, as layer 0 "
+                                         "outputs, not 'unsigned' 1-bit ones"):
         Network([good[0], LayerParams(good[1].weights, "unsigned", 1, 2,
                                       thresholds=good[1].thresholds), good[2]])
     with pytest.raises(ValueError, match="Hidden layer 0 must have thresholds"):
