@@ -1,0 +1,21 @@
+"""fewmul.gateware.training: multiplier-free units that train a binary network on chip.
+
+The forward pass adds and subtracts, the error is back-propagated through the
+binary weights by adding and subtracting, and the weight update is the error
+shifted by a barrel shifter (quantized back-propagation with a power-of-two
+learning rate). Stochastic rounding draws its bits from an LFSR.
+"""
+
+from .shifter import BarrelShifter
+from .lfsr import Lfsr
+from .qbp import QbpRounder
+from .forward import RowDot
+from .delta import HingeError, DeltaBackprop
+from .update import WeightUpdate
+from .sweep import RowSweep
+from .top import OnChipTrainer, TrainerParams
+
+__all__ = [
+    "BarrelShifter", "Lfsr", "QbpRounder", "RowDot", "HingeError", "DeltaBackprop",
+    "WeightUpdate", "RowSweep", "OnChipTrainer", "TrainerParams",
+]

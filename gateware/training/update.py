@@ -1,0 +1,77 @@
+"""Weight-update unit: a row of hidden weights plus the shifted error, clipped."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..mvu import signed_shape
+from .shifter import BarrelShifter
+
+__all__ = ["WeightUpdate"]
+
+
+class WeightUpdate(wiring.Component):
+    """New hidden weights of one row: ``w_k + s_k * round(|delta| / 2**amount_k)``, clipped.
+
+    ``s_k`` is ``sign(delta)``, negated where ``negate_k`` is set (the input was negative) and
+    zero where ``skip_k`` is set (the input was zero). Each lane has its own
+    :class:`BarrelShifter` (submodules ``shift_{k}``); the magnitude is rounded to nearest,
+    ties away from zero. The result is clipped to ``[-2**weight_bits, 2**weight_bits]``.
+    Combinational.
+
+    Parameters
+    ----------
+    lanes : int
+        Weights per row.
+    weight_bits : int
+        Hidden weights lie in ``[-W0, W0]``, ``W0 = 2**weight_bits``.
+    delta_bound : int
+        ``|delta| <= delta_bound``.
+    max_shift : int
+        Largest shift amount.
+
+    Members
+    -------
+    weights : ``In(ArrayLayout(signed(weight_bits + 2), lanes))``
+    delta : ``In(signed)``
+    amount : ``In(ArrayLayout(range(max_shift + 1), lanes))``
+    negate, skip : ``In(lanes)``
+    result : ``Out(ArrayLayout(signed(weight_bits + 2), lanes))``
+    """
+
+    def __init__(self, lanes: int, *, weight_bits: int, delta_bound: int, max_shift: int):
+        for name, value in (("Lanes", lanes), ("Weight bits", weight_bits),
+                            ("Delta bound", delta_bound)):
+            if not isinstance(value, int) or value <= 0:
+                raise TypeError(f"{name} must be a positive integer, not {value!r}")
+        self.lanes, self.weight_bits, self.max_shift = lanes, weight_bits, max_shift
+        self.w0 = 1 << weight_bits
+        self.weight_shape = signed(weight_bits + 2)
+        self.delta_shape = signed_shape(-delta_bound, delta_bound)
+        self.mag_width = delta_bound.bit_length()
+        self.shifters = [BarrelShifter(self.mag_width, max_shift) for _ in range(lanes)]
+        super().__init__({
+            "weights": In(data.ArrayLayout(self.weight_shape, lanes)),
+            "delta": In(self.delta_shape),
+            "amount": In(data.ArrayLayout(range(max_shift + 1), lanes)),
+            "negate": In(lanes),
+            "skip": In(lanes),
+            "result": Out(data.ArrayLayout(self.weight_shape, lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        negative = self.delta < 0
+        mag = Signal(self.mag_width)
+        m.d.comb += mag.eq(Mux(negative, -self.delta, self.delta))
+        sum_shape = signed_shape(-self.w0 - (1 << self.mag_width), self.w0 + (1 << self.mag_width))
+        for k, shifter in enumerate(self.shifters):
+            m.submodules[f"shift_{k}"] = shifter
+            m.d.comb += [shifter.value.eq(mag), shifter.amount.eq(self.amount[k])]
+            step = Mux(self.skip[k], 0, shifter.result)
+            total = Signal(sum_shape, name=f"total_{k}")
+            m.d.comb += total.eq(Mux(negative ^ self.negate[k],
+                                     self.weights[k] - step, self.weights[k] + step))
+            m.d.comb += self.result[k].eq(Mux(total > self.w0, self.w0,
+                                              Mux(total < -self.w0, -self.w0, total)))
+        return m
