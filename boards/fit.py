@@ -1,0 +1,115 @@
+"""Whether a design fits its board, and which folding would make it fit.
+
+The suggestion scales the measured use of the overfull resource with the
+"PE work" of a folding, ``sum_L pe_L * inputs_L * input_bits_L`` (the XNOR /
+AND gates and popcount inputs computed per cycle), which is what grows with
+``pe``; the rest of the design (link, control, argmax) is small beside it. It
+is an estimate and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fewmul.compiler.lower import LayerPlan, plan_folding
+from fewmul.nn.integer import IntegerNet
+
+from .targets import Board
+
+__all__ = ["FitError", "check_fit", "suggest_folding", "pe_work", "pnr_utilisation_from_log"]
+
+KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks"}
+#: Use of a resource aimed at when suggesting a folding (routing needs slack).
+FILL_TARGET = 0.85
+
+
+class FitError(ValueError):
+    """The design needs more of a resource than the board's device has.
+
+    Attributes
+    ----------
+    resource : str
+        ``"lut"``, ``"ff"``, ``"bram"`` or ``"dsp"``.
+    used, available : float
+        Need and capacity.
+    suggestion : str
+        The folding (or smaller network) estimated to fit.
+    """
+
+    def __init__(self, message: str, *, resource: str, used: float, available: float,
+                 suggestion: str):
+        super().__init__(message)
+        self.resource, self.used, self.available = resource, used, available
+        self.suggestion = suggestion
+
+
+def pe_work(net: IntegerNet, plans: list[LayerPlan]) -> int:
+    """``sum_L pe_L * inputs_L * input_bits_L``: the logic that grows with the folding."""
+    return sum(p.pe * p.inputs * layer.input_bits for p, layer in zip(plans, net.layers))
+
+
+def _pe_text(plans) -> str:
+    return ",".join(str(p.pe) for p in plans)
+
+
+def _cycles(plans) -> int:
+    return max(p.cycles for p in plans)
+
+
+def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float,
+                    available: float) -> tuple[str, list[LayerPlan] | None]:
+    """The fastest folding whose estimated use is at most :data:`FILL_TARGET` of ``available``.
+
+    Returns the advice and the plans (None when even one PE per layer is estimated too big).
+    """
+    work = pe_work(net, plans)
+    per_work = used / work
+    targets = sorted({m // d + 1 for layer in net.layers
+                      for m in [layer.units] for d in range(1, m + 1) if m % d == 0})
+    for target in targets:
+        candidate = plan_folding(net, "auto", target)
+        estimate = per_work * pe_work(net, candidate)
+        if estimate <= FILL_TARGET * available and pe_work(net, candidate) < work:
+            return (f"--pe {_pe_text(candidate)} ({_cycles(candidate)} cycles/inference instead "
+                    f"of {_cycles(plans)}) is estimated to need about {estimate:.0f}", candidate)
+    smallest = plan_folding(net, 1)
+    estimate = per_work * pe_work(net, smallest)
+    shrink = FILL_TARGET * available / estimate
+    return (f"even --pe 1 ({_cycles(smallest)} cycles/inference) is estimated to need about "
+            f"{estimate:.0f}; use a smaller network (about {100 * shrink:.0f} % of the weights of "
+            f"the first layers, e.g. fewer hidden units or input pixels) or a larger board", None)
+
+
+def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan], *,
+              stage: str) -> None:
+    """Raise :class:`FitError` for the first resource of ``used`` over the board's capacity."""
+    for kind in ("lut", "ff", "bram", "dsp"):
+        have = board.capacity.get(kind)
+        need = used.get(kind)
+        if have is None or need is None or need <= have:
+            continue
+        advice, _ = suggest_folding(net, plans, need, have)
+        name = KIND_NAMES[kind]
+        message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
+                   f"({stage}) but the device has {have}, {need - have:g} over "
+                   f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "
+                   f"({_cycles(plans)} cycles/inference). To fit: {advice} {name} "
+                   f"(an estimate scaled from this build).")
+        raise FitError(message, resource=kind, used=need, available=have, suggestion=advice)
+
+
+_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def pnr_utilisation_from_log(board: Board, log: Path) -> dict:
+    """Resource use from the "Device utilisation" table of a nextpnr log (kinds as keys)."""
+    log = Path(log)
+    if not log.exists():
+        return {}
+    kinds = {bel: kind for kind, bel in board.pnr_bels.items()}
+    used = {}
+    for bel, need, _ in _UTIL.findall(log.read_text(errors="replace")):
+        if bel in kinds:
+            used[kinds[bel]] = max(used.get(kinds[bel], 0), int(need))
+    return used

