@@ -10,22 +10,45 @@ def register(sub) -> None:
                        description="Fold batch norm into thresholds, plan the folding, emit "
                                    "BUILD/top.v, the packed weights, the golden model "
                                    "(net.npz) and BUILD/report.json with Yosys cell counts.")
-    c.add_argument("run", type=Path, metavar="RUN", help="folder written by 'fewmul train'")
+    c.add_argument("run", type=Path, metavar="RUN",
+                   help="folder written by 'fewmul train' (with --train: a spec file or a run folder)")
     c.add_argument("-o", "--output", type=Path, required=True, metavar="BUILD", help="build folder to write")
     c.add_argument("--pe", type=pe_arg, default=None,
                    help="neurons computed in parallel: 'auto', N, or one per layer 'N,N,N' "
                         "(default: the spec's hardware.pe)")
     c.add_argument("--target-cycles", type=positive_int, default=None, metavar="N",
-                   help="with pe auto: fewest PEs that meet N cycles per inference (default 64)")
+                   help="plan PE and SIMD per layer: the smallest estimated area that meets N "
+                        "cycles per inference (default: the spec's, else 64)")
+    c.add_argument("--max-luts", type=positive_int, default=None, metavar="N",
+                   help="plan PE and SIMD per layer: the fewest cycles per inference whose "
+                        "estimated LUT count is at most N")
+    c.add_argument("--simd", type=pe_arg, default=None,
+                   help="with an explicit --pe: inputs per neuron per cycle, N or 'N,N,N' "
+                        "(default: all inputs)")
+    c.add_argument("--pipeline", type=int, default=None, metavar="N",
+                   help="register stages in each popcount adder tree (default 0)")
     c.add_argument("--synth", nargs="*", default=["generic"],
                    choices=["generic", "ecp5", "ice40", "xilinx"],
                    help="Yosys statistics to report (default: generic; ecp5/ice40/xilinx take longer)")
+    c.add_argument("--train", action="store_true",
+                   help="emit the on-chip training design of the spec instead (one hidden layer, "
+                        "no batch norm; see examples/digits-onchip.yaml); the report lists the "
+                        "LUT/FF cost of every forward and backward unit (ECP5)")
+    c.add_argument("--no-area", action="store_true",
+                   help="with --train: skip the per-unit ECP5 synthesis (about a minute)")
     c.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.train:
+        from ..emit_train import compile_training, format_report
+        report = compile_training(args.run, args.output, synth=tuple(args.synth),
+                                  units=not args.no_area)
+        print(format_report(report, args.output))
+        return 0
     from ..emit import compile_run
     report = compile_run(args.run, args.output, pe=args.pe, target_cycles=args.target_cycles,
-                         synth=tuple(args.synth))
+                         synth=tuple(args.synth), simd=args.simd, max_luts=args.max_luts,
+                         pipeline=args.pipeline)
     print_compile(report, args.output)
     return 0

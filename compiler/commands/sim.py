@@ -16,10 +16,21 @@ def register(sub) -> None:
                    help="probability of idle/back-pressure cycles in the second pass "
                         "(default 0.25; 0: one clean pass)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random stalls")
+    s.add_argument("--train-steps", type=positive_int, default=None, metavar="N",
+                   help="for a 'compile --train' build: train on chip for N steps, check the "
+                        "weights against the golden model after every step, write the accuracy "
+                        "curve BUILD/train_curve.png and BUILD/sim.json")
     s.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.train_steps is not None or (args.build / "train.json").exists():
+        from fewmul.sim.train_runner import check_training, format_result
+        if args.train_steps is None:
+            raise ValueError(f"{args.build} holds an on-chip training design: give --train-steps N")
+        result = check_training(args.build, args.train_steps)
+        print(format_result(result))
+        return 0 if result["bit_exact"] else 1
     from fewmul.sim.check import check_build
     result = check_build(args.build, args.images, stall=args.stall, seed=args.seed)
     print_sim(result)

@@ -1,0 +1,216 @@
+"""``fewmul compile --train``: the on-chip training design of a spec.
+
+The spec must describe the one-hidden-layer net the trainer supports
+(binary weights, a sign hidden layer, a linear output layer, no batch norm,
+squared hinge loss). ``BUILD/`` then holds ``top.v`` (the
+:class:`~fewmul.gateware.training.OnChipTrainer`), ``init.npz`` (the initial
+hidden weights), ``train.json`` (the trainer's configuration, the data set and
+the stream layouts for the testbench), ``spec.yaml`` and ``report.json`` with
+the Yosys cell counts and the LUT/FF cost of every unit, forward beside backward.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from fewmul.nn.data import load_dataset
+from fewmul.nn.onchip import OnChipConfig, OnChipNet
+
+from .artifacts import save_npz, write_atomic
+from .spec import NetworkSpec, dump_spec, load_spec
+from .yosys import DSP_CELLS, YosysError, yosys_command, yosys_stat
+
+__all__ = ["onchip_config", "compile_training", "unit_costs", "format_report", "UNIT_ROLES"]
+
+#: Role of each submodule of the trainer in the area report.
+UNIT_ROLES = {
+    "fwd1": "forward", "fwd2": "forward",
+    "hinge": "backward", "backprop": "backward", "update1": "backward", "update2": "backward",
+    "qbp": "backward", "lfsr": "backward",
+    "sweep1": "control", "sweep2": "control",
+}
+#: ECP5 cells reported per unit.
+ECP5_CELLS = {"LUT4": "LUT4", "FF": "TRELLIS_FF", "CCU2C": "CCU2C", "LUTRAM": "TRELLIS_DPR16X4",
+              "BRAM": "DP16KD", "DSP": "MULT18X18D"}
+
+
+def _spec_of(source: Path) -> tuple[NetworkSpec, Path]:
+    source = Path(source)
+    path = source / "spec.yaml" if source.is_dir() else source
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: give a spec file or a run folder")
+    return load_spec(path), path
+
+
+def onchip_config(spec: NetworkSpec, where: str, **overrides) -> OnChipConfig:
+    """The trainer configuration of ``spec``; a clear error if the spec does not fit it."""
+    problems = []
+    if len(spec.layers) != 2:
+        problems.append(f"layers: on-chip training supports one hidden layer and an output "
+                        f"layer (2 layers), got {len(spec.layers)}")
+    else:
+        for index, (layer, act) in enumerate(zip(spec.layers, ("sign", "none"))):
+            if layer.weights != "binary":
+                problems.append(f"layers[{index}].weights: expected binary, got {layer.weights!r}")
+            if layer.act != act:
+                problems.append(f"layers[{index}].act: expected {act}, got {layer.act!r}")
+            if layer.bn:
+                problems.append(f"layers[{index}].bn: on-chip training runs without batch "
+                                f"norm; expected false, got true")
+    if spec.train.loss != "squared_hinge":
+        problems.append(f"train.loss: on-chip training uses squared_hinge, got "
+                        f"{spec.train.loss!r}")
+    if problems:
+        raise ValueError(f"{where}: not an on-chip training spec:\n  " + "\n  ".join(problems))
+    data = load_dataset(spec.data)
+    if spec.layers[1].units != data.classes:
+        raise ValueError(f"{where}: layers[1].units: expected {data.classes} classes, got "
+                         f"{spec.layers[1].units}")
+    return OnChipConfig(inputs=data.inputs, hidden=spec.layers[0].units, classes=data.classes,
+                        input_bits=spec.data.input_bits, seed=spec.train.seed, **overrides)
+
+
+def trainer_params(cfg: OnChipConfig):
+    from fewmul.gateware.training import TrainerParams
+    return TrainerParams(input_bits=cfg.input_bits, weight_bits=cfg.weight_bits,
+                         score_shift=cfg.score_shift, gate_shift=cfg.gate_shift,
+                         lr_shift1=cfg.lr_shift1, lr_shift2=cfg.lr_shift2,
+                         lfsr_seed=cfg.lfsr_seed)
+
+
+def _layout(top) -> dict:
+    """Bit offsets of the stream payloads, for the testbench."""
+    sample, out = top.i.payload.shape(), top.o.payload.shape()
+    wb = top.wb.payload.shape()
+    return {
+        "label_offset": sample["label"].offset,
+        "prediction_offset": out["prediction"].offset,
+        "prediction_bits": out["prediction"].width,
+        "wb_row_offset": wb["row"].offset, "wb_row_bits": wb["row"].width,
+        "wb_weights_offset": wb["weights"].offset,
+        "weight_bits": top.weight_shape.width,
+    }
+
+
+def unit_costs(build_dir: Path, verilog: str = "top.v", top: str = "top") -> dict:
+    """ECP5 cells (``synth_ecp5 -noflatten``) of each submodule of ``top``, submodules included.
+
+    Returns ``{"units": {name: {"role", "LUT4", "FF", ...}}, "roles": {role: totals},
+    "total": totals}``; the top's own cells (state machine, registers, memories) are
+    the unit ``top`` with role ``control``.
+    """
+    build_dir = Path(build_dir)
+    out = "stat_ecp5_units.json"
+    script = (f"read_verilog {verilog}; synth_ecp5 -top {top} -noflatten; "
+              f"tee -q -o {out} stat -json")
+    proc = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=build_dir,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        (build_dir / "yosys_ecp5_units.log").write_text(proc.stdout + proc.stderr)
+        raise YosysError(f"Yosys (ecp5, per unit) failed; see {build_dir / 'yosys_ecp5_units.log'}")
+    modules = {name.lstrip("\\"): mod.get("num_cells_by_type", {})
+               for name, mod in json.loads((build_dir / out).read_text())["modules"].items()}
+    totals: dict[str, dict] = {}
+
+    def total(name: str) -> dict:
+        if name not in totals:
+            acc: dict[str, int] = {}
+            for cell, count in modules[name].items():
+                cell = cell.lstrip("\\")
+                inner = total(cell) if cell in modules else {cell: 1}
+                for k, v in inner.items():
+                    acc[k] = acc.get(k, 0) + int(count) * v
+            totals[name] = acc
+        return totals[name]
+
+    def summary(cells: dict, role: str | None = None) -> dict:
+        row = {"role": role} if role else {}
+        row.update({key: cells.get(cell, 0) for key, cell in ECP5_CELLS.items()})
+        row["multipliers"] = sum(n for c, n in cells.items() if c in DSP_CELLS)
+        return row
+
+    units, own = {}, dict(total(top))
+    for name in modules:
+        parts = name.split(".")
+        if len(parts) == 2 and parts[0] == top:
+            cells = total(name)
+            units[parts[1]] = summary(cells, UNIT_ROLES.get(parts[1], "control"))
+            for k, v in cells.items():
+                own[k] = own.get(k, 0) - v
+    units["top"] = summary(own, "control")
+    roles: dict[str, dict] = {}
+    for row in units.values():
+        acc = roles.setdefault(row["role"], {k: 0 for k in row if k != "role"})
+        for k in acc:
+            acc[k] += row[k]
+    return {"units": units, "roles": roles, "total": summary(total(top))}
+
+
+def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = ("generic",),
+                     units: bool = True, **overrides) -> dict:
+    """Emit the on-chip training design of the spec ``source`` (a file or run folder)."""
+    from amaranth.back import verilog
+
+    from fewmul.gateware.training import OnChipTrainer
+
+    t0 = time.perf_counter()
+    spec, path = _spec_of(source)
+    cfg = onchip_config(spec, str(path), **overrides)
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    net = OnChipNet.init(cfg)
+    top = OnChipTrainer(net.w1, net.w2, trainer_params(cfg))
+    write_atomic(build_dir / "top.v", verilog.convert(top, name="top"))
+    save_npz(build_dir / "init.npz", {"w1": net.w1, "w2": net.w2})
+    write_atomic(build_dir / "spec.yaml", dump_spec(spec))
+    meta = {
+        "kind": "onchip-training", "name": spec.name, "config": cfg.to_dict(),
+        "data": {"set": spec.data.set, "input_bits": spec.data.input_bits, "dir": spec.data.dir},
+        "order_seed": spec.train.seed, "layout": _layout(top),
+        "latency": top.latency, "cycles_per_step": top.cycles_per_step,
+    }
+    write_atomic(build_dir / "train.json", json.dumps(meta, indent=2))
+    compile_s = time.perf_counter() - t0
+    yosys = {}
+    for target in synth:
+        t1 = time.perf_counter()
+        yosys[target] = yosys_stat(build_dir, target=target)
+        yosys[target]["seconds"] = time.perf_counter() - t1
+    report = {
+        "name": spec.name, "mode": "train",
+        "net": f"{cfg.inputs} -> {cfg.hidden} -> {cfg.classes}", "config": cfg.to_dict(),
+        "latency_cycles": top.latency, "cycles_per_step": top.cycles_per_step,
+        "compile_seconds": compile_s, "yosys": yosys,
+    }
+    if units:
+        t1 = time.perf_counter()
+        report["ecp5_units"] = unit_costs(build_dir)
+        report["ecp5_units"]["seconds"] = time.perf_counter() - t1
+    write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
+    return report
+
+
+def format_report(report: dict, build: Path) -> str:
+    """Human-readable summary of a training build's report."""
+    lines = [f"compiled on-chip trainer {report['net']}: {Path(build) / 'top.v'}",
+             f"{report['cycles_per_step']} cycles per training step (one sample), latency "
+             f"{report['latency_cycles']}; {report['compile_seconds']:.1f} s"]
+    for target, stat in report["yosys"].items():
+        lines.append(f"yosys {target}: {stat['num_cells']} cells, {stat['multipliers']} multipliers"
+                     + (f", {stat['cells'].get('$mul', 0)} $mul" if target == "generic" else ""))
+    area = report.get("ecp5_units")
+    if area:
+        lines.append("ECP5 cost per unit (synth_ecp5):  LUT4    FF  CCU2C")
+        for role in ("forward", "backward", "control"):
+            for name, row in area["units"].items():
+                if row["role"] == role:
+                    lines.append(f"  {role:8s} {name:10s}          {row['LUT4']:6d} {row['FF']:5d} "
+                                 f"{row['CCU2C']:6d}")
+        for role, row in area["roles"].items():
+            lines.append(f"  total {role:9s}                {row['LUT4']:6d} {row['FF']:5d} "
+                         f"{row['CCU2C']:6d}")
+        lines.append(f"  ECP5 multipliers (MULT18X18D/ALU54B): {area['total']['multipliers']}")
+    return "\n".join(lines)
