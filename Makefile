@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean venv
+.PHONY: demo test test-slow bench clean venv data
 
 venv: $(STAMP)
 
@@ -24,6 +24,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# Fashion-MNIST from the Debian package (apt) when missing; MNIST is fetched
+# separately with `fewmul data mnist --download` (checksums verified).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+data: $(STAMP)
+	@test -f $(FASHION_MNIST) || { \
+	  echo "installing dataset-fashion-mnist (apt)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y dataset-fashion-mnist; \
+	  else sudo apt-get install -y dataset-fashion-mnist; fi; }
+	$(BIN)/fewmul data fashion-mnist
 
 clean:
 	rm -rf build .pytest_cache

@@ -32,7 +32,7 @@ from .config import DataConfig
 from .idx import IdxError, find_idx, load_pair, md5
 
 __all__ = ["Split", "Dataset", "quantize_pixels", "load_dataset", "IDX_FILES", "MNIST_MD5",
-           "MNIST_URLS", "FASHION_MNIST_DIR", "cache_dir", "data_dir", "download_mnist",
+           "MNIST_URLS", "FASHION_MNIST_DIR", "INPUTS", "cache_dir", "data_dir", "download_mnist",
            "verify_checksums"]
 
 #: The four IDX files of the MNIST-format sets, without ``.gz``.
@@ -50,6 +50,8 @@ MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
               "http://yann.lecun.com/exdb/mnist/")
 #: Where the Debian package ``dataset-fashion-mnist`` installs its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: Pixels per image of each data set.
+INPUTS = {"digits": 64, "fashion-mnist": 784, "mnist": 784}
 #: Training images kept for validation (the last ones of the training files).
 VALIDATION_IMAGES = 10000
 

@@ -100,7 +100,8 @@ class Layer:
                     var = (centred * centred).mean(0)
                 mom = F32(tcfg.bn_momentum)
                 self.mean = ((1 - mom) * self.mean + mom * mean).astype(F32)
-                self.var = ((1 - mom) * self.var + mom * var).astype(F32)
+                unbiased = var * F32(len(z) / (len(z) - 1))
+                self.var = ((1 - mom) * self.var + mom * unbiased).astype(F32)
             else:
                 mean, var = self.mean, self.var
                 centred = z - mean

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fewmul.nn.quantize import (activation_gate, glorot_scale, qbp_round, quantize_activation,
+from fewmul.nn.quantize import (activation_gate, ap2, glorot_scale, qbp_round, quantize_activation,
                                 quantize_weights, sign)
 
 floats = st.floats(-2, 2, allow_nan=False, width=32)
@@ -64,3 +64,44 @@ def test_glorot_scale():
     assert glorot_scale(64, 256) == pytest.approx(np.sqrt(1.5 / 320))
     with pytest.raises(ValueError, match="positive"):
         glorot_scale(0, 3)
+
+
+def test_qbp_exponent_range_is_unbiased_below_and_saturates_above():
+    rng = np.random.default_rng(2)
+    # 2**-4 .. 2**3 is the paper's 3-bit exponent range
+    x = np.array([0.01, -0.03, 0.0625, 0.2, -5.0, 7.9, 20.0], np.float32)
+    draws = qbp_round(np.tile(x, (40000, 1)), rng, -4, 3)
+    mags = np.abs(draws)
+    assert set(np.unique(mags)) <= {0.0} | {2.0 ** e for e in range(-4, 4)}
+    # below 2**-4: 0 or 2**-4, unbiased
+    assert set(np.unique(mags[:, :2])) == {0.0, 0.0625}
+    np.testing.assert_allclose(draws[:, :5].mean(0), x[:5], rtol=0.05)
+    # an exact power of two in range never moves
+    assert np.all(draws[:, 2] == 0.0625)
+    # at and above 2**3 everything saturates at 8 with the sign kept
+    assert np.all(draws[:, 6] == 8) and np.all(draws[:, 5] >= 4)
+    with pytest.raises(ValueError, match="exp_min <= exp_max"):
+        qbp_round(x, rng, 2, 1)
+
+
+def test_ap2_rounds_to_nearest_power_of_two():
+    x = np.array([0.0, 1.0, -3.0, 0.3, 5.0, -0.7, 5.9], np.float32)   # rounded in the log domain
+    np.testing.assert_array_equal(ap2(x), [0, 1, -4, 0.25, 4, -0.5, 8])
+
+
+@pytest.mark.parametrize("mode", ["binary", "ternary"])
+def test_stochastic_quantizers_saturate_outside_the_clip_range(mode):
+    rng = np.random.default_rng(3)
+    w0 = np.float32(0.5)
+    w = np.array([-2.0, 0.75, 3.0], np.float32)
+    draws = np.stack([quantize_weights(w, w0, mode, True, rng) for _ in range(200)])
+    np.testing.assert_array_equal(draws, np.tile([-w0, w0, w0], (200, 1)))
+    with pytest.raises(ValueError, match="random generator"):
+        quantize_weights(w, w0, mode, True, None)
+
+
+def test_relu_gate_and_sign_of_negative_zero():
+    y = np.array([-1, -0.0, 0.0, 0.5], np.float32)
+    np.testing.assert_array_equal(activation_gate(y, "relu"), [0, 0, 0, 1])
+    np.testing.assert_array_equal(sign(y), [-1, 1, 1, 1])
+    np.testing.assert_array_equal(quantize_weights(y, 0.5, "binary"), [-0.5, 0.5, 0.5, 0.5])

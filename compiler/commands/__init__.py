@@ -7,6 +7,8 @@ code. :data:`COMMANDS` lists them in the order ``fewmul --help`` shows.
 
 COMMANDS = [
     "fewmul.compiler.commands.train",
+    "fewmul.compiler.commands.count",
+    "fewmul.compiler.commands.data",
     "fewmul.compiler.commands.compile",
     "fewmul.compiler.commands.sim",
     "fewmul.compiler.commands.demo",
