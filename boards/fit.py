@@ -57,8 +57,8 @@ def _cycles(plans) -> int:
     return max(p.cycles for p in plans)
 
 
-def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float,
-                    available: float) -> tuple[str, list[LayerPlan] | None]:
+def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float, available: float,
+                    unit: str = "") -> tuple[str, list[LayerPlan] | None]:
     """The fastest folding whose estimated use is at most :data:`FILL_TARGET` of ``available``.
 
     Returns the advice and the plans (None when even one PE per layer is estimated too big).
@@ -72,13 +72,13 @@ def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float,
         estimate = per_work * pe_work(net, candidate)
         if estimate <= FILL_TARGET * available and pe_work(net, candidate) < work:
             return (f"--pe {_pe_text(candidate)} ({_cycles(candidate)} cycles/inference instead "
-                    f"of {_cycles(plans)}) is estimated to need about {estimate:.0f}", candidate)
+                    f"of {_cycles(plans)}) is estimated to need about {estimate:.0f} {unit}", candidate)
     smallest = plan_folding(net, 1)
     estimate = per_work * pe_work(net, smallest)
     shrink = FILL_TARGET * available / estimate
     return (f"even --pe 1 ({_cycles(smallest)} cycles/inference) is estimated to need about "
-            f"{estimate:.0f}; use a smaller network (about {100 * shrink:.0f} % of the weights of "
-            f"the first layers, e.g. fewer hidden units or input pixels) or a larger board", None)
+            f"{estimate:.0f} {unit}; use a smaller network (about {100 * shrink:.0f} % of the weights of "
+            f"the layers, e.g. fewer hidden units) or a larger board such as --board ulx3s", None)
 
 
 def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan], *,
@@ -89,13 +89,13 @@ def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan],
         need = used.get(kind)
         if have is None or need is None or need <= have:
             continue
-        advice, _ = suggest_folding(net, plans, need, have)
         name = KIND_NAMES[kind]
+        advice, _ = suggest_folding(net, plans, need, have, name)
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
                    f"({stage}) but the device has {have}, {need - have:g} over "
                    f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "
-                   f"({_cycles(plans)} cycles/inference). To fit: {advice} {name} "
-                   f"(an estimate scaled from this build).")
+                   f"({_cycles(plans)} cycles/inference). To fit: {advice} (estimates scaled "
+                   f"from this build by the PE work).")
         raise FitError(message, resource=kind, used=need, available=have, suggestion=advice)
 
 

@@ -11,5 +11,7 @@ COMMANDS = [
     "fewmul.compiler.commands.data",
     "fewmul.compiler.commands.compile",
     "fewmul.compiler.commands.sim",
+    "fewmul.compiler.commands.build",
+    "fewmul.compiler.commands.run",
     "fewmul.compiler.commands.demo",
 ]

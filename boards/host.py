@@ -1,0 +1,126 @@
+"""``fewmul run``: send test images to a board over its serial port and check the answers.
+
+The driver speaks :mod:`fewmul.boards.protocol` through any object with
+pyserial's ``write(bytes)`` and ``read(n)`` (returning fewer bytes on a
+timeout), so it runs against a real port or a stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fewmul.compiler.artifacts import write_atomic
+from fewmul.nn.integer import IntegerNet
+
+from .nets import load_build
+from .protocol import RESULT_SYNC, WINDOW, LinkFormat
+
+__all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]
+
+
+class HostLinkError(RuntimeError):
+    """The board did not answer as the protocol says."""
+
+
+def _read_result(port, fmt: LinkFormat, index: int, timeout: float) -> tuple[int, list[int]]:
+    deadline = time.monotonic() + timeout
+    skipped = 0
+    while True:                                   # find the sync byte; skip line noise
+        byte = port.read(1)
+        if byte and byte[0] == RESULT_SYNC:
+            break
+        skipped += len(byte)
+        if time.monotonic() > deadline:
+            raise HostLinkError(
+                f"no answer from the board for image {index} within {timeout:g} s"
+                + (f" ({skipped} stray bytes)" if skipped else "")
+                + ": check the port, the baud rate and that the bitstream is loaded")
+    body = b""
+    while len(body) < fmt.out_bytes:
+        chunk = port.read(fmt.out_bytes - len(body))
+        body += chunk
+        if not chunk and time.monotonic() > deadline:
+            raise HostLinkError(f"the answer to image {index} stopped after {len(body)} of "
+                                f"{fmt.out_bytes} bytes")
+    return fmt.decode_result(bytes([RESULT_SYNC]) + body)
+
+
+def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
+             progress: bool = False) -> list[tuple[int, list[int]]]:
+    """Send every image and return the board's ``(label, scores)`` answers, in order.
+
+    At most :data:`~fewmul.boards.protocol.WINDOW` images are unanswered at a time.
+    """
+    from tqdm import tqdm
+
+    images = list(images)
+    answers = []
+    bar = tqdm(total=len(images), desc="images", unit="img", disable=not progress, leave=False)
+    try:
+        sent = 0
+        while len(answers) < len(images):
+            while sent < len(images) and sent - len(answers) < WINDOW:
+                port.write(fmt.encode_image(images[sent]))
+                sent += 1
+            answers.append(_read_result(port, fmt, len(answers), timeout))
+            bar.update()
+    finally:
+        bar.close()
+    return answers
+
+
+def find_board_dir(build_dir: Path, board: str | None) -> Path:
+    """``BUILD/<board>/``; with ``board`` None, the only board folder ``fewmul build`` wrote."""
+    build_dir = Path(build_dir)
+    if board is not None:
+        path = build_dir / board
+        if not (path / "link.json").exists():
+            raise FileNotFoundError(f"{path / 'link.json'} is missing: run "
+                                    f"'fewmul build {build_dir} --board {board}' first")
+        return path
+    found = sorted(p.parent for p in build_dir.glob("*/link.json"))
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"{build_dir}: " + ("no board build found: run 'fewmul build' first" if not found
+                                else f"several board builds ({', '.join(p.name for p in found)}); "
+                                     f"choose one with --board"))
+    return found[0]
+
+
+def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
+                timeout: float = 2.0, progress: bool = True) -> dict:
+    """Send the first ``images`` test images of the build's data set; compare with the golden model.
+
+    Writes and returns ``BUILD/<board>/run.json``: ``images``, ``mismatches``,
+    ``first_mismatch``, ``accuracy`` (board labels against the true labels),
+    ``inferences_per_s`` over the serial link.
+    """
+    from fewmul.compiler.spec import load_spec
+    from fewmul.nn.data import load_dataset
+
+    build_dir = Path(build_dir)
+    board_dir = find_board_dir(build_dir, board)
+    fmt = LinkFormat.load(board_dir / "link.json")
+    net: IntegerNet = load_build(build_dir)
+    data = load_dataset(load_spec(build_dir / "spec.yaml").data)
+    x, y = data.test.x[:images], data.test.y[:images]
+    golden = net.forward(x)[-1]
+    t0 = time.perf_counter()
+    answers = exchange(port, fmt, x, timeout=timeout, progress=progress)
+    wall = time.perf_counter() - t0
+    bad = []
+    for i, (label, scores) in enumerate(answers):
+        if scores != golden[i].tolist() or label != int(np.argmax(golden[i])):
+            bad.append(f"image {i}: board says label {label} scores {scores}, golden model "
+                       f"label {int(np.argmax(golden[i]))} scores {golden[i].tolist()}")
+    labels = np.array([a[0] for a in answers])
+    result = {"board": board_dir.name, "images": len(x), "mismatches": len(bad),
+              "first_mismatch": bad[0] if bad else None,
+              "accuracy": float((labels == y).mean()), "wall_s": wall,
+              "inferences_per_s": len(x) / wall if wall > 0 else None}
+    write_atomic(board_dir / "run.json", json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,64 @@
+"""``fewmul build BUILD/ --board B``"""
+
+import sys
+from pathlib import Path
+
+from .common import pe_arg, positive_int
+
+BOARD_NAMES = ["icebreaker", "ulx3s", "arty"]
+
+
+def register(sub) -> None:
+    b = sub.add_parser("build", help="synthesize, place and route a build for a board",
+                       description="Rebuild the network of BUILD/net.npz behind a UART host link, "
+                                   "then synthesize and place and route it with the YoWASP tools "
+                                   "(iCEBreaker: iCE40UP5K, ULX3S: ECP5-85F) or estimate it with "
+                                   "Yosys synth_xilinx and write a Vivado bundle (Arty A7-35). "
+                                   "Writes BUILD/<board>/: the bitstream, top.tim (nextpnr log "
+                                   "with timing), link.json and report.json (LUT/FF/BRAM/DSP use, "
+                                   "utilization, Fmax).")
+    b.add_argument("build", type=Path, metavar="BUILD", help="folder written by 'fewmul compile'")
+    b.add_argument("--board", required=True, choices=BOARD_NAMES, help="target board")
+    b.add_argument("--pe", type=pe_arg, default=None,
+                   help="neurons computed in parallel: 'auto', N or 'N,N,N' (default: what "
+                        "'fewmul compile' chose, from BUILD/report.json)")
+    b.add_argument("--baud", type=positive_int, default=115200,
+                   help="serial rate of the host link (default 115200)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=run)
+
+
+def print_board(report: dict, out: Path) -> None:
+    used, util, cap = report["used"], report["utilization_percent"], report["capacity"]
+    pes = ",".join(str(layer["pe"]) for layer in report["layers"])
+    print(f"{report['title']}, pe={pes}: "
+          + ", ".join(f"{k.upper()} {used[k]:g}/{cap[k]} ({util[k]:.0f} %)"
+                      for k in ("lut", "ff", "bram", "dsp")))
+    rate = report["inferences_per_s"]
+    clock = report["clock_hz"] / 1e6
+    if report["fmax_mhz"] is not None:
+        status = "met" if report["timing_met"] else "MISSED"
+        print(f"Fmax {report['fmax_mhz']:.1f} MHz (board clock {clock:g} MHz: {status}); "
+              f"{report['cycles_per_inference']} cycles/inference: "
+              f"{rate['compute_at_board_clock']:,.0f} inferences/s at {clock:g} MHz, "
+              f"{rate['compute_at_fmax']:,.0f} at Fmax; the {report['baud']} baud link carries "
+              f"{rate['uart']:,.0f}/s")
+        print(f"bitstream: {out / report['bitstream']}  timing: {out / report['timing_report']}")
+    else:
+        print(f"estimate only ({report['estimate']}); {report['cycles_per_inference']} "
+              f"cycles/inference = {rate['compute_at_board_clock']:,.0f} inferences/s at "
+              f"{clock:g} MHz if timing is met")
+        print(f"Vivado bundle: {out / 'vivado'} (also {out / report['vivado_bundle']}): "
+              f"run 'sh build_top.sh' there with Vivado on the PATH")
+
+
+def run(args) -> int:
+    from fewmul.boards.flow import BuildError, build_board
+    try:
+        report = build_board(args.build, args.board, pe=args.pe, baud=args.baud,
+                             progress=not args.quiet)
+    except BuildError as exc:
+        print(f"fewmul build: error: {exc}", file=sys.stderr)
+        return 1
+    print_board(report, args.build / args.board)
+    return 0

@@ -1,0 +1,53 @@
+"""``fewmul run BUILD/ --port PORT --images N``"""
+
+import sys
+from pathlib import Path
+
+from .common import positive_int
+
+
+def register(sub) -> None:
+    r = sub.add_parser("run", help="check a programmed board over its serial port",
+                       description="Send the first N test images to a board programmed with "
+                                   "'fewmul build' over its serial port and compare every label "
+                                   "and score with the golden model (BUILD/net.npz). Writes "
+                                   "BUILD/<board>/run.json; exits 1 on any mismatch.")
+    r.add_argument("build", type=Path, metavar="BUILD", help="folder written by 'fewmul build'")
+    r.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    r.add_argument("--images", type=positive_int, default=100, help="test images (default 100)")
+    r.add_argument("--board", default=None,
+                   help="board folder of BUILD to use (needed when several were built)")
+    r.add_argument("--baud", type=positive_int, default=None,
+                   help="serial rate (default: the one the bitstream was built with)")
+    r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    import serial
+
+    from fewmul.boards.host import HostLinkError, check_board, find_board_dir
+    board_dir = find_board_dir(args.build, args.board)
+    report = board_dir / "report.json"
+    baud = args.baud or (json.loads(report.read_text())["baud"] if report.exists() else 115200)
+    try:
+        with serial.Serial(args.port, baud, timeout=0.1) as port:
+            port.reset_input_buffer()
+            result = check_board(port, args.build, args.images, board=board_dir.name,
+                                 timeout=args.timeout, progress=not args.quiet)
+    except serial.SerialException as exc:
+        print(f"fewmul run: error: cannot use {args.port}: {exc}", file=sys.stderr)
+        return 2
+    except HostLinkError as exc:
+        print(f"fewmul run: error: {exc}", file=sys.stderr)
+        return 1
+    status = "OK" if result["mismatches"] == 0 else "FAIL"
+    print(f"board {status}: {result['images']} images, {result['mismatches']} mismatches with the "
+          f"golden model, accuracy {100 * result['accuracy']:.2f} %, "
+          f"{result['inferences_per_s']:.0f} inferences/s over {baud} baud")
+    if result["first_mismatch"]:
+        print(f"first mismatch: {result['first_mismatch']}")
+    return 0 if result["mismatches"] == 0 else 1

@@ -1,0 +1,234 @@
+# amaranth: UnusedElaboratable=no
+"""Board flows: real bitstreams with the YoWASP tools, the fit check, the host driver and the
+UART link under cocotb + Verilator.
+
+The default suite builds the smallest design (a 16-8-4 network) for the iCEBreaker, the ULX3S
+and the Arty estimate, and simulates its serial link; the digits demo runs in the slow tests.
+"""
+
+import gc
+import json
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import UnusedElaboratable
+
+from fewmul.boards.fit import FitError, check_fit, pe_work, pnr_utilisation_from_log
+from fewmul.boards.flow import build_design
+from fewmul.boards.host import HostLinkError, check_board, exchange, find_board_dir
+from fewmul.boards.link import link_format
+from fewmul.boards.nets import build_network, random_net
+from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat
+from fewmul.boards.targets import BOARDS, get_board
+from fewmul.boards.uart_sim import simulate_link
+from fewmul.compiler.cli import main
+from fewmul.compiler.lower import plan_folding
+
+SMALL = [16, 8, 4]
+
+SPEC = """\
+name: tiny
+data: {set: digits, input_bits: 4}
+layers:
+  - {units: 8, weights: binary, act: sign, bn: true}
+  - {units: 10, weights: binary, act: none, bn: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    """A build folder as 'fewmul compile' leaves it, for a small network on the digits data."""
+    build = tmp_path_factory.mktemp("tiny") / "build"
+    build.mkdir()
+    net = random_net([64, 8, 10], input_bits=4, seed=5)
+    net.save(build / "net.npz")
+    (build / "spec.yaml").write_text(SPEC)
+    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
+    return build, net
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory):
+    """The smallest design: a 16-8-4 network, folded by the compiler with pe 2,1."""
+    build = tmp_path_factory.mktemp("small") / "build"
+    build.mkdir()
+    net = random_net(SMALL, input_bits=2, seed=0)
+    net.save(build / "net.npz")
+    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
+    return build, net
+
+
+def gateware_of(net, pe) -> tuple[LinkFormat, int]:
+    """Link format and cycles/inference of ``net``'s gateware, built only to read them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        network = build_network(net, pe)[0]
+        result = link_format(network), network.cycles_per_inference
+        del network
+        gc.collect()
+    return result
+
+
+def format_of(net, pe) -> LinkFormat:
+    return gateware_of(net, pe)[0]
+
+
+# --- fit check ----------------------------------------------------------------------------------
+
+def test_fit_error_names_resource_excess_and_a_folding_that_fits():
+    net = random_net([64, 256, 256, 10], seed=0)
+    plans = plan_folding(net, [8, 8, 1])
+    board = get_board("icebreaker")
+    with pytest.raises(FitError) as info:
+        check_fit(board, {"lut": 9000, "ff": 3000, "bram": 4}, net, plans, stage="yosys")
+    err = info.value
+    assert err.resource == "lut" and err.used == 9000 and err.available == 5280
+    text = str(err)
+    assert "9000 LUTs" in text and "3720 over" in text and "iCE40UP5K" in text
+    suggested = text.split("To fit: --pe ")[1].split()[0]
+    pes = [int(p) for p in suggested.split(",")]
+    smaller = plan_folding(net, pes)
+    # the estimate scales with the PE work and aims below 85 % of the device
+    assert pe_work(net, smaller) * 9000 / pe_work(net, plans) <= 0.85 * 5280
+    assert pe_work(net, smaller) < pe_work(net, plans)
+    check_fit(board, {"lut": 5000, "bram": 30}, net, plans, stage="yosys")   # fits: no error
+
+
+def test_fit_error_asks_for_a_smaller_network_when_one_pe_is_too_much():
+    net = random_net([64, 256, 256, 10], seed=0)
+    plans = plan_folding(net, 1)
+    with pytest.raises(FitError, match=r"even --pe 1 .* smaller network") as info:
+        check_fit(get_board("icebreaker"), {"bram": 45}, net, plans, stage="nextpnr")
+    assert info.value.resource == "bram" and "15 over" in str(info.value)
+
+
+def test_nextpnr_utilisation_table_is_parsed(tmp_path):
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  6012/  5280   113%\n"
+                   "Info: \t        ICESTORM_RAM:    12/    30    40%\n")
+    assert pnr_utilisation_from_log(get_board("icebreaker"), log) == {"lut": 6012, "bram": 12}
+
+
+def test_unknown_board_is_rejected():
+    with pytest.raises(ValueError, match="Board must be one of arty, icebreaker, ulx3s, not 'de0'"):
+        get_board("de0")
+
+
+# --- host driver ----------------------------------------------------------------------------------
+
+class FakeBoard:
+    """A serial port with the board's side of the protocol, computed by a golden model.
+
+    It answers in chunks, adds line noise before the first answer and may corrupt one score.
+    """
+
+    def __init__(self, net, fmt: LinkFormat, *, corrupt=None):
+        self.net, self.fmt, self.corrupt = net, fmt, corrupt
+        self.rx, self.tx, self.answered, self.in_flight_max = b"", bytearray(b"\x00\xff"), 0, 0
+
+    def write(self, data: bytes):
+        self.rx += data
+        frame = 1 + self.fmt.in_bytes
+        while len(self.rx) >= frame:
+            assert self.rx[0] == IMAGE_SYNC
+            word = int.from_bytes(self.rx[1:frame], "little")
+            self.rx = self.rx[frame:]
+            x = [(word >> (j * self.fmt.input_bits)) & ((1 << self.fmt.input_bits) - 1)
+                 for j in range(self.fmt.input_count)]
+            scores = self.net.forward(np.array([x]))[-1][0].tolist()
+            if self.corrupt == self.answered:
+                scores[0] += 1
+            label = int(np.argmax(scores))
+            payload = label << self.fmt.label_offset
+            for c, s in enumerate(scores):
+                payload |= (s & ((1 << self.fmt.score_bits) - 1)) << (
+                    self.fmt.scores_offset + c * self.fmt.score_bits)
+            self.tx += bytes([RESULT_SYNC]) + payload.to_bytes(self.fmt.out_bytes, "little")
+            self.answered += 1
+
+    def read(self, n: int) -> bytes:
+        n = min(n, 3)
+        out, self.tx = bytes(self.tx[:n]), self.tx[n:]
+        return out
+
+
+def test_host_driver_checks_every_answer_against_the_golden_model(tiny_build):
+    build, net = tiny_build
+    fmt = format_of(net, [2, 1])
+    board_dir = build / "icebreaker"
+    board_dir.mkdir(exist_ok=True)
+    (board_dir / "link.json").write_text(fmt.to_json())
+    assert find_board_dir(build, None) == board_dir
+    result = check_board(FakeBoard(net, fmt), build, 12, progress=False)
+    assert (result["images"], result["mismatches"]) == (12, 0)
+    assert json.loads((board_dir / "run.json").read_text())["mismatches"] == 0
+    bad = check_board(FakeBoard(net, fmt, corrupt=7), build, 12, progress=False)
+    assert bad["mismatches"] == 1 and bad["first_mismatch"].startswith("image 7:")
+
+
+def test_host_driver_times_out_on_a_silent_port():
+    net = random_net(SMALL, input_bits=2, seed=1)
+    fmt = format_of(net, 1)
+
+    class Silent:
+        def write(self, data):
+            pass
+
+        def read(self, n):
+            return b""
+
+    with pytest.raises(HostLinkError, match="no answer from the board for image 0 within 0.05 s"):
+        exchange(Silent(), fmt, [[0] * 16], timeout=0.05)
+
+
+# --- real tools -----------------------------------------------------------------------------------
+
+def test_uart_top_bit_exact_under_cocotb_and_verilator(tmp_path):
+    """Serial frames on the rx pin of the link top, answers decoded from its tx pin."""
+    net = random_net(SMALL, input_bits=2, seed=0)
+    images = np.random.default_rng(1).integers(0, 4, size=(8, 16))
+    images[0] = 3
+    result = simulate_link(net, images, tmp_path, pe=[2, 2], divisor=4)
+    assert result["error"] is None
+    assert (result["images"], result["answers"], result["mismatches"]) == (8, 8, 0)
+
+
+def test_icebreaker_bitstream_of_the_smallest_design_via_the_cli(small_build, capsys):
+    build, net = small_build
+    assert main(["build", str(build), "--board", "icebreaker", "-q"]) == 0
+    out = build / "icebreaker"
+    report = json.loads((out / "report.json").read_text())
+    assert [layer["pe"] for layer in report["layers"]] == [2, 1]     # the compiler's folding
+    assert (out / "top.bin").stat().st_size > 100_000               # a whole UP5K image
+    assert "Max frequency for clock" in (out / "top.tim").read_text()
+    assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
+    assert 0 < report["used"]["lut"] <= report["capacity"]["lut"]
+    assert report["utilization_percent"]["lut"] == pytest.approx(
+        100 * report["used"]["lut"] / 5280, abs=0.01)
+    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(12, abs=0.01)
+    assert LinkFormat.load(out / "link.json") == format_of(net, [2, 1])
+    assert "iCE40UP5K" in capsys.readouterr().out
+
+
+def test_ulx3s_bitstream_of_the_smallest_design(tmp_path):
+    net = random_net(SMALL, input_bits=2, seed=0)
+    report = build_design(net, "ulx3s", tmp_path, pe=1, progress=False)
+    assert (tmp_path / "top.bit").stat().st_size > 100_000
+    assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
+    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(25, abs=0.01)
+    assert report["cycles_per_inference"] == gateware_of(net, 1)[1]
+
+
+def test_arty_estimate_and_vivado_bundle(tmp_path):
+    net = random_net(SMALL, input_bits=2, seed=0)
+    report = build_design(net, BOARDS["arty"], tmp_path, pe=2, progress=False)
+    assert report["fmax_mhz"] is None and report["bitstream"] is None
+    assert report["used"]["lut"] > 50 and report["used"]["ff"] > 50
+    assert report["multipliers"] == 0
+    bundle = tmp_path / "vivado"
+    xdc = (bundle / "top.xdc").read_text()
+    assert "A9" in xdc and "D10" in xdc and "E3" in xdc                # UART pins and clock
+    assert "module top" in (bundle / "top.v").read_text()
+    assert "SIM_DEVICE" in (bundle / "top.v").read_text()            # untouched for Vivado
+    assert (tmp_path / "vivado.zip").stat().st_size > 0
