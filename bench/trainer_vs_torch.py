@@ -12,13 +12,23 @@ is compared against PyTorch's float epoch.
 PyTorch is not a dependency of fewmul: ``pip install torch==2.13.0`` into the
 virtualenv to run this benchmark.
 
-    python bench/trainer_vs_torch.py [--images 50000] [--methods float binary ternary-qbp]
+    python bench/trainer_vs_torch.py [--images 50000] [--threads N] [--methods float binary ternary-qbp]
+
+``--threads N`` gives both libraries N BLAS threads (on a machine shared with
+other jobs, 1 thread is often faster than 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+
+if "--threads" in sys.argv[:-1]:      # must be set before NumPy loads its BLAS
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _n
 
 import numpy as np
 
@@ -98,16 +108,20 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["float", "binary", "ternary-qbp"],
                    choices=["float", "binary", "ternary-qbp"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: each library's own)")
     args = p.parse_args()
     try:
         import torch
     except ImportError:
         raise SystemExit("PyTorch is needed for this benchmark only: pip install torch==2.13.0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_dataset(DataConfig("fashion-mnist", 8))
     x = data.scale(data.train.x[:args.images])
     y = data.train.y[:args.images]
     print(f"one epoch of {len(y)} Fashion-MNIST images, 784-1024x3-10, batch {BATCH}; "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__}")
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__} "
+          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
     torch_times = {}
     for method in args.methods:
         ref = "float" if method == "ternary-qbp" else method

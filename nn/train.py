@@ -113,19 +113,23 @@ def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
         best_state, best_val, result.best_epoch = ck.best_model, ck.best_val, ck.best_epoch
         result.history = [EpochMetrics(**m) for m in ck.history]
         first = ck.epoch + 1
+    all_float = all(l.weights == "float" for l in layers)
     bar = tqdm(range(first, tcfg.epochs), desc="train", unit="epoch", disable=not progress,
                initial=first, total=tcfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         lr = learning_rate(tcfg.optimizer, epoch, tcfg.epochs)
         loss, train_acc = train_epoch(model, opt, xtr, ytr, tcfg, rng, lr)
-        m = EpochMetrics(
-            epoch=epoch, lr=lr, loss=loss, train_acc=train_acc,
-            val_acc=accuracy(model, xva, data.val.y, tcfg),
-            test_acc=accuracy(model, xte, data.test.y, tcfg),
-            val_acc_float=accuracy(model, xva, data.val.y, tcfg, quantized=False),
-            test_acc_float=accuracy(model, xte, data.test.y, tcfg, quantized=False),
-            seconds=time.perf_counter() - t0)
+        val_acc = accuracy(model, xva, data.val.y, tcfg)
+        test_acc = accuracy(model, xte, data.test.y, tcfg)
+        if all_float:      # nothing is quantized: the two evaluations are the same
+            val_acc_float, test_acc_float = val_acc, test_acc
+        else:
+            val_acc_float = accuracy(model, xva, data.val.y, tcfg, quantized=False)
+            test_acc_float = accuracy(model, xte, data.test.y, tcfg, quantized=False)
+        m = EpochMetrics(epoch=epoch, lr=lr, loss=loss, train_acc=train_acc, val_acc=val_acc,
+                         test_acc=test_acc, val_acc_float=val_acc_float,
+                         test_acc_float=test_acc_float, seconds=time.perf_counter() - t0)
         result.history.append(m)
         if m.val_acc > best_val:
             best_val, best_state = m.val_acc, {k: v.copy() for k, v in model.state().items()}
