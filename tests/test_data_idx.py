@@ -125,3 +125,14 @@ def test_data_command(tmp_path, capsys):
     assert "fewmul data mnist --download" in capsys.readouterr().err
     assert main(["data", "fashion-mnist", "--download"]) == 2
     assert "make data" in capsys.readouterr().err
+
+
+def test_train_reads_mnist_from_data_dir(tmp_path, capsys):
+    write_set(tmp_path / "m")
+    spec = tmp_path / "tiny-mnist.yaml"
+    spec.write_text("data: {set: mnist}\nlayers:\n  - {units: 16, weights: ternary, act: relu}\n"
+                    "  - {units: 10, weights: ternary, act: none}\ntrain: {epochs: 1, qbp: true}\n")
+    assert main(["train", str(spec), "-o", str(tmp_path / "run"), "--data-dir", str(tmp_path / "m"),
+                 "-q"]) == 0
+    assert "integer golden model" in capsys.readouterr().out
+    assert f"dir: {tmp_path / 'm'}" in (tmp_path / "run" / "spec.yaml").read_text()
