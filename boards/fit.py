@@ -1,14 +1,17 @@
 """Whether a design fits its board, and which folding would make it fit.
 
 The suggestion scales the measured use of the overfull resource with the
-"PE work" of a folding, ``sum_L pe_L * inputs_L * input_bits_L`` (the XNOR /
-AND gates and popcount inputs computed per cycle), which is what grows with
-``pe``; the rest of the design (link, control, argmax) is small beside it. It
-is an estimate and says so.
+planner's area estimate when the planner takes a LUT budget (its fastest plan
+under the budget, calibrated by this build's measured use), else the "PE
+work" of a folding, ``sum_L pe_L * simd_L * input_bits_L`` (the XNOR / AND
+gates and popcount inputs computed per cycle). Registers that do not shrink
+with the folding (input and output latches, the link's frames) make both
+optimistic for heavily folded designs; the message says it is an estimate.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -45,12 +48,21 @@ class FitError(ValueError):
 
 
 def pe_work(net: IntegerNet, plans: list[LayerPlan]) -> int:
-    """``sum_L pe_L * inputs_L * input_bits_L``: the logic that grows with the folding."""
-    return sum(p.pe * p.inputs * layer.input_bits for p, layer in zip(plans, net.layers))
+    """``sum_L pe_L * simd_L * input_bits_L``: the logic that grows with the folding.
+
+    ``simd_L`` (inputs per neuron per cycle) is all the layer's inputs for plans without it.
+    """
+    return sum(p.pe * (getattr(p, "simd", None) or p.inputs) * layer.input_bits
+               for p, layer in zip(plans, net.layers))
 
 
 def _pe_text(plans) -> str:
-    return ",".join(str(p.pe) for p in plans)
+    """The command-line options of a folding: ``--pe`` and, when inputs are folded, ``--simd``."""
+    text = ",".join(str(p.pe) for p in plans)
+    simds = [getattr(p, "simd", None) or p.inputs for p in plans]
+    if any(s != p.inputs for s, p in zip(simds, plans)):
+        text += " --simd " + ",".join(map(str, simds))
+    return text
 
 
 def _cycles(plans) -> int:
@@ -58,11 +70,14 @@ def _cycles(plans) -> int:
 
 
 def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float, available: float,
-                    unit: str = "") -> tuple[str, list[LayerPlan] | None]:
+                    unit: str = "", kind: str = "lut") -> tuple[str, list[LayerPlan] | None]:
     """The fastest folding whose estimated use is at most :data:`FILL_TARGET` of ``available``.
 
     Returns the advice and the plans (None when even one PE per layer is estimated too big).
     """
+    planned = _planner_suggestion(net, plans, used, available, unit) if kind == "lut" else None
+    if planned is not None:
+        return planned
     work = pe_work(net, plans)
     per_work = used / work
     targets = sorted({m // d + 1 for layer in net.layers
@@ -81,6 +96,25 @@ def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float, availa
             f"the layers, e.g. fewer hidden units) or a larger board such as --board ulx3s", None)
 
 
+def _planner_suggestion(net, plans, used, available, unit):
+    """With a planner that takes a LUT budget: its fastest plan under the budget, the planner's
+    estimates calibrated by this build's measured use."""
+    if "max_luts" not in inspect.signature(plan_folding).parameters or \
+            not all(hasattr(p, "estimate") for p in plans):
+        return None
+    planned = sum(p.estimate().luts for p in plans)
+    if planned <= 0:
+        return None
+    ratio = used / planned
+    try:
+        candidate = plan_folding(net, "auto", max_luts=int(FILL_TARGET * available / ratio))
+    except ValueError:
+        return None
+    estimate = ratio * sum(p.estimate().luts for p in candidate)
+    return (f"--pe {_pe_text(candidate)} ({_cycles(candidate)} cycles/inference instead of "
+            f"{_cycles(plans)}) is estimated to need about {estimate:.0f} {unit}", candidate)
+
+
 def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan], *,
               stage: str) -> None:
     """Raise :class:`FitError` for the first resource of ``used`` over the board's capacity."""
@@ -90,12 +124,12 @@ def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan],
         if have is None or need is None or need <= have:
             continue
         name = KIND_NAMES[kind]
-        advice, _ = suggest_folding(net, plans, need, have, name)
+        advice, _ = suggest_folding(net, plans, need, have, name, kind)
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
                    f"({stage}) but the device has {have}, {need - have:g} over "
                    f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "
-                   f"({_cycles(plans)} cycles/inference). To fit: {advice} (estimates scaled "
-                   f"from this build by the PE work).")
+                   f"({_cycles(plans)} cycles/inference). To fit: {advice} (an estimate "
+                   f"scaled from this build).")
         raise FitError(message, resource=kind, used=need, available=have, suggestion=advice)
 
 

@@ -27,7 +27,7 @@ from fewmul.nn.integer import IntegerNet
 
 from .fit import FitError, check_fit, pnr_utilisation_from_log
 from .link import DEFAULT_BAUD, BoardTop
-from .nets import build_network, load_build, report_pe
+from .nets import build_network, load_build, report_folding
 from .targets import Board, get_board
 
 __all__ = ["BuildError", "FitError", "build_board", "build_design", "tool_env"]
@@ -105,8 +105,9 @@ def _nextpnr_results(board: Board, out: Path) -> tuple[dict, float | None, float
     return used, fmax, target
 
 
-def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, default_pe=None,
-                 baud: int = DEFAULT_BAUD, progress: bool = True) -> dict:
+def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, default=None,
+                 simd=None, pipeline: int | None = None, baud: int = DEFAULT_BAUD,
+                 progress: bool = True) -> dict:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
@@ -115,7 +116,7 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
         The folded network (golden model).
     board : str or Board
         Target board, see :data:`fewmul.boards.targets.BOARDS`.
-    pe, default_pe
+    pe, default, simd, pipeline
         Folding, as for :func:`fewmul.boards.nets.build_network`.
     baud : int
         Serial rate of the host link.
@@ -138,7 +139,7 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    network, plans = build_network(net, pe, default_pe=default_pe)
+    network, plans = build_network(net, pe, default=default, simd=simd, pipeline=pipeline)
     top = BoardTop(network, baud)
     write_atomic(out / "link.json", top.format.to_json())
     platform = board.platform()
@@ -191,7 +192,8 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     report = {
         "board": board.name, "title": board.title, "family": board.family,
         "clock_hz": clock_hz, "baud": baud,
-        "layers": [{"units": p.units, "inputs": p.inputs, "pe": p.pe} for p in plans],
+        "layers": [{"units": p.units, "inputs": p.inputs, "pe": p.pe,
+                    **({"simd": p.simd} if getattr(p, "simd", None) else {})} for p in plans],
         "cycles_per_inference": network.cycles_per_inference,
         "latency_cycles": network.latency_cycles,
         "synth_cells": cells, "synth": counts,
@@ -224,13 +226,15 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     return report
 
 
-def build_board(build_dir: Path, board: str, *, pe=None, baud: int = DEFAULT_BAUD,
-                progress: bool = True) -> dict:
+def build_board(build_dir: Path, board: str, *, pe=None, simd=None, pipeline: int | None = None,
+                baud: int = DEFAULT_BAUD, progress: bool = True) -> dict:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
-    The folding is ``pe`` if given, else what the compiler chose (``BUILD/report.json``).
+    The folding is ``pe`` (with ``simd``, ``pipeline``) if given, else what the compiler chose
+    (``BUILD/report.json``).
     """
     build_dir = Path(build_dir)
     net = load_build(build_dir)
-    return build_design(net, board, build_dir / get_board(board).name, pe=pe,
-                        default_pe=report_pe(build_dir), baud=baud, progress=progress)
+    return build_design(net, board, build_dir / get_board(board).name, pe=pe, simd=simd,
+                        pipeline=pipeline, default=report_folding(build_dir), baud=baud,
+                        progress=progress)

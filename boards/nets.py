@@ -8,6 +8,7 @@ make small designs for quick bitstream checks.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +19,7 @@ from fewmul.compiler.lower import LayerPlan, lower, plan_folding
 from fewmul.gateware import Network
 from fewmul.nn.integer import IntegerLayer, IntegerNet
 
-__all__ = ["random_net", "load_build", "build_network", "report_pe"]
+__all__ = ["random_net", "load_build", "build_network", "report_folding"]
 
 
 def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> IntegerNet:
@@ -53,12 +54,21 @@ def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Inte
     return IntegerNet(layers)
 
 
-def report_pe(build_dir: Path) -> list[int] | None:
-    """The per-layer ``pe`` that ``fewmul compile`` chose, from ``BUILD/report.json``."""
+def report_folding(build_dir: Path) -> dict | None:
+    """The folding ``fewmul compile`` chose, from ``BUILD/report.json``.
+
+    ``{"pe": [...]}`` plus ``"simd"`` (per layer) and ``"pipeline"`` when the report has them.
+    """
     path = Path(build_dir) / "report.json"
     if not path.exists():
         return None
-    return [int(layer["pe"]) for layer in json.loads(path.read_text())["layers"]]
+    layers = json.loads(path.read_text())["layers"]
+    folding = {"pe": [int(layer["pe"]) for layer in layers]}
+    if layers and all("simd" in layer for layer in layers):
+        folding["simd"] = [int(layer["simd"]) for layer in layers]
+    if layers and "pipeline" in layers[0]:
+        folding["pipeline"] = int(layers[0]["pipeline"])
+    return folding
 
 
 def load_build(build_dir: Path) -> IntegerNet:
@@ -69,11 +79,32 @@ def load_build(build_dir: Path) -> IntegerNet:
     return IntegerNet.load(path)
 
 
-def build_network(net: IntegerNet, pe=None, *, default_pe=None) -> tuple[Network, list[LayerPlan]]:
-    """The gateware network of ``net`` with folding ``pe`` (int, list or ``"auto"``).
+def build_network(net: IntegerNet, pe=None, *, default=None, simd=None,
+                  pipeline: int | None = None) -> tuple[Network, list[LayerPlan]]:
+    """The gateware network of ``net`` and its folding plans.
 
-    ``pe=None`` takes ``default_pe`` (e.g. what the compiler chose), else ``"auto"``.
+    Parameters
+    ----------
+    pe : "auto", int or list of int, optional
+        Neurons computed in parallel; None takes ``default``, else ``"auto"``.
+    default : dict or list, optional
+        A folding as :func:`report_folding` returns it (or a list of per-layer ``pe``).
+    simd, pipeline : optional
+        Inputs per neuron per cycle and popcount register stages, for planners that have them.
     """
-    chosen = pe if pe is not None else (default_pe if default_pe is not None else "auto")
-    plans = plan_folding(net, chosen)
+    if pe is not None:
+        folding = {"pe": pe}
+    elif isinstance(default, dict):
+        folding = dict(default)
+    else:
+        folding = {"pe": default if default is not None else "auto"}
+    if simd is not None:
+        folding["simd"] = simd
+    if pipeline is not None:
+        folding["pipeline"] = pipeline
+    options = inspect.signature(plan_folding).parameters
+    for key in ("simd", "pipeline"):
+        if key in folding and key not in options:
+            raise ValueError(f"The folding planner has no {key!r} option")
+    plans = plan_folding(net, folding.pop("pe"), **folding)
     return lower(net, plans), plans

@@ -28,7 +28,7 @@ __all__ = ["simulate_link", "TESTBENCH"]
 TESTBENCH = "fewmul.boards.uart_testbench"
 
 
-def simulate_link(net: IntegerNet, images: np.ndarray, out: Path, *, pe=None, default_pe=None,
+def simulate_link(net: IntegerNet, images: np.ndarray, out: Path, *, pe=None, default=None,
                   divisor: int = 4) -> dict:
     """Send ``images`` through the serial pins of the link top and compare the answers.
 
@@ -54,7 +54,7 @@ def simulate_link(net: IntegerNet, images: np.ndarray, out: Path, *, pe=None, de
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    network, _ = build_network(net, pe, default_pe=default_pe)
+    network, _ = build_network(net, pe, default=default)
     link = HostLink(network, divisor)
     top_v = out / "link_top.v"
     write_atomic(top_v, verilog.convert(link, name="top"))

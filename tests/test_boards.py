@@ -86,11 +86,13 @@ def test_fit_error_names_resource_excess_and_a_folding_that_fits():
     assert err.resource == "lut" and err.used == 9000 and err.available == 5280
     text = str(err)
     assert "9000 LUTs" in text and "3720 over" in text and "iCE40UP5K" in text
-    suggested = text.split("To fit: --pe ")[1].split()[0]
-    pes = [int(p) for p in suggested.split(",")]
-    smaller = plan_folding(net, pes)
-    # the estimate scales with the PE work and aims below 85 % of the device
-    assert pe_work(net, smaller) * 9000 / pe_work(net, plans) <= 0.85 * 5280
+    words = text.split("To fit: --pe ")[1].split()
+    folding = {"pe": [int(p) for p in words[0].split(",")]}
+    if words[1] == "--simd":
+        folding["simd"] = [int(s) for s in words[2].split(",")]
+    smaller = plan_folding(net, folding.pop("pe"), **folding)
+    # a smaller folding, estimated below 85 % of the device
+    assert float(text.split("need about ")[1].split()[0]) <= 0.85 * 5280
     assert pe_work(net, smaller) < pe_work(net, plans)
     check_fit(board, {"lut": 5000, "bram": 30}, net, plans, stage="yosys")   # fits: no error
 
@@ -232,3 +234,68 @@ def test_arty_estimate_and_vivado_bundle(tmp_path):
     assert "module top" in (bundle / "top.v").read_text()
     assert "SIM_DEVICE" in (bundle / "top.v").read_text()            # untouched for Vivado
     assert (tmp_path / "vivado.zip").stat().st_size > 0
+
+
+# --- the digits demo (slow) -----------------------------------------------------------------------
+
+SMALL_DIGITS_SPEC = """\
+name: digits-small
+data: {set: digits, input_bits: 4}
+layers:
+  - {units: 128, weights: binary, act: sign, bn: true}
+  - {units: 10, weights: binary, act: none, bn: true}
+train: {epochs: 40, seed: 0}
+"""
+
+
+@pytest.fixture(scope="module")
+def digits_demo(tmp_path_factory):
+    from fewmul.compiler.emit import compile_run
+    from fewmul.compiler.training import train_run
+    root = tmp_path_factory.mktemp("digits")
+    train_run("examples/digits-bnn.yaml", root / "run", progress=False)
+    compile_run(root / "run", root / "build", synth=())
+    return root / "build"
+
+
+@pytest.mark.slow
+def test_digits_demo_answers_bit_exact_through_the_uart_pins(digits_demo, tmp_path):
+    from fewmul.boards.nets import load_build, report_folding
+    from fewmul.compiler.spec import load_spec
+    from fewmul.nn.data import load_dataset
+    net = load_build(digits_demo)
+    x = load_dataset(load_spec(digits_demo / "spec.yaml").data).test.x[:20]
+    result = simulate_link(net, x, tmp_path, default=report_folding(digits_demo), divisor=4)
+    assert (result["answers"], result["mismatches"], result["error"]) == (20, 0, None)
+
+
+@pytest.mark.slow
+def test_digits_demo_bitstream_for_ulx3s(digits_demo):
+    assert main(["build", str(digits_demo), "--board", "ulx3s", "-q"]) == 0
+    report = json.loads((digits_demo / "ulx3s" / "report.json").read_text())
+    assert (digits_demo / "ulx3s" / "top.bit").stat().st_size > 100_000
+    assert report["multipliers"] == 0 and report["fmax_mhz"] > 0
+
+
+@pytest.mark.slow
+def test_digits_bitstream_for_icebreaker_or_a_clear_fit_error(digits_demo, tmp_path):
+    """The demo fits the iCE40UP5K, or the error names the resource and what would fit; then
+    the smaller digits network (64-128-10) is built instead and must fit."""
+    from fewmul.boards.flow import build_board
+    from fewmul.compiler.emit import compile_run
+    from fewmul.compiler.training import train_run
+    try:
+        report = build_board(digits_demo, "icebreaker", progress=False)
+    except FitError as exc:
+        assert exc.used > exc.available
+        assert "does not fit the iCEBreaker" in str(exc) and "To fit: " in str(exc)
+        spec = tmp_path / "digits-small.yaml"
+        spec.write_text(SMALL_DIGITS_SPEC)
+        train_run(spec, tmp_path / "run", progress=False)
+        compile_run(tmp_path / "run", tmp_path / "build", synth=())
+        report = build_board(tmp_path / "build", "icebreaker", pe=1, progress=False)
+        out = tmp_path / "build" / "icebreaker"
+    else:
+        out = digits_demo / "icebreaker"
+    assert (out / "top.bin").stat().st_size > 100_000
+    assert report["used"]["lut"] <= 5280 and report["multipliers"] == 0

@@ -22,6 +22,10 @@ def register(sub) -> None:
     b.add_argument("--pe", type=pe_arg, default=None,
                    help="neurons computed in parallel: 'auto', N or 'N,N,N' (default: what "
                         "'fewmul compile' chose, from BUILD/report.json)")
+    b.add_argument("--simd", type=pe_arg, default=None,
+                   help="inputs per neuron per cycle, with --pe: 'auto', N or 'N,N,N'")
+    b.add_argument("--pipeline", type=int, default=None, metavar="N",
+                   help="register stages in each popcount tree (raises Fmax)")
     b.add_argument("--baud", type=positive_int, default=115200,
                    help="serial rate of the host link (default 115200)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -55,8 +59,8 @@ def print_board(report: dict, out: Path) -> None:
 def run(args) -> int:
     from fewmul.boards.flow import BuildError, build_board
     try:
-        report = build_board(args.build, args.board, pe=args.pe, baud=args.baud,
-                             progress=not args.quiet)
+        report = build_board(args.build, args.board, pe=args.pe, simd=args.simd,
+                             pipeline=args.pipeline, baud=args.baud, progress=not args.quiet)
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,183 @@
+"""Board figures: LUTs, Fmax, cycles/inference and inferences/s per board.
+
+Builds the digits demo (``examples/digits-bnn.yaml``, trained here or taken
+from ``--build``) for each board with the compiler's folding; when it does not
+fit, the folding the fit check suggests; when nothing fits, a smaller digits
+network (``--small``, 64-128-10 by default), trained here. Then, per board
+with a place and route flow (``--largest``), the largest 64-H-H-10 network
+that fits at one PE per layer, searched by halving the gap between a size
+that fits and one that does not.
+
+Fmax is compared with the goals (40 MHz on iCE40UP5K, 150 MHz on ECP5), and
+inferences/s with the NumPy golden model on this machine, one image at a time,
+measured in the same run.
+
+Usage::
+
+    python bench/boards.py [-o build/bench-boards] [--boards icebreaker ulx3s arty]
+                           [--build BUILD] [--largest icebreaker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fewmul.boards.fit import FitError
+from fewmul.boards.flow import build_design
+from fewmul.boards.nets import load_build, random_net, report_folding
+from fewmul.compiler.emit import compile_run
+from fewmul.compiler.training import train_run
+
+GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
+SMALL_SPEC = """\
+name: digits-small
+data: {set: digits, input_bits: 4}
+layers:
+  - {units: %d, weights: binary, act: sign, bn: true}
+  - {units: 10, weights: binary, act: none, bn: true}
+train: {epochs: 60, seed: 0}
+"""
+
+
+def golden_rate(build: Path, seconds: float = 1.0) -> float:
+    """NumPy golden model inferences/s, one image per call (as a board answers them)."""
+    net = load_build(build)
+    x = np.random.default_rng(0).integers(0, 1 << net.layers[0].input_bits,
+                                          size=(1, net.layers[0].inputs))
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        net.forward(x)
+        count += 1
+    return count / (time.perf_counter() - t0)
+
+
+def demo_build(out: Path, spec: Path | str, name: str) -> Path:
+    run, build = out / name / "run", out / name / "build"
+    if not (build / "net.npz").exists():
+        print(f"== train and compile {spec}")
+        train_run(spec, run, progress=False)
+        compile_run(run, build, synth=("generic",))
+    return build
+
+
+def try_build(net, board: str, out: Path, pe, default=None) -> dict | FitError:
+    try:
+        return build_design(net, board, out, pe=pe, default=default, progress=True)
+    except FitError as exc:
+        return exc
+
+
+def row(label: str, board: str, report: dict, cpu_rate: float) -> dict:
+    fmax = report["fmax_mhz"]
+    cycles = report["cycles_per_inference"]
+    rate = report["inferences_per_s"]
+    r = {"design": label, "board": board, "pe": [l["pe"] for l in report["layers"]],
+         "lut": report["used"]["lut"], "lut_percent": report["utilization_percent"]["lut"],
+         "ff": report["used"]["ff"], "bram": report["used"]["bram"], "dsp": report["used"]["dsp"],
+         "fmax_mhz": fmax, "clock_mhz": report["clock_hz"] / 1e6, "cycles": cycles,
+         "inf_per_s_board_clock": rate["compute_at_board_clock"],
+         "inf_per_s_fmax": rate["compute_at_fmax"], "inf_per_s_uart": rate["uart"],
+         "cpu_golden_inf_per_s": cpu_rate, "build_s": report["seconds"]}
+    if board in GOAL_MHZ and fmax:
+        r["fmax_vs_goal"] = fmax / GOAL_MHZ[board]
+    return r
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'design':<28} {'board':<10} {'pe':<10} {'LUT':>12} {'FF':>6} {'BRAM':>5} "
+          f"{'Fmax MHz':>9} {'goal x':>7} {'cyc/inf':>7} {'inf/s @clk':>11} {'inf/s @Fmax':>12} "
+          f"{'x CPU':>7}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['design']:<28} {r['board']:<10} {r['error']}")
+            continue
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "n/a"
+        goal = f"{r['fmax_vs_goal']:.2f}" if "fmax_vs_goal" in r else "-"
+        at_fmax = r["inf_per_s_fmax"] or r["inf_per_s_board_clock"]
+        print(f"{r['design']:<28} {r['board']:<10} {','.join(map(str, r['pe'])):<10} "
+              f"{r['lut']:>6g} ({r['lut_percent']:>3.0f}%) {r['ff']:>6g} {r['bram']:>5g} "
+              f"{fmax:>9} {goal:>7} {r['cycles']:>7} {r['inf_per_s_board_clock']:>11,.0f} "
+              f"{at_fmax:>12,.0f} {at_fmax / r['cpu_golden_inf_per_s']:>7.0f}")
+    uart = {r["inf_per_s_uart"] for r in rows if "inf_per_s_uart" in r}
+    if uart:
+        print(f"(the 115200 baud host link carries {min(uart):,.0f}-{max(uart):,.0f} images/s; "
+              f"'x CPU' compares with the NumPy golden model, one image per call, on this machine)")
+
+
+def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128, 192, 256)) -> dict:
+    """The largest 64-H-H-10 network (pe=1) that fits ``board``, H searched by bisection."""
+    lo, hi, best = None, None, None
+    candidates = list(sizes)
+    while candidates:
+        h = candidates.pop(len(candidates) // 2)
+        net = random_net([64, h, h, 10], seed=0)
+        result = try_build(net, board, out / f"h{h}", pe=1)
+        fits = not isinstance(result, FitError)
+        print(f"   64-{h}-{h}-10 pe=1 on {board}: "
+              + (f"fits ({result['used']['lut']:g} LUTs)" if fits else f"does not fit: {result}"))
+        if fits:
+            lo, best = h, row(f"random 64-{h}-{h}-10", board, result, cpu_rate)
+            candidates = [c for c in candidates if c > h]
+        else:
+            hi = h
+            candidates = [c for c in candidates if c < h]
+    return best or {"design": f"64-H-H-10, H>={sizes[0]}", "board": board,
+                    "error": f"even H={sizes[0]} does not fit"}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-o", "--output", type=Path, default=Path("build/bench-boards"))
+    p.add_argument("--boards", nargs="+", default=["icebreaker", "ulx3s", "arty"])
+    p.add_argument("--build", type=Path, default=None,
+                   help="a compiled digits demo to use instead of training one")
+    p.add_argument("--small", type=int, default=128, help="hidden units of the smaller digits net")
+    p.add_argument("--largest", nargs="*", default=["icebreaker"],
+                   help="boards to search the largest fitting network on (slow)")
+    args = p.parse_args(argv)
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    from fewmul.compiler.commands.demo import example_spec
+    demo = args.build or demo_build(out, example_spec(), "demo")
+    cpu_rate = golden_rate(demo)
+    print(f"NumPy golden model (baseline, this machine): {cpu_rate:,.0f} inferences/s")
+    rows = []
+    for board in args.boards:
+        print(f"== digits demo on {board}")
+        net = load_build(demo)
+        result = try_build(net, board, out / "demo" / board, None, report_folding(demo))
+        if isinstance(result, FitError):
+            print(f"   {result}")
+            rows.append({"design": "digits 64-256-256-10", "board": board,
+                         "error": f"does not fit: {result.resource} {result.used:g}/"
+                                  f"{result.available:g}"})
+            spec = out / "digits-small.yaml"
+            spec.write_text(SMALL_SPEC % args.small)
+            small = demo_build(out, spec, "small")
+            result = try_build(load_build(small), board, out / "small" / board, None,
+                               report_folding(small))
+            if isinstance(result, FitError):
+                result = try_build(load_build(small), board, out / "small" / board, 1)
+            label = f"digits 64-{args.small}-10"
+        else:
+            label = "digits 64-256-256-10"
+        if isinstance(result, FitError):
+            rows.append({"design": label, "board": board, "error": str(result)})
+        else:
+            rows.append(row(label, board, result, cpu_rate))
+    for board in args.largest:
+        print(f"== largest network on {board}")
+        rows.append(largest_fit(board, out / "largest" / board, cpu_rate))
+    print()
+    print_rows(rows)
+    (out / "boards.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
