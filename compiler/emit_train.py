@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from fewmul.nn.data import load_dataset
 from fewmul.nn.onchip import OnChipConfig, OnChipNet
 
@@ -95,58 +97,65 @@ def _layout(top) -> dict:
     }
 
 
-def unit_costs(build_dir: Path, verilog: str = "top.v", top: str = "top") -> dict:
-    """ECP5 cells (``synth_ecp5 -noflatten``) of each submodule of ``top``, submodules included.
+#: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
+#: stops without output), then the usual cell mapping.
+ECP5_SCRIPT = ("synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
+               "abc -lut 4; clean; synth_ecp5 -top {top} -run map_cells:")
 
-    Returns ``{"units": {name: {"role", "LUT4", "FF", ...}}, "roles": {role: totals},
-    "total": totals}``; the top's own cells (state machine, registers, memories) are
-    the unit ``top`` with role ``control``.
-    """
-    build_dir = Path(build_dir)
-    out = "stat_ecp5_units.json"
-    script = (f"read_verilog {verilog}; synth_ecp5 -top {top} -noflatten; "
-              f"tee -q -o {out} stat -json")
+
+def _ecp5_cells(build_dir: Path, verilog: str, top: str) -> dict[str, int]:
+    """ECP5 cells of ``build_dir/verilog`` (flattened), by type."""
+    out = f"stat_ecp5_{top}.json"
+    script = f"read_verilog {verilog}; {ECP5_SCRIPT.format(top=top)}; tee -q -o {out} stat -json"
     proc = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=build_dir,
                           capture_output=True, text=True)
-    if proc.returncode != 0:
-        (build_dir / "yosys_ecp5_units.log").write_text(proc.stdout + proc.stderr)
-        raise YosysError(f"Yosys (ecp5, per unit) failed; see {build_dir / 'yosys_ecp5_units.log'}")
-    modules = {name.lstrip("\\"): mod.get("num_cells_by_type", {})
-               for name, mod in json.loads((build_dir / out).read_text())["modules"].items()}
-    totals: dict[str, dict] = {}
+    path = Path(build_dir) / out
+    if proc.returncode != 0 or not path.exists():
+        log = Path(build_dir) / f"yosys_ecp5_{top}.log"
+        log.write_text(proc.stdout + proc.stderr)
+        raise YosysError(f"Yosys (ecp5, {top}) failed; see {log}")
+    stat = json.loads(path.read_text())
+    design = stat.get("design") or stat["modules"][f"\\{top}"]
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
-    def total(name: str) -> dict:
-        if name not in totals:
-            acc: dict[str, int] = {}
-            for cell, count in modules[name].items():
-                cell = cell.lstrip("\\")
-                inner = total(cell) if cell in modules else {cell: 1}
-                for k, v in inner.items():
-                    acc[k] = acc.get(k, 0) + int(count) * v
-            totals[name] = acc
-        return totals[name]
+
+def unit_costs(build_dir: Path, trainer, top: str = "top") -> dict:
+    """ECP5 cells of every unit of ``trainer`` (each synthesized alone) and of the whole design.
+
+    Each submodule named in :data:`UNIT_ROLES` is converted to Verilog on its own
+    (``BUILD/units/NAME.v``) and run through ``synth_ecp5``; the whole ``top.v`` is run too,
+    and what the units do not account for (state machine, registers, weight memories,
+    multiplexers between the units) is the unit ``top`` with role ``control``.
+
+    Returns ``{"units": {name: {"role", "LUT4", "FF", ...}}, "roles": {role: totals},
+    "total": totals}``.
+    """
+    from amaranth.back import verilog
+
+    build_dir = Path(build_dir)
+    unit_dir = build_dir / "units"
+    unit_dir.mkdir(exist_ok=True)
 
     def summary(cells: dict, role: str | None = None) -> dict:
         row = {"role": role} if role else {}
-        row.update({key: cells.get(cell, 0) for key, cell in ECP5_CELLS.items()})
-        row["multipliers"] = sum(n for c, n in cells.items() if c in DSP_CELLS)
+        row.update({key: int(cells.get(cell, 0)) for key, cell in ECP5_CELLS.items()})
+        row["multipliers"] = sum(int(n) for c, n in cells.items() if c in DSP_CELLS)
         return row
 
-    units, own = {}, dict(total(top))
-    for name in modules:
-        parts = name.split(".")
-        if len(parts) == 2 and parts[0] == top:
-            cells = total(name)
-            units[parts[1]] = summary(cells, UNIT_ROLES.get(parts[1], "control"))
-            for k, v in cells.items():
-                own[k] = own.get(k, 0) - v
-    units["top"] = summary(own, "control")
+    units = {}
+    names = [name for name in UNIT_ROLES if hasattr(trainer, name)]
+    for name in tqdm(names, desc="ecp5 per unit", unit="unit", leave=False):
+        write_atomic(unit_dir / f"{name}.v", verilog.convert(getattr(trainer, name), name=name))
+        units[name] = summary(_ecp5_cells(unit_dir, f"{name}.v", name), UNIT_ROLES[name])
+    total = summary(_ecp5_cells(build_dir, "top.v", top))
+    units["top"] = {"role": "control", **{k: max(0, total[k] - sum(u[k] for u in units.values()))
+                                           for k in total}}
     roles: dict[str, dict] = {}
     for row in units.values():
         acc = roles.setdefault(row["role"], {k: 0 for k in row if k != "role"})
         for k in acc:
             acc[k] += row[k]
-    return {"units": units, "roles": roles, "total": summary(total(top))}
+    return {"units": units, "roles": roles, "total": total}
 
 
 def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = ("generic",),
@@ -187,7 +196,7 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
     }
     if units:
         t1 = time.perf_counter()
-        report["ecp5_units"] = unit_costs(build_dir)
+        report["ecp5_units"] = unit_costs(build_dir, top)
         report["ecp5_units"]["seconds"] = time.perf_counter() - t1
     write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
     return report
