@@ -135,10 +135,11 @@ def test_delta_backprop_matches_numpy():
     run(dut, testbench, clocked=True)
 
 
-@pytest.mark.parametrize("max_shift", [0, 3, 7])
-def test_weight_update_matches_numpy(max_shift):
+@pytest.mark.parametrize("max_shift,shared", [(0, False), (3, False), (7, False), (3, True)])
+def test_weight_update_matches_numpy(max_shift, shared):
     lanes, wbits, bound = 13, 6, 800
-    dut = WeightUpdate(lanes, weight_bits=wbits, delta_bound=bound, max_shift=max_shift)
+    dut = WeightUpdate(lanes, weight_bits=wbits, delta_bound=bound, max_shift=max_shift,
+                       shared=shared)
     w0 = 1 << wbits
     rng = np.random.default_rng(max_shift)
 
@@ -147,10 +148,12 @@ def test_weight_update_matches_numpy(max_shift):
             w = rng.integers(-w0, w0 + 1, lanes)
             delta = int(rng.integers(-bound, bound + 1)) >> int(rng.integers(0, 8))
             amount = rng.integers(0, max_shift + 1, lanes)
+            if shared:
+                amount[:] = amount[0]
             negate, skip = rng.integers(0, 2, lanes), rng.integers(0, 2, lanes)
             ctx.set(dut.weights, [int(v) for v in w])
             ctx.set(dut.delta, delta)
-            ctx.set(dut.amount, [int(v) for v in amount])
+            ctx.set(dut.amount, int(amount[0]) if shared else [int(v) for v in amount])
             ctx.set(dut.negate, int(sum(int(b) << k for k, b in enumerate(negate))))
             ctx.set(dut.skip, int(sum(int(b) << k for k, b in enumerate(skip))))
             sign = np.where(negate == 1, -1, 1) * np.where(skip == 1, 0, 1)

@@ -127,7 +127,8 @@ class OnChipTrainer(wiring.Component):
         self.update1 = WeightUpdate(n_inputs, weight_bits=p.weight_bits,
                                     delta_bound=self.backprop.acc_bound, max_shift=p.lr_shift1)
         self.update2 = WeightUpdate(m_hidden, weight_bits=p.weight_bits,
-                                    delta_bound=self.hinge.delta_bound, max_shift=p.lr_shift2)
+                                    delta_bound=self.hinge.delta_bound, max_shift=p.lr_shift2,
+                                    shared=True)
         self.qbp = QbpRounder(p.input_bits)
         self.lfsr = Lfsr(width=p.lfsr_width, taps=p.lfsr_taps, seed=p.lfsr_seed,
                          bits=max(p.input_bits - 1, 1))
@@ -222,8 +223,7 @@ class OnChipTrainer(wiring.Component):
             update2.negate.eq(~hidden), update2.skip.eq(0),
             wr2.data.eq(update2.result),
         ]
-        for j in range(hid):
-            m.d.comb += update2.amount[j].eq(p.lr_shift2)
+        m.d.comb += update2.amount.eq(p.lr_shift2)
 
         # Layer 1 update.
         d1 = Signal(backprop.acc_shape)

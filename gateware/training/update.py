@@ -15,9 +15,10 @@ class WeightUpdate(wiring.Component):
 
     ``s_k`` is ``sign(delta)``, negated where ``negate_k`` is set (the input was negative) and
     zero where ``skip_k`` is set (the input was zero). Each lane has its own
-    :class:`BarrelShifter` (submodules ``shift_{k}``); the magnitude is rounded to nearest,
-    ties away from zero. The result is clipped to ``[-2**weight_bits, 2**weight_bits]``.
-    Combinational.
+    :class:`BarrelShifter` (submodules ``shift_{k}``), or, with ``shared``, all lanes use one
+    shift amount and one shifter (submodule ``shift``: inputs of ±1 have the same exponent).
+    The magnitude is rounded to nearest, ties away from zero. The result is clipped to
+    ``[-2**weight_bits, 2**weight_bits]``. Combinational.
 
     Parameters
     ----------
@@ -29,17 +30,20 @@ class WeightUpdate(wiring.Component):
         ``|delta| <= delta_bound``.
     max_shift : int
         Largest shift amount.
+    shared : bool
+        One shift amount for all lanes (``amount`` is a single value).
 
     Members
     -------
     weights : ``In(ArrayLayout(signed(weight_bits + 2), lanes))``
     delta : ``In(signed)``
-    amount : ``In(ArrayLayout(range(max_shift + 1), lanes))``
+    amount : ``In(ArrayLayout(range(max_shift + 1), lanes))``, or ``In(range(max_shift + 1))``
     negate, skip : ``In(lanes)``
     result : ``Out(ArrayLayout(signed(weight_bits + 2), lanes))``
     """
 
-    def __init__(self, lanes: int, *, weight_bits: int, delta_bound: int, max_shift: int):
+    def __init__(self, lanes: int, *, weight_bits: int, delta_bound: int, max_shift: int,
+                 shared: bool = False):
         for name, value in (("Lanes", lanes), ("Weight bits", weight_bits),
                             ("Delta bound", delta_bound)):
             if not isinstance(value, int) or value <= 0:
@@ -49,11 +53,14 @@ class WeightUpdate(wiring.Component):
         self.weight_shape = signed(weight_bits + 2)
         self.delta_shape = signed_shape(-delta_bound, delta_bound)
         self.mag_width = delta_bound.bit_length()
-        self.shifters = [BarrelShifter(self.mag_width, max_shift) for _ in range(lanes)]
+        self.shared = shared
+        self.shifters = [BarrelShifter(self.mag_width, max_shift)
+                         for _ in range(1 if shared else lanes)]
+        amount = range(max_shift + 1) if shared else data.ArrayLayout(range(max_shift + 1), lanes)
         super().__init__({
             "weights": In(data.ArrayLayout(self.weight_shape, lanes)),
             "delta": In(self.delta_shape),
-            "amount": In(data.ArrayLayout(range(max_shift + 1), lanes)),
+            "amount": In(amount),
             "negate": In(lanes),
             "skip": In(lanes),
             "result": Out(data.ArrayLayout(self.weight_shape, lanes)),
@@ -65,10 +72,16 @@ class WeightUpdate(wiring.Component):
         mag = Signal(self.mag_width)
         m.d.comb += mag.eq(Mux(negative, -self.delta, self.delta))
         sum_shape = signed_shape(-self.w0 - (1 << self.mag_width), self.w0 + (1 << self.mag_width))
-        for k, shifter in enumerate(self.shifters):
-            m.submodules[f"shift_{k}"] = shifter
-            m.d.comb += [shifter.value.eq(mag), shifter.amount.eq(self.amount[k])]
-            step = Mux(self.skip[k], 0, shifter.result)
+        if self.shared:
+            m.submodules.shift = shifter = self.shifters[0]
+            m.d.comb += [shifter.value.eq(mag), shifter.amount.eq(self.amount)]
+        else:
+            for k, shifter in enumerate(self.shifters):
+                m.submodules[f"shift_{k}"] = shifter
+                m.d.comb += [shifter.value.eq(mag), shifter.amount.eq(self.amount[k])]
+        for k in range(self.lanes):
+            shifted = self.shifters[0 if self.shared else k].result
+            step = Mux(self.skip[k], 0, shifted)
             total = Signal(sum_shape, name=f"total_{k}")
             m.d.comb += total.eq(Mux(negative ^ self.negate[k],
                                      self.weights[k] - step, self.weights[k] + step))
