@@ -80,6 +80,7 @@ def trainer_params(cfg: OnChipConfig):
     return TrainerParams(input_bits=cfg.input_bits, weight_bits=cfg.weight_bits,
                          score_shift=cfg.score_shift, gate_shift=cfg.gate_shift,
                          lr_shift1=cfg.lr_shift1, lr_shift2=cfg.lr_shift2,
+                         lr_decay_steps=cfg.lr_decay_steps, lr_decay_max=cfg.lr_decay_max,
                          lfsr_seed=cfg.lfsr_seed)
 
 

@@ -20,9 +20,10 @@ pass uses its sign (``sign(0) = +1``). One training step on one sample
   ``q_k / 2**floor - 1`` (unbiased), the random bits drawn from an LFSR;
   the hidden activations ``±1`` are already ``±2**0``;
 * update, a shift of the error (a barrel shifter) rounded half away from zero,
-  then a clip: ``W2[i, j] += h_j * rshift(d2[i], lr_shift2)``,
-  ``W1[j, k] += [q_k > 0] * rshift(d1[j], lr_shift1 - e_k)``,
-  ``W <- clip(W, -W0, W0)``.
+  then a clip: ``W2[i, j] += h_j * rshift(d2[i], lr_shift2 + x)``,
+  ``W1[j, k] += [q_k > 0] * rshift(d1[j], lr_shift1 + x - e_k)``,
+  ``W <- clip(W, -W0, W0)``; the learning rate halves every ``lr_decay_steps``
+  steps, ``lr_decay_max`` times: ``x = min(steps_done // lr_decay_steps, lr_decay_max)``.
 
 ``W2`` is updated with the same (old) weights that were used for ``d1``.
 :class:`FloatTwin` runs the same algorithm in floating point (no rounding of
@@ -64,6 +65,9 @@ class OnChipConfig:
     lr_shift1, lr_shift2 : int
         Right shifts of the error in the updates of layer 1 and layer 2 (a power-of-two
         learning rate); ``lr_shift1 >= input_bits`` so that no QBP exponent makes it negative.
+    lr_decay_steps, lr_decay_max : int
+        Both shifts grow by one every ``lr_decay_steps`` steps (0: never), at most
+        ``lr_decay_max`` times.
     seed : int
         Seed of the initial hidden weights (uniform in ``[-W0, W0]``).
     lfsr_seed : int
@@ -76,8 +80,10 @@ class OnChipConfig:
     weight_bits: int = 6
     score_shift: int = 4
     gate_shift: int = 6
-    lr_shift1: int = 7
-    lr_shift2: int = 3
+    lr_shift1: int = 6
+    lr_shift2: int = 2
+    lr_decay_steps: int = 300
+    lr_decay_max: int = 2
     seed: int = 0
     lfsr_seed: int = 0x1D872B41
 
@@ -86,7 +92,8 @@ class OnChipConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("score_shift", "gate_shift", "lr_shift1", "lr_shift2"):
+        for name in ("score_shift", "gate_shift", "lr_shift1", "lr_shift2", "lr_decay_steps",
+                     "lr_decay_max"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
@@ -107,6 +114,12 @@ class OnChipConfig:
     def random_bits(self) -> int:
         """LFSR bits drawn per input pixel for its QBP rounding (``input_bits - 1``)."""
         return self.input_bits - 1
+
+    def lr_extra(self, steps_done: int) -> int:
+        """Extra shift of both updates in the step after ``steps_done`` steps."""
+        if not self.lr_decay_steps:
+            return 0
+        return min(steps_done // self.lr_decay_steps, self.lr_decay_max)
 
     @property
     def max_exponent(self) -> int:
@@ -205,6 +218,7 @@ class OnChipNet:
     w1: np.ndarray
     w2: np.ndarray
     lfsr: Lfsr = field(repr=False, default=None)
+    steps: int = 0                          # steps done
 
     @classmethod
     def init(cls, cfg: OnChipConfig) -> "OnChipNet":
@@ -215,7 +229,7 @@ class OnChipNet:
 
     def copy(self) -> "OnChipNet":
         lfsr = Lfsr(self.lfsr.state)
-        return OnChipNet(self.cfg, self.w1.copy(), self.w2.copy(), lfsr)
+        return OnChipNet(self.cfg, self.w1.copy(), self.w2.copy(), lfsr, self.steps)
 
     # -- inference ---------------------------------------------------------
     def scores(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,11 +269,15 @@ class OnChipNet:
         trace = self.errors(q, label)
         trace.exponents = self.draw_exponents(q)
         nz = np.asarray(q) > 0
-        self.w2 = np.clip(self.w2 + trace.h[None, :] * rshift_round(trace.d2, cfg.lr_shift2)[:, None],
+        extra = cfg.lr_extra(self.steps)
+        self.w2 = np.clip(self.w2 + trace.h[None, :]
+                          * rshift_round(trace.d2, cfg.lr_shift2 + extra)[:, None],
                           -cfg.w0, cfg.w0)
         d1 = np.broadcast_to(trace.d1[:, None], self.w1.shape)
-        dw1 = np.where(nz[None, :], rshift_round(d1, cfg.lr_shift1 - trace.exponents[None, :]), 0)
+        shift1 = cfg.lr_shift1 + extra - trace.exponents[None, :]
+        dw1 = np.where(nz[None, :], rshift_round(d1, shift1), 0)
         self.w1 = np.clip(self.w1 + dw1, -cfg.w0, cfg.w0)
+        self.steps += 1
         return trace
 
 
@@ -276,6 +294,7 @@ class FloatTwin:
         self.w1 = net.w1.astype(np.float64)
         self.w2 = net.w2.astype(np.float64)
         self.lfsr = Lfsr(net.lfsr.state)
+        self.steps = net.steps
 
     def _view(self) -> OnChipNet:
         return OnChipNet(self.cfg, self.w1, self.w2, self.lfsr)
@@ -289,10 +308,12 @@ class FloatTwin:
         trace = view.errors(q, label)
         trace.exponents = view.draw_exponents(q)
         nz = np.asarray(q) > 0
-        self.w2 = np.clip(self.w2 + np.outer(trace.d2 * 2.0 ** -cfg.lr_shift2, trace.h),
+        extra = cfg.lr_extra(self.steps)
+        self.w2 = np.clip(self.w2 + np.outer(trace.d2 * 2.0 ** -(cfg.lr_shift2 + extra), trace.h),
                           -cfg.w0, cfg.w0)
-        scale = np.where(nz, 2.0 ** (trace.exponents - cfg.lr_shift1), 0.0)
+        scale = np.where(nz, 2.0 ** (trace.exponents - cfg.lr_shift1 - extra), 0.0)
         self.w1 = np.clip(self.w1 + np.outer(trace.d1, scale), -cfg.w0, cfg.w0)
+        self.steps += 1
         return trace
 
 

@@ -186,13 +186,15 @@ def params_of(cfg: OnChipConfig) -> TrainerParams:
     return TrainerParams(input_bits=cfg.input_bits, weight_bits=cfg.weight_bits,
                          score_shift=cfg.score_shift, gate_shift=cfg.gate_shift,
                          lr_shift1=cfg.lr_shift1, lr_shift2=cfg.lr_shift2,
+                         lr_decay_steps=cfg.lr_decay_steps, lr_decay_max=cfg.lr_decay_max,
                          lfsr_seed=cfg.lfsr_seed)
 
 
 @pytest.mark.parametrize("inputs,hidden,classes", [(12, 8, 3), (20, 6, 4)])
 def test_trainer_matches_golden_model_step_by_step(inputs, hidden, classes):
     cfg = OnChipConfig(inputs=inputs, hidden=hidden, classes=classes, weight_bits=4,
-                       gate_shift=5, lr_shift1=5, lr_shift2=1, score_shift=2)
+                       gate_shift=5, lr_shift1=5, lr_shift2=1, score_shift=2,
+                       lr_decay_steps=4, lr_decay_max=2)
     net = OnChipNet.init(cfg)
     dut = OnChipTrainer(net.w1, net.w2, params_of(cfg))
     rng = np.random.default_rng(inputs)

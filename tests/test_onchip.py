@@ -52,7 +52,7 @@ def test_config_rejects_bad_values():
         OnChipConfig(hidden=0)
 
 
-def _reference_step(cfg, w1, w2, q, label, exps):
+def _reference_step(cfg, w1, w2, q, label, exps, step):
     """An explicit loop version of one step, neuron by neuron and weight by weight."""
     w1, w2 = w1.copy(), w2.copy()
     sg = lambda v: 1 if v >= 0 else -1
@@ -66,8 +66,10 @@ def _reference_step(cfg, w1, w2, q, label, exps):
     g = [sum(sg(w2[i, j]) * d2[i] for i in range(cfg.classes)) for j in range(cfg.hidden)]
     d1 = [g[j] if abs(s1[j]) < (1 << cfg.gate_shift) else 0 for j in range(cfg.hidden)]
 
+    extra = min(step // cfg.lr_decay_steps, cfg.lr_decay_max)
+
     def shifted(d, s):
-        mag = abs(d) / 2 ** s
+        mag = abs(d) / 2 ** (s + extra)
         return int(np.sign(d) * np.floor(mag + 0.5))
 
     for i in range(cfg.classes):
@@ -83,7 +85,7 @@ def _reference_step(cfg, w1, w2, q, label, exps):
 
 def test_step_matches_an_explicit_loop_reference():
     cfg = OnChipConfig(inputs=12, hidden=9, classes=4, weight_bits=4, gate_shift=5,
-                       lr_shift1=5, lr_shift2=1, score_shift=3)
+                       lr_shift1=5, lr_shift2=1, score_shift=3, lr_decay_steps=7, lr_decay_max=2)
     net = OnChipNet.init(cfg)
     rng = np.random.default_rng(3)
     for step in range(30):
@@ -91,7 +93,7 @@ def test_step_matches_an_explicit_loop_reference():
         label = int(rng.integers(cfg.classes))
         w1, w2 = net.w1.copy(), net.w2.copy()
         trace = net.step(q, label)
-        rw1, rw2, d1, d2 = _reference_step(cfg, w1, w2, q, label, trace.exponents)
+        rw1, rw2, d1, d2 = _reference_step(cfg, w1, w2, q, label, trace.exponents, step)
         np.testing.assert_array_equal(trace.d2, d2)
         np.testing.assert_array_equal(trace.d1, d1)
         np.testing.assert_array_equal(net.w1, rw1)
@@ -105,7 +107,7 @@ def test_training_learns_digits_and_stays_close_to_the_float_twin():
     net = OnChipNet.init(cfg)
     twin = FloatTwin(net)
     before = net.accuracy(data.test.x, data.test.y)
-    for i in train_order(len(data.train), 300, 0):
+    for i in train_order(len(data.train), 500, 0):
         net.step(data.train.x[i], data.train.y[i])
         twin.step(data.train.x[i], data.train.y[i])
     after = net.accuracy(data.test.x, data.test.y)

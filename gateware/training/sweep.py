@@ -12,7 +12,7 @@ class RowSweep(wiring.Component):
 
     A synchronous read port returns row ``r`` one cycle after its address, so ``valid`` and
     ``index`` follow ``addr`` one cycle later; ``last`` marks the valid cycle of the last row.
-    ``busy`` is set from the ``start`` cycle to the ``last`` cycle.
+    ``busy`` is set from the cycle after ``start`` to the ``last`` cycle.
 
     Members
     -------

@@ -34,6 +34,9 @@ class TrainerParams:
         Straight-through gate ``|s1| < 2**gate_shift``.
     lr_shift1, lr_shift2 : int
         Error shifts of the layer-1 and layer-2 updates (``lr_shift1 >= input_bits``).
+    lr_decay_steps, lr_decay_max : int
+        Both shifts grow by one after every ``lr_decay_steps`` steps (0: never), at most
+        ``lr_decay_max`` times.
     lfsr_seed : int
         Reset state of the LFSR.
     lfsr_width : int
@@ -46,6 +49,8 @@ class TrainerParams:
     lr_shift1: int
     lr_shift2: int
     lfsr_seed: int
+    lr_decay_steps: int = 0
+    lr_decay_max: int = 0
     lfsr_width: int = 32
     lfsr_taps: tuple = (32, 22, 2, 1)
 
@@ -124,11 +129,13 @@ class OnChipTrainer(wiring.Component):
         self.hinge = HingeError(self.fwd2.bound, p.score_shift)
         self.backprop = DeltaBackprop(m_hidden, delta_bound=self.hinge.delta_bound,
                                       rows=n_classes)
+        self.max_extra = p.lr_decay_max if p.lr_decay_steps else 0
         self.update1 = WeightUpdate(n_inputs, weight_bits=p.weight_bits,
-                                    delta_bound=self.backprop.acc_bound, max_shift=p.lr_shift1)
+                                    delta_bound=self.backprop.acc_bound,
+                                    max_shift=p.lr_shift1 + self.max_extra)
         self.update2 = WeightUpdate(m_hidden, weight_bits=p.weight_bits,
-                                    delta_bound=self.hinge.delta_bound, max_shift=p.lr_shift2,
-                                    shared=True)
+                                    delta_bound=self.hinge.delta_bound,
+                                    max_shift=p.lr_shift2 + self.max_extra, shared=True)
         self.qbp = QbpRounder(p.input_bits)
         self.lfsr = Lfsr(width=p.lfsr_width, taps=p.lfsr_taps, seed=p.lfsr_seed,
                          bits=max(p.input_bits - 1, 1))
@@ -176,7 +183,9 @@ class OnChipTrainer(wiring.Component):
         label = Signal(range(self.n_classes))
         hidden = Signal(hid)        # h_j = 1 for +1
         gate = Signal(hid)
-        amounts = Signal(data.ArrayLayout(range(p.lr_shift1 + 1), n))
+        amounts = Signal(data.ArrayLayout(range(p.lr_shift1 + self.max_extra + 1), n))
+        extra = Signal(range(self.max_extra + 1))          # learning-rate decay: extra shift
+        decay_count = Signal(range(max(p.lr_decay_steps, 1)))
         qbp_busy = Signal()
         qbp_index = Signal(range(n))
         best = Signal(fwd2.sum_shape)
@@ -202,7 +211,7 @@ class OnChipTrainer(wiring.Component):
             if p.input_bits > 1:
                 m.d.comb += lfsr.advance.eq(1)
             m.d.sync += amounts.eq(Cat(amounts.as_value()[len(amounts.as_value()) // n:],
-                                       p.lr_shift1 - qbp.exponent))
+                                       p.lr_shift1 + extra - qbp.exponent))
             m.d.sync += qbp_index.eq(qbp_index + 1)
             with m.If(qbp_index == n - 1):
                 m.d.sync += [qbp_busy.eq(0), qbp_index.eq(0)]
@@ -223,7 +232,7 @@ class OnChipTrainer(wiring.Component):
             update2.negate.eq(~hidden), update2.skip.eq(0),
             wr2.data.eq(update2.result),
         ]
-        m.d.comb += update2.amount.eq(p.lr_shift2)
+        m.d.comb += update2.amount.eq(p.lr_shift2 + extra)
 
         # Layer 1 update.
         d1 = Signal(backprop.acc_shape)
@@ -284,4 +293,10 @@ class OnChipTrainer(wiring.Component):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
+                    if self.max_extra:
+                        m.d.sync += decay_count.eq(decay_count + 1)
+                        with m.If(decay_count == p.lr_decay_steps - 1):
+                            m.d.sync += decay_count.eq(0)
+                            with m.If(extra != self.max_extra):
+                                m.d.sync += extra.eq(extra + 1)
         return m
