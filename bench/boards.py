@@ -2,8 +2,8 @@
 
 Builds the digits demo (``examples/digits-bnn.yaml``, trained here or taken
 from ``--build``) for each board with the compiler's folding; when it does not
-fit, the folding the fit check suggests; when nothing fits, a smaller digits
-network (``--small``, 64-128-10 by default), trained here. Then, per board
+fit, a smaller digits network (``--small``, 64-128-10 by default, trained
+here) at one PE per layer. Then, per board
 with a place and route flow (``--largest``), the largest 64-H-H-10 network
 that fits at one PE per layer, searched by halving the gap between a size
 that fits and one that does not.
@@ -109,9 +109,9 @@ def print_rows(rows: list[dict]) -> None:
               f"'x CPU' compares with the NumPy golden model, one image per call, on this machine)")
 
 
-def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128, 192, 256)) -> dict:
+def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128)) -> dict:
     """The largest 64-H-H-10 network (pe=1) that fits ``board``, H searched by bisection."""
-    lo, hi, best = None, None, None
+    best = None
     candidates = list(sizes)
     while candidates:
         h = candidates.pop(len(candidates) // 2)
@@ -121,10 +121,9 @@ def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128, 192,
         print(f"   64-{h}-{h}-10 pe=1 on {board}: "
               + (f"fits ({result['used']['lut']:g} LUTs)" if fits else f"does not fit: {result}"))
         if fits:
-            lo, best = h, row(f"random 64-{h}-{h}-10", board, result, cpu_rate)
+            best = row(f"random 64-{h}-{h}-10", board, result, cpu_rate)
             candidates = [c for c in candidates if c > h]
         else:
-            hi = h
             candidates = [c for c in candidates if c < h]
     return best or {"design": f"64-H-H-10, H>={sizes[0]}", "board": board,
                     "error": f"even H={sizes[0]} does not fit"}
@@ -159,10 +158,7 @@ def main(argv=None) -> int:
             spec = out / "digits-small.yaml"
             spec.write_text(SMALL_SPEC % args.small)
             small = demo_build(out, spec, "small")
-            result = try_build(load_build(small), board, out / "small" / board, None,
-                               report_folding(small))
-            if isinstance(result, FitError):
-                result = try_build(load_build(small), board, out / "small" / board, 1)
+            result = try_build(load_build(small), board, out / "small" / board, 1)
             label = f"digits 64-{args.small}-10"
         else:
             label = "digits 64-256-256-10"

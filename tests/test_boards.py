@@ -184,6 +184,17 @@ def test_host_driver_times_out_on_a_silent_port():
         exchange(Silent(), fmt, [[0] * 16], timeout=0.05)
 
 
+def test_run_command_reports_a_missing_port(small_build, capsys):
+    build, net = small_build
+    board_dir = build / "ulx3s"
+    board_dir.mkdir(exist_ok=True)
+    (board_dir / "link.json").write_text(format_of(net, 1).to_json())
+    code = main(["run", str(build), "--board", "ulx3s", "--port", "/dev/fewmul-no-such-port",
+                 "--images", "2", "-q"])
+    assert code == 2
+    assert "cannot use /dev/fewmul-no-such-port" in capsys.readouterr().err
+
+
 # --- real tools -----------------------------------------------------------------------------------
 
 def test_uart_top_bit_exact_under_cocotb_and_verilator(tmp_path):
@@ -204,6 +215,8 @@ def test_icebreaker_bitstream_of_the_smallest_design_via_the_cli(small_build, ca
     assert [layer["pe"] for layer in report["layers"]] == [2, 1]     # the compiler's folding
     assert (out / "top.bin").stat().st_size > 100_000               # a whole UP5K image
     assert "Max frequency for clock" in (out / "top.tim").read_text()
+    pcf = (out / "top.pcf").read_text()            # the link sits on the board's FTDI UART
+    assert "set_io uart_0__rx__io 6" in pcf and "set_io uart_0__tx__io 9" in pcf
     assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
     assert 0 < report["used"]["lut"] <= report["capacity"]["lut"]
     assert report["utilization_percent"]["lut"] == pytest.approx(

@@ -47,6 +47,9 @@ def print_board(report: dict, out: Path) -> None:
               f"{rate['compute_at_board_clock']:,.0f} inferences/s at {clock:g} MHz, "
               f"{rate['compute_at_fmax']:,.0f} at Fmax; the {report['baud']} baud link carries "
               f"{rate['uart']:,.0f}/s")
+        path = report.get("critical_path")
+        if path:
+            print(f"critical path: {path['from']} -> {path['to']}, {path['delay_ns']:.1f} ns")
         print(f"bitstream: {out / report['bitstream']}  timing: {out / report['timing_report']}")
     else:
         print(f"estimate only ({report['estimate']}); {report['cycles_per_inference']} "
