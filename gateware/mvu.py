@@ -1,12 +1,12 @@
 """Folded, multiplier-free matrix-vector unit for binary and ternary weights."""
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .popcount import pipelined_popcount
+from .popcount import POPCOUNT_STYLES, pipelined_popcount
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
@@ -89,7 +89,8 @@ class MatrixVectorUnit(wiring.Component):
     Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
     XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
     of ``k``-bit unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for
-    ternary weights. The popcount adder trees have ``pipeline`` register stages. Partial sums
+    ternary weights. The popcount trees (adder or compressor trees) have ``pipeline`` register
+    stages. Partial sums
     are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
     proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
@@ -117,6 +118,9 @@ class MatrixVectorUnit(wiring.Component):
         ``"binary"`` or ``"ternary"``.
     pipeline : int
         Register stages in each popcount tree.
+    popcount_style : str
+        ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
+        see :data:`~.popcount.POPCOUNT_STYLES`.
 
     Attributes
     ----------
@@ -142,7 +146,8 @@ class MatrixVectorUnit(wiring.Component):
     """
 
     def __init__(self, weights, *, input_kind: str, input_bits: int, pe: int,
-                 simd: int | None = None, weight_kind: str = "binary", pipeline: int = 0):
+                 simd: int | None = None, weight_kind: str = "binary", pipeline: int = 0,
+                 popcount_style: str = "adder"):
         weights = weight_values(weights, weight_kind)
         n_neurons, n_inputs = weights.shape
         self.groups = check_pe(n_neurons, pe)
@@ -154,6 +159,10 @@ class MatrixVectorUnit(wiring.Component):
                              f"not {simd}")
         if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
             raise TypeError(f"Pipeline stages must be a non-negative integer, not {pipeline!r}")
+        if popcount_style not in POPCOUNT_STYLES:
+            raise ValueError(f"Popcount style must be one of {POPCOUNT_STYLES!r}, not "
+                             f"{popcount_style!r}")
+        self.popcount_style = popcount_style
         self.widths = Widths(n_inputs, simd, input_kind, input_bits, weight_kind)
         self.widths.prove()
         self.n_inputs, self.n_neurons = n_inputs, n_neurons
@@ -229,7 +238,9 @@ class MatrixVectorUnit(wiring.Component):
         slices = []
         for i in range(k):
             plane = wire(Cat(*(vector[j][i] for j in range(n)), Const(0, pad)), f"plane_{i}")
-            chosen = plane.word_select(fold, simd) if folds > 1 else plane
+            # A case over the folds, not `word_select`: its variable offset would be a multiply.
+            chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
+                if folds > 1 else plane
             slices.append(stage(chosen, f"slice_{i}"))
         valid, first, last = (stage(v, name) for v, name in
                               [(busy, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
@@ -239,7 +250,8 @@ class MatrixVectorUnit(wiring.Component):
 
         def count(value, name):
             return pipelined_popcount(m, wire(value, name), stages=self.pipeline,
-                                      enable=advance, name=f"{name}_count")
+                                      enable=advance, name=f"{name}_count",
+                                      style=self.popcount_style)
 
         # --- Popcounts and partial sums --------------------------------------------------------
         word = rd.data

@@ -44,6 +44,8 @@ class LayerParams:
         ``"binary"`` or ``"ternary"``.
     pipeline : int
         Register stages in the popcount trees.
+    popcount_style : str
+        ``"adder"`` or ``"compressor"``.
     """
     weights: np.ndarray
     input_kind: str
@@ -55,6 +57,7 @@ class LayerParams:
     simd: int | None = None
     weight_kind: str = "binary"
     pipeline: int = 0
+    popcount_style: str = "adder"
 
 
 def _check_layers(layers):
@@ -143,7 +146,8 @@ class Network(wiring.Component):
         for index, layer in enumerate(layers):
             mvu = MatrixVectorUnit(layer.weights, input_kind=layer.input_kind,
                                    input_bits=layer.input_bits, pe=layer.pe, simd=layer.simd,
-                                   weight_kind=layer.weight_kind, pipeline=layer.pipeline)
+                                   weight_kind=layer.weight_kind, pipeline=layer.pipeline,
+                                   popcount_style=layer.popcount_style)
             if layer.thresholds is not None:
                 act = ThresholdUnit(layer.thresholds, sum_bound=mvu.sum_bound, pe=layer.pe)
                 out_shape = act.out_shape

@@ -1,8 +1,9 @@
 """Population counts as balanced adder trees, optionally pipelined."""
 
-from amaranth.hdl import Const, Module, Signal, Value, ValueLike
+from amaranth.hdl import Cat, Const, Module, Signal, Value, ValueLike
 
-__all__ = ["popcount", "pipelined_popcount", "register_levels"]
+__all__ = ["POPCOUNT_STYLES", "popcount", "pipelined_popcount", "popcount_levels",
+           "register_levels"]
 
 
 def popcount(value: ValueLike) -> Value:
@@ -34,23 +35,84 @@ def popcount(value: ValueLike) -> Value:
     return tree(0, len(value))
 
 
-def register_levels(n_bits: int, stages: int) -> list[int]:
-    """Tree levels after which the ``stages`` registers of a pipelined popcount sit.
+#: ``adder``: a balanced tree of adders (Yosys maps them to carry chains and LUTs).
+#: ``compressor``: a Wallace tree of full adders (first level, which absorbs the XNOR/AND of
+#: the operands in 6-input LUTs) and 6:3 counters written as logic, then one carry-propagate
+#: adder of the two remaining rows.
+POPCOUNT_STYLES = ("adder", "compressor")
 
-    A popcount of ``n`` bits has ``L = ceil(log2 n)`` adder levels; the registers are spread
-    evenly over them, level ``l`` meaning "after ``l`` levels of adders" (0: on the inputs, ``L``:
-    on the result), the last one on the result. More stages than levels put several registers
-    on the same level.
+
+def _full_adder(x, y, z):
+    """3:2 counter: ``x + y + z = s + 2 c``, as logic (no adder cell)."""
+    if x is None:
+        return None, None
+    return x ^ y ^ z, (x & y) | (x & z) | (y & z)
+
+
+def _counter_6_3(bits):
+    """6:3 counter: the count of six bits as three bits, as logic. Each output depends on the
+    six inputs only, so it maps to one 6-input LUT."""
+    if bits[0] is None:
+        return None, None, None
+    (sa, ca), (sb, cb) = _full_adder(*bits[:3]), _full_adder(*bits[3:])
+    carry = sa & sb
+    return sa ^ sb, ca ^ cb ^ carry, (ca & cb) | (ca & carry) | (cb & carry)
+
+
+def _compress(columns: list[list], first: bool) -> list[list]:
+    """One level of a Wallace tree over ``columns`` (column ``c`` holds bits of weight 2^c).
+
+    The first level uses full adders only; later ones 6:3 counters, and a full adder for 3 to
+    5 leftover bits. Bits may be ``None`` to only count levels.
+    """
+    out = [[] for _ in range(len(columns) + 2)]
+    for c, bits in enumerate(columns):
+        index = 0
+        if not first:
+            while len(bits) - index >= 6:
+                for k, bit in enumerate(_counter_6_3(bits[index:index + 6])):
+                    out[c + k].append(bit)
+                index += 6
+        while len(bits) - index >= 3:
+            s, carry = _full_adder(*bits[index:index + 3])
+            out[c].append(s)
+            out[c + 1].append(carry)
+            index += 3
+        out[c].extend(bits[index:])
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def popcount_levels(n_bits: int, style: str = "adder") -> int:
+    """Logic levels of a popcount of ``n_bits`` bits (where pipeline registers may go)."""
+    if style not in POPCOUNT_STYLES:
+        raise ValueError(f"Popcount style must be one of {POPCOUNT_STYLES!r}, not {style!r}")
+    if style == "adder":
+        return max(0, n_bits - 1).bit_length()
+    columns, levels = [[None] * n_bits], 0
+    while max(map(len, columns), default=0) > 2:
+        columns, levels = _compress(columns, levels == 0), levels + 1
+    return levels + 1
+
+
+def register_levels(n_bits: int, stages: int, style: str = "adder") -> list[int]:
+    """Levels after which the ``stages`` registers of a pipelined popcount sit.
+
+    A popcount of ``n`` bits has ``L`` logic levels (:func:`popcount_levels`: ``ceil(log2 n)``
+    for an adder tree); the registers are spread evenly over them, level ``l`` meaning "after
+    ``l`` levels" (0: on the inputs, ``L``: on the result), the last one on the result. More
+    stages than levels put several registers on the same level.
     """
     if not isinstance(stages, int) or stages < 0:
         raise TypeError(f"Pipeline stages must be a non-negative integer, not {stages!r}")
-    levels = max(0, n_bits - 1).bit_length()
-    return [-(-levels * (j + 1) // (stages + 1)) for j in range(stages)]
+    levels = popcount_levels(n_bits, style)
+    return [-(-levels * (j + 1) // stages) for j in range(stages)]
 
 
 def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: ValueLike,
-                       name: str) -> Value:
-    """Count the bits of ``value`` through a balanced adder tree with ``stages`` registers.
+                       name: str, style: str = "adder") -> Value:
+    """Count the bits of ``value`` through a tree of ``style`` with ``stages`` registers.
 
     The registers (see :func:`register_levels`) load only while ``enable`` is high, so a stalled
     pipeline holds its contents. The count is valid ``stages`` enabled cycles after its bits.
@@ -58,7 +120,7 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
     Parameters
     ----------
     m : Module
-        Module that receives the adders and registers.
+        Module that receives the logic and registers.
     value : value-like
         Bits to count; should be a signal (slicing a signal keeps the netlist linear in size).
     stages : int
@@ -67,6 +129,8 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
         Clock enable of the registers.
     name : str
         Prefix of the registers' names.
+    style : str
+        See :data:`POPCOUNT_STYLES`.
 
     Returns
     -------
@@ -74,24 +138,48 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
         Unsigned count of width ``len(value).bit_length()``.
     """
     value = Value.cast(value)
-    marks = register_levels(len(value), stages)
-    items = [(value[i], 1) for i in range(len(value))] or [(Const(0, 0), 0)]
+    n = len(value)
+    marks = register_levels(n, stages, style)
     count = 0
 
-    def register(items, level):
+    def register(items, level, width):
+        """``items``: values; ``width(item)`` gives the register width of each."""
         nonlocal count
         for _ in range(marks.count(level)):
             regs = []
-            for index, (expr, bound) in enumerate(items):
-                reg = Signal(bound.bit_length(), name=f"{name}_r{count}_{index}")
+            for index, item in enumerate(items):
+                reg = Signal(width(item), name=f"{name}_r{count}_{index}")
                 with m.If(enable):
-                    m.d.sync += reg.eq(expr)
-                regs.append((reg, bound))
+                    m.d.sync += reg.eq(item[0] if isinstance(item, tuple) else item)
+                regs.append((reg, item[1]) if isinstance(item, tuple) else reg)
             items, count = regs, count + 1
         return items
 
+    if style == "compressor":
+        # Columns of bits, one signal per column after every level (registered or not): the
+        # counters use each bit several times, and nested expressions would grow exponentially.
+        def reg_columns(columns, level):
+            packed = []
+            for c, bits in enumerate(columns):
+                wire = Signal(len(bits), name=f"{name}_l{level}_c{c}")
+                m.d.comb += wire.eq(Cat(*bits))
+                packed.append(wire)
+            packed = register(packed, level, len)
+            return [[col[i] for i in range(len(col))] for col in packed]
+
+        columns, level = reg_columns([[value[i] for i in range(n)]], 0), 0
+        while max(map(len, columns), default=0) > 2:
+            columns, level = _compress(columns, level == 0), level + 1
+            columns = reg_columns(columns, level)
+        rows = [Cat(*(col[r] if len(col) > r else Const(0, 1) for col in columns))
+                for r in range(2)]
+        total = (rows[0] + rows[1])[:n.bit_length()]
+        return register([total], level + 1, lambda _: n.bit_length())[0]
+
+    items = [(value[i], 1) for i in range(n)] or [(Const(0, 0), 0)]
+    width = lambda item: item[1].bit_length()
     level = 0
-    items = register(items, level)
+    items = register(items, level, width)
     while len(items) > 1:
         paired = []
         for index in range(0, len(items) - 1, 2):
@@ -100,5 +188,5 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
         if len(items) % 2:
             paired.append(items[-1])
         items, level = paired, level + 1
-        items = register(items, level)
+        items = register(items, level, width)
     return items[0][0]

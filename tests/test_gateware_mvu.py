@@ -25,6 +25,11 @@ CASES = [
     (6, 11, "unsigned", 2, "ternary", 2, 4, 2),
     (4, 9, "unsigned", 8, "ternary", 4, 9, 0),
     (3, 5, "unsigned", 2, "binary", 3, 2, 0),
+    # compressor-tree popcounts
+    (6, 10, "bipolar", 1, "binary", 3, 7, 2, "compressor"),
+    (4, 13, "unsigned", 8, "binary", 2, 13, 0, "compressor"),
+    (6, 11, "unsigned", 2, "ternary", 3, 6, 1, "compressor"),
+    (4, 9, "bipolar", 1, "ternary", 4, 9, 3, "compressor"),
 ]
 
 
@@ -42,16 +47,17 @@ def random_weights(rng, m, n, weight_kind):
 
 
 def make(case, seed):
-    m, n, kind, bits, wkind, pe, simd, pipeline = case
+    m, n, kind, bits, wkind, pe, simd, pipeline, *style = case
     rng = np.random.default_rng(seed)
     weights = random_weights(rng, m, n, wkind)
     dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=pe, simd=simd,
-                           weight_kind=wkind, pipeline=pipeline)
+                           weight_kind=wkind, pipeline=pipeline,
+                           popcount_style=style[0] if style else "adder")
     return dut, weights, rng
 
 
 def run(case, seed, *, stalls, vectors=6):
-    m, n, kind, bits, wkind, pe, _, _ = case
+    m, n, kind, bits, wkind, pe, *_ = case
     dut, weights, rng = make(case, seed)
     x = random_inputs(rng, vectors, n, bits)
     in_mon, out_mon = simulate(dut, x.tolist(), vectors * m // pe,
@@ -62,8 +68,9 @@ def run(case, seed, *, stalls, vectors=6):
 
 
 def case_id(case):
-    m, n, kind, bits, wkind, pe, simd, pipeline = case
-    return f"{m}x{n}-{kind}{bits}-{wkind}-pe{pe}-simd{simd or n}-pl{pipeline}"
+    m, n, kind, bits, wkind, pe, simd, pipeline, *style = case
+    return f"{m}x{n}-{kind}{bits}-{wkind}-pe{pe}-simd{simd or n}-pl{pipeline}" + \
+        "".join(f"-{s}" for s in style)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -74,7 +81,7 @@ def test_sums_with_stalls(case):
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_timing_without_stalls(case):
     dut, in_mon, out_mon = run(case, seed=1, stalls=False)
-    m, n, *_, pe, simd, pipeline = case
+    m, n, _, _, _, pe, simd, pipeline, *_ = case
     folds = -(-n // (simd or n))
     assert (dut.groups, dut.folds) == (m // pe, folds)
     assert dut.cycles_per_vector == m // pe * folds
@@ -179,3 +186,5 @@ def test_errors():
         MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=0)
     with pytest.raises(TypeError, match="Pipeline stages must be a non-negative integer, not -1"):
         MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=-1)
+    with pytest.raises(ValueError, match="Popcount style must be one of"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, popcount_style="x")

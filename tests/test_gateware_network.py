@@ -11,7 +11,7 @@ from gateware_helpers import StreamMonitor, random_inputs, ref_network, simulate
 
 
 def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4, simds=None,
-                   weight_kind="binary", act_bits=1, pipeline=0):
+                   weight_kind="binary", act_bits=1, pipeline=0, popcount_style="adder"):
     """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range.
 
     Hidden layers output bits (``act_bits == 1``) or ``act_bits``-bit levels.
@@ -24,7 +24,8 @@ def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4, sim
         weights = (rng.integers(0, 2, size=(m, n)) if weight_kind == "binary" else
                    rng.integers(-1, 2, size=(m, n)))
         spread = max(1, int(np.sqrt(n)) << (bits - 1))
-        extra = dict(simd=simds[index], weight_kind=weight_kind, pipeline=pipeline)
+        extra = dict(simd=simds[index], weight_kind=weight_kind, pipeline=pipeline,
+                     popcount_style=popcount_style)
         if index < len(pes) - 1:
             levels = (1 << act_bits) - 1
             t = np.sort(rng.integers(-spread, spread + 1, (m, levels)), axis=1)
@@ -52,6 +53,8 @@ NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
                      dict(simds=[16, 7, 2], act_bits=2, pipeline=2)),
     "ternary_sign": ([16, 12, 8, 5], [2, 4, 5], "unsigned", 4,
                      dict(simds=[3, 12, 1], weight_kind="ternary")),
+    "compressor":   ([16, 12, 8, 5], [4, 4, 5], "unsigned", 8,
+                     dict(simds=[7, 12, 4], pipeline=2, popcount_style="compressor")),
 }
 
 
@@ -105,10 +108,15 @@ def test_submodule_names():
     assert "cell \\top.argmax \\argmax\n" in text
 
 
-def test_no_multipliers():
-    text = rtlil.convert(Network(random_network(0, [16, 12, 8, 5], [4, 2, 5])))
+@pytest.mark.parametrize("name", NETWORKS)
+def test_no_multipliers(name):
+    sizes, pes, kind, bits, options = NETWORKS[name]
+    text = rtlil.convert(Network(random_network(0, sizes, pes, input_kind=kind, input_bits=bits,
+                                                **options)))
     assert "$mul" not in text
-    assert len(re.findall(r"^ *memory ", text, re.M)) == 3  # one weight memory per layer
+    assert "$shift" not in text     # no variable shifts either (a folded slice is a case)
+    # one weight memory per layer
+    assert len(re.findall(r"^ *memory ", text, re.M)) == len(pes)
 
 
 def test_errors():
