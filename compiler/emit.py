@@ -19,57 +19,69 @@ from .lower import LayerPlan, lower, plan_folding
 from .spec import dump_spec
 from .training import load_run
 
-__all__ = ["compile_run"]
+__all__ = ["compile_run", "emit_build", "synthesize"]
 
 
-def _write_weights(build_dir: Path, net: IntegerNet, plans: list[LayerPlan]) -> None:
-    """Packed weight rows (hex, one memory word per line, as the gateware stores them)."""
+def _write_weights(build_dir: Path, net: IntegerNet, top) -> None:
+    """Packed weight words (hex, one memory word per line, as the gateware stores them)."""
     wdir = build_dir / "weights"
     wdir.mkdir(exist_ok=True)
-    for index, (layer, plan) in enumerate(zip(net.layers, plans)):
-        lines = []
-        for g in range(plan.units // plan.pe):
-            word = 0
-            for p in range(plan.pe):
-                row = layer.weights[g * plan.pe + p]
-                word |= int("".join(str(int(b)) for b in row[::-1]), 2) << (p * plan.inputs)
-            lines.append(f"{word:0{(plan.pe * plan.inputs + 3) // 4}x}")
-        write_atomic(wdir / f"layer{index}_weights.hex", "\n".join(lines) + "\n")
+    for index, (layer, mvu) in enumerate(zip(net.layers, top.mvus)):
+        digits = (mvu.word_bits + 3) // 4
+        write_atomic(wdir / f"layer{index}_weights.hex",
+                     "".join(f"{word:0{digits}x}\n" for word in mvu.rows))
         params = ({"shifts": layer.shifts.tolist(), "offsets": layer.offsets.tolist()}
                   if layer.is_output else {"thresholds": layer.thresholds.tolist()})
         write_atomic(wdir / f"layer{index}_params.json", json.dumps(params))
 
 
-def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int | None = None,
-                synth: tuple[str, ...] = ("generic",)) -> dict:
-    """Fold, plan, lower and emit the network of ``run_dir`` into ``build_dir``; return the report."""
+def _choose(spec, pe, simd, target_cycles, max_luts, pipeline) -> dict:
+    """Folding options: the command line's, else the spec's."""
+    if pe is None:
+        pe = "auto" if (target_cycles or max_luts) else spec.hardware.pe
+    if max_luts is None and pe == "auto":
+        target_cycles = target_cycles or spec.hardware.target_cycles
+    return dict(pe=pe, simd="auto" if simd is None else simd, target_cycles=target_cycles,
+                max_luts=max_luts, pipeline=pipeline or 0)
+
+
+def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tuple[object, dict]:
+    """Lower ``net`` with ``plans`` and write ``top.v``, ``net.npz``, ``weights/`` and
+    ``manifest.json`` into ``build_dir``.
+
+    Returns
+    -------
+    (Network, dict)
+        The gateware and the report (``layers``, ``cycles_per_inference``,
+        ``latency_cycles``) without Yosys figures.
+    """
     from amaranth.back import verilog
 
     from fewmul.sim.vectors import Manifest
-    from .yosys import yosys_stat
 
-    t0 = time.perf_counter()
-    spec, model = load_run(run_dir)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    net = fold(model, spec.data.input_bits, spec.train)
-    plans = plan_folding(net, spec.hardware.pe if pe is None else pe,
-                         target_cycles or spec.hardware.target_cycles)
     top = lower(net, plans)
     write_atomic(build_dir / "top.v", verilog.convert(top, name="top"))
     net.save(build_dir / "net.npz")
-    write_atomic(build_dir / "spec.yaml", dump_spec(spec))
-    _write_weights(build_dir, net, plans)
+    _write_weights(build_dir, net, top)
 
     layers = []
     for index, (layer, plan, mvu, act) in enumerate(zip(net.layers, plans, top.mvus, top.activations)):
+        estimate = plan.estimate()
         layers.append({
             "index": index, "inputs": plan.inputs, "units": plan.units,
-            "weights": "binary", "input_kind": layer.input_kind, "input_bits": layer.input_bits,
-            "output": "scores" if layer.is_output else "sign",
-            "pe": plan.pe, "cycles": mvu.cycles_per_vector,
+            "weights": layer.weight_kind, "input_kind": layer.input_kind,
+            "input_bits": layer.input_bits,
+            "output": "scores" if layer.is_output else
+                      ("sign" if layer.output_bits == 1 else f"{layer.output_bits}-bit levels"),
+            "pe": plan.pe, "simd": plan.simd, "folds": mvu.folds, "pipeline": plan.pipeline,
+            "cycles": mvu.cycles_per_vector,
             "sum_bound": mvu.sum_bound, "accumulator_bits": mvu.sum_shape.width,
-            "output_bits": act.score_shape.width if layer.is_output else 1,
+            "partial_bits": mvu.widths.partial_shape.width,
+            "output_bits": act.score_shape.width if layer.is_output else act.out_shape.width,
+            "estimated": {"lut": estimate.luts, "ff": estimate.ffs, "bram": estimate.brams},
+            "synthesized": {},
             "probe": f"layer{index}_collect",
         })
     out_layout = top.o.payload.shape()
@@ -81,17 +93,49 @@ def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int |
         scores_offset=out_layout["scores"].offset,
         cycles_per_inference=top.cycles_per_inference, latency_cycles=top.latency_cycles)
     write_atomic(build_dir / "manifest.json", manifest.to_json())
-    compile_s = time.perf_counter() - t0
+    return top, {"layers": layers, "cycles_per_inference": top.cycles_per_inference,
+                 "latency_cycles": top.latency_cycles}
+
+
+def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...]) -> dict:
+    """Yosys figures of ``build_dir/top.v`` per target; ecp5 and xilinx keep the hierarchy and
+    fill in each layer's ``synthesized`` entry of ``report``."""
+    from .area import LAYER_SYNTH, synth_layers
+    from .yosys import yosys_stat
+
     yosys = {}
     for target in synth:
         t1 = time.perf_counter()
-        yosys[target] = yosys_stat(build_dir, target=target)
+        if target in LAYER_SYNTH:
+            per_layer = synth_layers(build_dir, target)
+            for entry, counts in zip(report["layers"], per_layer["layers"]):
+                entry["synthesized"][target] = counts
+            yosys[target] = {"target": target, "classes": per_layer["total"],
+                             "cells": per_layer["cells"],
+                             "num_cells": sum(per_layer["cells"].values()),
+                             "multipliers": per_layer["total"]["dsp"]
+                             + per_layer["cells"].get("$mul", 0)}
+        else:
+            yosys[target] = yosys_stat(build_dir, target=target)
         yosys[target]["seconds"] = time.perf_counter() - t1
-    report = {
-        "name": spec.name, "layers": layers,
-        "cycles_per_inference": top.cycles_per_inference,
-        "latency_cycles": top.latency_cycles,
-        "compile_seconds": compile_s, "yosys": yosys,
-    }
+    return yosys
+
+
+def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int | None = None,
+                synth: tuple[str, ...] = ("generic",), simd=None, max_luts: int | None = None,
+                pipeline: int | None = None) -> dict:
+    """Fold, plan, lower and emit the network of ``run_dir`` into ``build_dir``; return the report."""
+    t0 = time.perf_counter()
+    spec, model = load_run(run_dir)
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    net = fold(model, spec.data.input_bits, spec.train)
+    folding = _choose(spec, pe, simd, target_cycles, max_luts, pipeline)
+    plans = plan_folding(net, folding.pop("pe"), folding.pop("target_cycles"), **folding)
+    top, report = emit_build(net, plans, build_dir)
+    write_atomic(build_dir / "spec.yaml", dump_spec(spec))
+    compile_s = time.perf_counter() - t0
+    report = {"name": spec.name, **report, "compile_seconds": compile_s}
+    report["yosys"] = synthesize(build_dir, report, synth)
     write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
     return report

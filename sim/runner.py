@@ -39,7 +39,8 @@ def verilator_env() -> dict[str, str]:
 
 
 def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray]], *,
-             stall: float = 0.0, seed: int = 0, log_file: Path | None = None) -> dict:
+             stall: float = 0.0, seed: int = 0, log_file: Path | None = None,
+             stall_images: int | None = None) -> dict:
     """Simulate ``build_dir/top.v`` on ``inputs`` and compare with ``expected``.
 
     Parameters
@@ -51,6 +52,8 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
     stall : float
         Probability of an idle input cycle and of a not-ready output cycle in the
         second, stalled pass (0 runs only the clean pass).
+    stall_images : int, optional
+        Run the stalled pass on the first ``stall_images`` images only (default: all).
 
     Returns
     -------
@@ -79,7 +82,8 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
         vec = Path(tmp) / "vectors.json"
         res = Path(tmp) / "result.json"
         vec.write_text(json.dumps({"inputs": np.asarray(inputs).astype(int).tolist(),
-                                   "expected": per_image, "stall": stall, "seed": seed}))
+                                   "expected": per_image, "stall": stall, "seed": seed,
+                                   "stall_images": stall_images}))
         env = {"FEWMUL_BUILD": str(build_dir), "FEWMUL_VECTORS": str(vec), "FEWMUL_RESULT": str(res)}
         try:
             runner.test(test_module=TESTBENCH, hdl_toplevel="top", build_dir=sim_dir,

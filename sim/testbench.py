@@ -60,12 +60,17 @@ async def _run_pass(dut, man, inputs, expected, bad: dict[int, str], *, stall: f
         dut.o__ready.value = int(rng.random() >= stall)
         await ReadOnly()
         for L, p in probes:
-            valid, ready = int(p.o__valid.value), int(p.o__ready.value)
+            valid = int(p.o__valid.value)
+            if not valid:     # payloads (wide) are only read when offered
+                if L in held:
+                    raise Mismatch(f"layer {L}: valid dropped while not ready at cycle {cycle}")
+                continue
+            ready = int(p.o__ready.value)
             payload = int(p.o__payload.value)
             if L in held and held[L] != payload:
                 raise Mismatch(f"layer {L}: payload changed while valid and not ready at cycle {cycle}")
             held.pop(L, None)
-            if valid and not ready:
+            if not ready:
                 held[L] = payload
             if valid and ready:
                 spec = man.layers[L]
@@ -126,9 +131,11 @@ async def network_matches_golden_model(dut):
                                 max_cycles=budget)
         result.update(cycles_per_inference=clean["interval"], latency_cycles=clean["latency"])
         if stall > 0:
-            # Pass 2: the same images with random idle cycles and back-pressure.
-            stalled = await _run_pass(dut, man, inputs, expected, bad, stall=stall, rng=rng,
-                                      max_cycles=budget * 4)
+            # Pass 2: the same images (or the first `stall_images`) with random idle cycles and
+            # back-pressure.
+            count = int(vec.get("stall_images") or len(inputs))
+            stalled = await _run_pass(dut, man, inputs[:count], expected[:count], bad,
+                                      stall=stall, rng=rng, max_cycles=budget * 4)
             result["stalled_cycles"] = stalled["cycles"]
     except Mismatch as exc:
         result["error"] = str(exc)

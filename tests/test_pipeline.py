@@ -53,7 +53,7 @@ def test_report_lists_layers_and_widths(demo):
     # |s| <= 64 * 15 = 960 needs 11 bits; |s| <= 256 needs 10 bits (signed)
     assert (l0["accumulator_bits"], l1["accumulator_bits"]) == (11, 10)
     hexes = (root / "build" / "weights" / "layer0_weights.hex").read_text().split()
-    assert len(hexes) == 256 // l0["pe"]
+    assert len(hexes) == 256 // l0["pe"] * l0["folds"]     # one memory word per line
 
 
 def test_demo_network_bit_exact_in_verilator_with_stalls(demo):
