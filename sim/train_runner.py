@@ -157,7 +157,7 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
             "o-", label="on-chip weights (Verilator)")
     online = [p for p in sim["curve"] if p["online_acc"] is not None]
     ax.plot([p["step"] for p in online], [p["online_acc"] for p in online], ":",
-            label="on-chip predictions while training")
+            label="on-chip predictions before each update (running mean)")
     ax.plot([p["step"] for p in twin["curve"]], [p["float_test_acc"] for p in twin["curve"]],
             "--", label="float twin (same draws, no rounding)")
     ax.axhline(0.1, color="grey", lw=0.8, label="chance")
