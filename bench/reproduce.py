@@ -105,6 +105,8 @@ def main() -> None:
     p.add_argument("--epochs", nargs="+", default=["digits=100", "fashion-mnist=2", "mnist=2"],
                    metavar="SET=N", help="epoch budget per data set")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                   help="methods to train (default: all four)")
     p.add_argument("--out", type=Path, default=Path("build/reproduce"))
     args = p.parse_args()
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
@@ -113,7 +115,7 @@ def main() -> None:
     for s in args.sets:
         data = load_dataset(DataConfig(s, 4 if s == "digits" else 8))
         for seed in range(args.seeds):
-            for m in METHODS:
+            for m in args.methods:
                 path = args.out / "runs" / f"{s}-{m.replace(' ', '').replace('+', '-')}-{seed}.json"
                 if path.exists() and json.loads(path.read_text())["epochs"] == epochs[s]:
                     r = json.loads(path.read_text())
