@@ -1,6 +1,6 @@
 """On-chip training under cocotb + Verilator: the emitted trainer against the golden model.
 
-The default test trains the digits net for 150 steps in Verilator (weights
+The default test trains the digits net for 200 steps in Verilator (weights
 compared with the golden model after every step); the slow test trains for
 1000 steps, checks the accuracy goal and the per-unit ECP5 area report.
 """
@@ -33,17 +33,17 @@ def test_training_design_has_no_multiplier(build):
 
 
 def test_trains_on_chip_bit_exact_with_the_golden_model(build):
-    assert main(["sim", str(build), "--train-steps", "150"]) == 0
+    assert main(["sim", str(build), "--train-steps", "200"]) == 0
     result = json.loads((build / "sim.json").read_text())
-    assert result["bit_exact"] and result["steps_done"] == 150
+    assert result["bit_exact"] and result["steps_done"] == 200
     assert result["weight_mismatch_steps"] == 0 and result["prediction_mismatch_steps"] == 0
     assert result["latency_cycles"] == result["predicted_latency_cycles"]
     curve = result["curve"]
-    assert curve[0]["step"] == 0 and curve[-1]["step"] == 150
-    assert curve[0]["test_acc"] < 0.3 and result["final_test_acc"] > 0.3   # chance is 0.1
+    assert curve[0]["step"] == 0 and curve[-1]["step"] == 200
+    assert curve[0]["test_acc"] < 0.3 and result["final_test_acc"] > 0.4   # chance is 0.1
     assert (build / "train_curve.png").stat().st_size > 1000
     twin = result["float_twin"][-1]
-    assert twin["step"] == 150 and twin["sign_agreement"] > 0.8
+    assert twin["step"] == 200 and twin["sign_agreement"] > 0.8
 
 
 def test_a_golden_model_that_differs_is_caught(build, tmp_path):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -183,7 +183,8 @@ class OnChipTrainer(wiring.Component):
         label = Signal(range(self.n_classes))
         hidden = Signal(hid)        # h_j = 1 for +1
         gate = Signal(hid)
-        amounts = Signal(data.ArrayLayout(range(p.lr_shift1 + self.max_extra + 1), n))
+        amount_shape = Shape.cast(range(p.lr_shift1 + self.max_extra + 1))
+        amounts = Signal(data.ArrayLayout(amount_shape, n))   # shift of each pixel's update
         extra = Signal(range(self.max_extra + 1))          # learning-rate decay: extra shift
         decay_count = Signal(range(max(p.lr_decay_steps, 1)))
         qbp_busy = Signal()
@@ -210,8 +211,8 @@ class OnChipTrainer(wiring.Component):
         with m.If(qbp_busy):
             if p.input_bits > 1:
                 m.d.comb += lfsr.advance.eq(1)
-            m.d.sync += amounts.eq(Cat(amounts.as_value()[len(amounts.as_value()) // n:],
-                                       p.lr_shift1 + extra - qbp.exponent))
+            m.d.sync += amounts.eq(Cat(amounts.as_value()[amount_shape.width:],
+                                       (p.lr_shift1 + extra - qbp.exponent)[:amount_shape.width]))
             m.d.sync += qbp_index.eq(qbp_index + 1)
             with m.If(qbp_index == n - 1):
                 m.d.sync += [qbp_busy.eq(0), qbp_index.eq(0)]
