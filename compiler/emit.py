@@ -97,24 +97,27 @@ def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tupl
                  "latency_cycles": top.latency_cycles}
 
 
-def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...]) -> dict:
-    """Yosys figures of ``build_dir/top.v`` per target; ecp5 and xilinx keep the hierarchy and
-    fill in each layer's ``synthesized`` entry of ``report``."""
-    from .area import LAYER_SYNTH, synth_layers
+def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None) -> dict:
+    """Yosys figures of ``build_dir/top.v`` per target.
+
+    ``ecp5`` and ``xilinx`` also synthesize every layer of ``top`` (the
+    :class:`~fewmul.gateware.Network`) alone and fill in its ``synthesized`` entry of
+    ``report``.
+    """
+    from .area import SYNTH, synth_layers
     from .yosys import yosys_stat
 
     yosys = {}
     for target in synth:
         t1 = time.perf_counter()
-        if target in LAYER_SYNTH:
-            per_layer = synth_layers(build_dir, target)
+        if target in SYNTH and top is not None:
+            per_layer = synth_layers(build_dir, top.layers, target)
             for entry, counts in zip(report["layers"], per_layer["layers"]):
                 entry["synthesized"][target] = counts
             yosys[target] = {"target": target, "classes": per_layer["total"],
                              "cells": per_layer["cells"],
                              "num_cells": sum(per_layer["cells"].values()),
-                             "multipliers": per_layer["total"]["dsp"]
-                             + per_layer["cells"].get("$mul", 0)}
+                             "multipliers": per_layer["total"]["dsp"]}
         else:
             yosys[target] = yosys_stat(build_dir, target=target)
         yosys[target]["seconds"] = time.perf_counter() - t1
@@ -136,6 +139,6 @@ def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int |
     write_atomic(build_dir / "spec.yaml", dump_spec(spec))
     compile_s = time.perf_counter() - t0
     report = {"name": spec.name, **report, "compile_seconds": compile_s}
-    report["yosys"] = synthesize(build_dir, report, synth)
+    report["yosys"] = synthesize(build_dir, report, synth, top)
     write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
     return report

@@ -60,7 +60,7 @@ class LayerParams:
     popcount_style: str = "adder"
 
 
-def _check_layers(layers):
+def _check_layers(layers, output_needed=True):
     """Check the layers and how they fit together, without building any hardware."""
     if not layers:
         raise ValueError("A network must have at least one layer")
@@ -80,7 +80,7 @@ def _check_layers(layers):
                 raise ValueError(f"Layer {index} must have {kind} {out_bits}-bit inputs, as "
                                  f"layer {index - 1} outputs, not {layer.input_kind!r} "
                                  f"{layer.input_bits}-bit ones")
-        if index < len(layers) - 1:
+        if index < len(layers) - 1 or (not output_needed and layer.thresholds is not None):
             if layer.thresholds is None or layer.shifts is not None or \
                     layer.offsets is not None:
                 raise ValueError(f"Hidden layer {index} must have thresholds and no shifts or "
@@ -99,6 +99,55 @@ def _check_layers(layers):
         first = layer.thresholds[0] if layer.thresholds is not None and len(layer.thresholds) \
             else 0
         out_bits = len(first).bit_length() if hasattr(first, "__len__") else 1
+
+
+def layer_units(layer: LayerParams):
+    """The :class:`MatrixVectorUnit`, activation unit and :class:`Collector` of one layer."""
+    mvu = MatrixVectorUnit(layer.weights, input_kind=layer.input_kind,
+                           input_bits=layer.input_bits, pe=layer.pe, simd=layer.simd,
+                           weight_kind=layer.weight_kind, pipeline=layer.pipeline,
+                           popcount_style=layer.popcount_style)
+    if layer.thresholds is not None:
+        act = ThresholdUnit(layer.thresholds, sum_bound=mvu.sum_bound, pe=layer.pe)
+        out_shape = act.out_shape
+    else:
+        act = ScoreUnit(layer.shifts, layer.offsets, sum_bound=mvu.sum_bound, pe=layer.pe)
+        out_shape = act.score_shape
+    return mvu, act, Collector(out_shape, layer.pe, mvu.n_neurons)
+
+
+def _chain(m, units, upstream, prefix=""):
+    """Add ``units`` (mvu, act, collector) to ``m`` after ``upstream``; returns their output."""
+    for name, unit in zip(("mvu", "act", "collect"), units):
+        m.submodules[f"{prefix}{name}"] = unit
+    mvu, act, collector = units
+    wiring.connect(m, upstream, mvu.i)
+    wiring.connect(m, mvu.o, act.i)
+    wiring.connect(m, act.o, collector.i)
+    return collector.o
+
+
+class LayerUnit(wiring.Component):
+    """One layer on its own (matrix-vector unit, activation, collector), e.g. to synthesize
+    layers one at a time.
+
+    Members
+    -------
+    i : input vectors, as :class:`MatrixVectorUnit`'s ``i``
+    o : output vectors, as :class:`Collector`'s ``o``
+    """
+
+    def __init__(self, layer: LayerParams):
+        _check_layers([layer], output_needed=False)
+        self.units = layer_units(layer)
+        super().__init__({"i": self.units[0].signature.members["i"],
+                          "o": self.units[2].signature.members["o"]})
+
+    def elaborate(self, platform):
+        m = Module()
+        out = _chain(m, self.units, wiring.flipped(self.i))
+        wiring.connect(m, out, wiring.flipped(self.o))
+        return m
 
 
 class Network(wiring.Component):
@@ -142,22 +191,14 @@ class Network(wiring.Component):
     def __init__(self, layers: Sequence[LayerParams]):
         layers = list(layers)
         _check_layers(layers)  # before creating any unit, so none is left unused on error
+        self.layers = layers
         self.mvus, self.activations, self.collectors = [], [], []
-        for index, layer in enumerate(layers):
-            mvu = MatrixVectorUnit(layer.weights, input_kind=layer.input_kind,
-                                   input_bits=layer.input_bits, pe=layer.pe, simd=layer.simd,
-                                   weight_kind=layer.weight_kind, pipeline=layer.pipeline,
-                                   popcount_style=layer.popcount_style)
-            if layer.thresholds is not None:
-                act = ThresholdUnit(layer.thresholds, sum_bound=mvu.sum_bound, pe=layer.pe)
-                out_shape = act.out_shape
-            else:
-                act = ScoreUnit(layer.shifts, layer.offsets, sum_bound=mvu.sum_bound,
-                                pe=layer.pe)
-                out_shape = act.score_shape
+        for layer in layers:
+            mvu, act, collector = layer_units(layer)
             self.mvus.append(mvu)
             self.activations.append(act)
-            self.collectors.append(Collector(out_shape, layer.pe, mvu.n_neurons))
+            self.collectors.append(collector)
+        out_shape = self.collectors[-1].o.payload.shape().elem_shape
         self.argmax = Argmax(self.mvus[-1].n_neurons, out_shape)
 
         self.cycles_per_inference = max(mvu.cycles_per_vector for mvu in self.mvus)
@@ -173,15 +214,8 @@ class Network(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         upstream = wiring.flipped(self.i)
-        units = zip(self.mvus, self.activations, self.collectors)
-        for index, (mvu, act, collector) in enumerate(units):
-            m.submodules[f"layer{index}_mvu"] = mvu
-            m.submodules[f"layer{index}_act"] = act
-            m.submodules[f"layer{index}_collect"] = collector
-            wiring.connect(m, upstream, mvu.i)
-            wiring.connect(m, mvu.o, act.i)
-            wiring.connect(m, act.o, collector.i)
-            upstream = collector.o
+        for index, units in enumerate(zip(self.mvus, self.activations, self.collectors)):
+            upstream = _chain(m, units, upstream, f"layer{index}_")
         m.submodules.argmax = self.argmax
         wiring.connect(m, upstream, self.argmax.i)
         wiring.connect(m, self.argmax.o, wiring.flipped(self.o))

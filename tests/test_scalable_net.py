@@ -19,6 +19,7 @@ from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConf
 from fewmul.nn.data import FASHION_MNIST_DIR, load_dataset
 from fewmul.nn.integer import fold
 from fewmul.nn.train import train
+from fewmul.sim.fast import build_fast, run_fast
 from fewmul.sim.runner import simulate
 
 
@@ -79,6 +80,22 @@ def test_mixed_network_bit_exact_in_verilator_with_stalls(mixed):
     assert result["stalled_cycles"] > 120 * report["cycles_per_inference"]
 
 
+def test_mixed_network_in_the_compiled_harness(mixed):
+    """The C++ harness (no Python per cycle) gives the same scores and the predicted timing."""
+    data, net, report, build = mixed
+    build_fast(build)
+    x = data.test.x[:300]
+    expected = net.forward(x)[-1]
+    result = run_fast(build, x, expected)
+    assert result["images"] == 300 and result["mismatches"] == 0
+    assert result["cycles_per_inference"] == report["cycles_per_inference"]
+    assert result["latency_cycles"] == report["latency_cycles"]
+    # The check can fail: one changed score is a mismatch.
+    expected = expected.copy()
+    expected[7, 3] += 1
+    assert run_fast(build, x, expected)["mismatches"] == 1
+
+
 def test_mixed_network_has_no_multipliers(mixed):
     _, _, report, build = mixed
     stat = synthesize(build, report, ("generic",))["generic"]
@@ -118,3 +135,22 @@ def test_paper_network_bit_exact_in_verilator(variant, fashion, tmp_path):
                                    lambda net: plan_folding(net, "auto", 256, pipeline=1))
     assert (net.predict(fashion.test.x[:1000]) == fashion.test.y[:1000]).mean() > 0.6
     check(build, net, report, fashion.test.x[:1000], stall=0.25, stall_images=100)
+
+
+def test_report_has_synthesized_figures_per_layer(tmp_path):
+    """ECP5 synthesis of each layer alone fills report.json's per-layer entries."""
+    rng = np.random.default_rng(5)
+    from fewmul.nn.integer import IntegerLayer, IntegerNet
+    net = IntegerNet([
+        IntegerLayer(rng.integers(-1, 2, (8, 12)).astype(np.int8), "unsigned", 2,
+                     thresholds=np.sort(rng.integers(-6, 7, (8, 3)), axis=1),
+                     weight_kind="ternary"),
+        IntegerLayer(rng.integers(0, 2, (4, 8)).astype(np.uint8), "unsigned", 2,
+                     shifts=np.zeros(4, np.int64), offsets=rng.integers(-5, 6, 4)),
+    ])
+    top, report = emit_build(net, plan_folding(net, [4, 2], simd=[5, 8]), tmp_path)
+    stats = synthesize(tmp_path, report, ("ecp5",), top)["ecp5"]
+    layers = [entry["synthesized"]["ecp5"] for entry in report["layers"]]
+    assert all(layer["lut"] > 0 and layer["ff"] > 0 for layer in layers)
+    assert stats["classes"]["lut"] >= max(layer["lut"] for layer in layers)
+    assert stats["multipliers"] == 0 and all(layer["dsp"] == 0 for layer in layers)
