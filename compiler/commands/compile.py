@@ -35,7 +35,7 @@ def register(sub) -> None:
                         "no batch norm; see examples/digits-onchip.yaml); the report lists the "
                         "LUT/FF cost of every forward and backward unit (ECP5)")
     c.add_argument("--no-area", action="store_true",
-                   help="with --train: skip the per-unit ECP5 synthesis (about a minute)")
+                   help="with --train: skip the per-unit ECP5 synthesis (a few minutes)")
     c.set_defaults(func=run)
 
 
