@@ -35,10 +35,19 @@ CELL_CLASSES = {
 }
 
 
+#: LUTs a LUT RAM cell occupies.
+LUTRAM_LUTS = {"TRELLIS_DPR16X4": 2, "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2,
+               "RAM128X1D": 4, "RAM256X1S": 4}
+
+
 def classify(cells: dict[str, int], target: str) -> dict[str, int]:
-    """Sum cell counts into the classes of :data:`CELL_CLASSES`."""
-    return {name: sum(cells.get(cell, 0) * weight for cell, weight in kinds.items())
-            for name, kinds in CELL_CLASSES[target].items()}
+    """Sum cell counts into the classes of :data:`CELL_CLASSES`; ``lut_total`` adds the LUTs
+    that LUT RAM occupies to ``lut``."""
+    out = {name: sum(cells.get(cell, 0) * weight for cell, weight in kinds.items())
+           for name, kinds in CELL_CLASSES[target].items()}
+    out["lut_total"] = out["lut"] + sum(cells.get(cell, 0) * luts
+                                        for cell, luts in LUTRAM_LUTS.items())
+    return out
 
 
 def synth_cells(work_dir: Path, verilog: str, target: str, top: str = "top") -> dict[str, int]:

@@ -39,6 +39,12 @@ SCORE_FRACTION_BITS = 4
 MAX_SCORE_SHIFT = 6
 
 
+def _dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` of 0/1 arrays, exactly: the counts are far below 2**53, so the product runs
+    in float64 (BLAS) and converts back without rounding."""
+    return (x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+
+
 @dataclass
 class IntegerLayer:
     """One folded layer. ``weights`` is ``(units, inputs)``: 0/1 bits if binary, -1/0/+1 if
@@ -76,20 +82,20 @@ class IntegerLayer:
         if self.weight_kind == "ternary":
             pos, neg = (w == 1).astype(np.int64), (w == -1).astype(np.int64)
             if self.input_kind == "bipolar":              # agree - disagree
-                agree = x @ pos.T + (1 - x) @ neg.T
+                agree = _dot(x, pos) + _dot(1 - x, neg)
                 return 2 * agree - np.abs(w).sum(1)
             s = np.zeros((len(x), self.units), np.int64)
             for i in range(self.input_bits):
                 plane = (x >> i) & 1
-                s += (plane @ pos.T - plane @ neg.T) << i
+                s += (_dot(plane, pos) - _dot(plane, neg)) << i
             return s
         if self.input_kind == "bipolar":
-            matches = x @ w.T + (1 - x) @ (1 - w).T          # popcount(XNOR(a, w))
+            matches = _dot(x, w) + _dot(1 - x, 1 - w)     # popcount(XNOR(a, w))
             return 2 * matches - self.inputs
         s = np.zeros((len(x), self.units), np.int64)
         for i in range(self.input_bits):
             plane = (x >> i) & 1
-            s += (2 * (plane @ w.T) - plane.sum(1, keepdims=True)) << i
+            s += (2 * _dot(plane, w) - plane.sum(1, keepdims=True)) << i
         return s
 
     def forward(self, x: np.ndarray) -> np.ndarray:
