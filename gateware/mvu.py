@@ -193,7 +193,9 @@ class MatrixVectorUnit(wiring.Component):
         rd = memory.read_port()
 
         # --- Issue: walk the (group, fold) words of the latched vector -------------------------
-        vector = Signal.like(self.i.payload)
+        # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
+        # whole folds): the same register as the vector, wired differently.
+        planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
         busy   = Signal()   # a vector is latched and some of its words are not issued
         fold   = Signal(range(folds))
         group  = Signal(range(groups))
@@ -218,7 +220,9 @@ class MatrixVectorUnit(wiring.Component):
             with m.If(issue_last):
                 m.d.sync += busy.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [vector.eq(self.i.payload), busy.eq(1)]
+            m.d.sync += busy.eq(1)
+            m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
+                         for i, plane in enumerate(planes)]
 
         # Operands are driven onto signals first: a popcount tree slices its operand once per
         # bit, and slicing a signal keeps the netlist linear in its width.
@@ -234,10 +238,8 @@ class MatrixVectorUnit(wiring.Component):
             return reg
 
         # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
-        pad = folds * simd - n
         slices = []
-        for i in range(k):
-            plane = wire(Cat(*(vector[j][i] for j in range(n)), Const(0, pad)), f"plane_{i}")
+        for i, plane in enumerate(planes):
             # A case over the folds, not `word_select`: its variable offset would be a multiply.
             chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
                 if folds > 1 else plane
