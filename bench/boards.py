@@ -88,14 +88,27 @@ def row(label: str, board: str, report: dict, cpu_rate: float) -> dict:
     return r
 
 
-def print_rows(rows: list[dict]) -> None:
+def print_rows(rows: list[dict], header: bool = True) -> None:
+    if header:
+        print_header()
+    for r in rows:
+        print_row(r)
+    uart = {r["inf_per_s_uart"] for r in rows if "inf_per_s_uart" in r}
+    if uart:
+        print(f"(the 115200 baud host link carries {min(uart):,.0f}-{max(uart):,.0f} images/s; "
+              f"'x CPU' compares with the NumPy golden model, one image per call, on this machine)")
+
+
+def print_header() -> None:
     print(f"{'design':<28} {'board':<10} {'pe':<10} {'LUT':>12} {'FF':>6} {'BRAM':>5} "
           f"{'Fmax MHz':>9} {'goal x':>7} {'cyc/inf':>7} {'inf/s @clk':>11} {'inf/s @Fmax':>12} "
           f"{'x CPU':>7}")
-    for r in rows:
-        if "error" in r:
-            print(f"{r['design']:<28} {r['board']:<10} {r['error']}")
-            continue
+
+
+def print_row(r: dict) -> None:
+    if "error" in r:
+        print(f"{r['design']:<28} {r['board']:<10} {r['error']}")
+    else:
         fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "n/a"
         goal = f"{r['fmax_vs_goal']:.2f}" if "fmax_vs_goal" in r else "-"
         at_fmax = r["inf_per_s_fmax"] or r["inf_per_s_board_clock"]
@@ -103,10 +116,6 @@ def print_rows(rows: list[dict]) -> None:
               f"{r['lut']:>6g} ({r['lut_percent']:>3.0f}%) {r['ff']:>6g} {r['bram']:>5g} "
               f"{fmax:>9} {goal:>7} {r['cycles']:>7} {r['inf_per_s_board_clock']:>11,.0f} "
               f"{at_fmax:>12,.0f} {at_fmax / r['cpu_golden_inf_per_s']:>7.0f}")
-    uart = {r["inf_per_s_uart"] for r in rows if "inf_per_s_uart" in r}
-    if uart:
-        print(f"(the 115200 baud host link carries {min(uart):,.0f}-{max(uart):,.0f} images/s; "
-              f"'x CPU' compares with the NumPy golden model, one image per call, on this machine)")
 
 
 def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128)) -> dict:
@@ -132,10 +141,12 @@ def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128)) -> 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", type=Path, default=Path("build/bench-boards"))
-    p.add_argument("--boards", nargs="+", default=["icebreaker", "ulx3s", "arty"])
+    p.add_argument("--boards", nargs="+", default=["ulx3s", "icebreaker", "arty"])
     p.add_argument("--build", type=Path, default=None,
                    help="a compiled digits demo to use instead of training one")
     p.add_argument("--small", type=int, default=128, help="hidden units of the smaller digits net")
+    p.add_argument("--small-build", type=Path, default=None,
+                   help="a compiled smaller digits net to use instead of training one")
     p.add_argument("--largest", nargs="*", default=["icebreaker"],
                    help="boards to search the largest fitting network on (slow)")
     args = p.parse_args(argv)
@@ -146,32 +157,38 @@ def main(argv=None) -> int:
     cpu_rate = golden_rate(demo)
     print(f"NumPy golden model (baseline, this machine): {cpu_rate:,.0f} inferences/s")
     rows = []
+
+    def add(r: dict) -> None:
+        rows.append(r)
+        print_header()
+        print_row(r)
+        (out / "boards.json").write_text(json.dumps(rows, indent=2))
+
     for board in args.boards:
         print(f"== digits demo on {board}")
         net = load_build(demo)
         result = try_build(net, board, out / "demo" / board, None, report_folding(demo))
         if isinstance(result, FitError):
             print(f"   {result}")
-            rows.append({"design": "digits 64-256-256-10", "board": board,
-                         "error": f"does not fit: {result.resource} {result.used:g}/"
-                                  f"{result.available:g}"})
+            add({"design": "digits 64-256-256-10", "board": board,
+                 "error": f"does not fit: {result.resource} {result.used:g}/"
+                          f"{result.available:g}"})
             spec = out / "digits-small.yaml"
             spec.write_text(SMALL_SPEC % args.small)
-            small = demo_build(out, spec, "small")
+            small = args.small_build or demo_build(out, spec, "small")
             result = try_build(load_build(small), board, out / "small" / board, 1)
             label = f"digits 64-{args.small}-10"
         else:
             label = "digits 64-256-256-10"
         if isinstance(result, FitError):
-            rows.append({"design": label, "board": board, "error": str(result)})
+            add({"design": label, "board": board, "error": str(result)})
         else:
-            rows.append(row(label, board, result, cpu_rate))
+            add(row(label, board, result, cpu_rate))
     for board in args.largest:
         print(f"== largest network on {board}")
-        rows.append(largest_fit(board, out / "largest" / board, cpu_rate))
+        add(largest_fit(board, out / "largest" / board, cpu_rate))
     print()
     print_rows(rows)
-    (out / "boards.json").write_text(json.dumps(rows, indent=2))
     return 0
 
 
