@@ -132,7 +132,7 @@ def test_paper_network_bit_exact_in_verilator(variant, fashion, tmp_path):
     layers.append(LayerConfig(10, weights=weights, act="none"))
     tcfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.003, lr_final=0.001, batch=100))
     net, report, build = build_net(tmp_path, fashion, layers, tcfg,
-                                   lambda net: plan_folding(net, "auto", 256, pipeline=1))
+                                   lambda net: plan_folding(net, "auto", 1024, pipeline=1))
     assert (net.predict(fashion.test.x[:1000]) == fashion.test.y[:1000]).mean() > 0.6
     check(build, net, report, fashion.test.x[:1000], stall=0.25, stall_images=100)
 
