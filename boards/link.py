@@ -10,7 +10,7 @@ It only uses the network's public ports ``i`` (a stream of
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from .protocol import IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, LinkFormat
@@ -142,6 +142,8 @@ class BoardTop(Elaboratable):
         m = Module()
         divisor = baud_divisor(platform.default_clk_frequency, self.baud)
         m.submodules.link = link = HostLink(self.network, divisor)
-        uart = platform.request("uart", 0)
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
         return m
