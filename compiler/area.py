@@ -74,7 +74,7 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     -------
     dict
         ``cells`` (by type) and ``total`` (classes) of the whole design; ``layers``: the
-        classes of each layer.
+        classes of each layer (or ``{"error": message}`` where Yosys failed on it alone).
     """
     from amaranth.back import verilog
 
@@ -88,6 +88,9 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     for index, layer in enumerate(layers):
         name = f"layer{index}.v"
         (work / name).write_text(verilog.convert(LayerUnit(layer), name="top"))
-        per_layer.append(classify(synth_cells(work, name, target), target))
+        try:
+            per_layer.append(classify(synth_cells(work, name, target), target))
+        except YosysError as exc:   # YoWASP's ABC9 fails on some small designs
+            per_layer.append({"error": str(exc)})
     return {"target": target, "cells": cells, "total": classify(cells, target),
             "layers": per_layer}

@@ -4,7 +4,6 @@ import operator
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, ShapeLike, Value, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .mvu import check_pe, signed_shape
@@ -49,7 +48,7 @@ class _GroupwiseUnit(wiring.Component):
             "o": Out(stream.Signature(data.ArrayLayout(out_shape, pe))),
         })
 
-    def lane(self, total: Value, select, p: int) -> Value:
+    def lane(self, total: Value, select) -> Value:
         """Activation of one lane.
 
         Parameters
@@ -59,18 +58,12 @@ class _GroupwiseUnit(wiring.Component):
         select : callable
             ``select(f)`` evaluates ``f(neuron_index)`` (a value-like) for every group at
             elaboration time and returns the one of the current group.
-        p : int
-            Lane index.
         """
         raise NotImplementedError  # :nocov:
-
-    def prepare(self, m: Module, group: Signal) -> None:
-        """Hook to add logic indexed by the current ``group`` before the lanes are built."""
 
     def elaborate(self, platform):
         m = Module()
         group = Signal(range(self.groups))
-        self.prepare(m, group)
         m.d.comb += [
             self.o.valid.eq(self.i.valid),
             self.i.ready.eq(self.o.ready),
@@ -80,7 +73,7 @@ class _GroupwiseUnit(wiring.Component):
         for p in range(self.pe):
             def select(f, p=p):
                 return Array(Value.cast(f(g * self.pe + p)) for g in range(self.groups))[group]
-            m.d.comb += self.o.payload[p].eq(self.lane(self.i.payload[p], select, p))
+            m.d.comb += self.o.payload[p].eq(self.lane(self.i.payload[p], select))
         return m
 
 
@@ -93,10 +86,7 @@ class ThresholdUnit(_GroupwiseUnit):
     thresholds reached (a thermometer code counted by a small popcount).
 
     Thresholds are clamped to ``[-S, S + 1]`` at elaboration time (``S`` being the sum bound),
-    which changes no output and keeps comparators narrow. They live in a small
-    :class:`~amaranth.lib.memory.Memory` with an asynchronous read port addressed by the beat
-    counter (one word of ``pe`` lanes' thresholds per group; LUT RAM on FPGAs), not in
-    multiplexers of constants, whose size would grow with the number of neurons.
+    which changes no output and keeps comparators narrow.
 
     Parameters
     ----------
@@ -140,22 +130,9 @@ class ThresholdUnit(_GroupwiseUnit):
         self.thresholds = self._rows if multi else [row[0] for row in self._rows]
         self._threshold_shape = signed_shape(-sum_bound, sum_bound + 1)
 
-    def prepare(self, m, group):
-        width = self._threshold_shape.width
-        mask = (1 << width) - 1
-        words = [sum((self._rows[g * self.pe + p][j] & mask) << ((p * self.levels + j) * width)
-                     for p in range(self.pe) for j in range(self.levels))
-                 for g in range(self.groups)]
-        m.submodules.thresholds = memory = Memory(
-            shape=unsigned(self.pe * self.levels * width), depth=self.groups, init=words)
-        port = memory.read_port(domain="comb")
-        m.d.comb += port.addr.eq(group)
-        self._word = port.data
-
-    def lane(self, total, select, p):
-        width = self._threshold_shape.width
-        reached = [total >= self._word[(p * self.levels + j) * width:
-                                       (p * self.levels + j + 1) * width].as_signed()
+    def lane(self, total, select):
+        reached = [total >= select(lambda n, j=j: Const(self._rows[n][j],
+                                                        self._threshold_shape))
                    for j in range(self.levels)]
         return popcount(Cat(*reached))
 
@@ -202,7 +179,7 @@ class ScoreUnit(_GroupwiseUnit):
         self.score_shape = signed_shape(lo, hi)
         super().__init__(len(shifts), sum_bound=sum_bound, pe=pe, out_shape=self.score_shape)
 
-    def lane(self, total, select, p):
+    def lane(self, total, select):
         # Constant shifts are wiring: only the shifted sums and the offsets are multiplexed.
         return (select(lambda n: total << self.shifts[n]) +
                 select(lambda n: Const(self.offsets[n], self.score_shape)))

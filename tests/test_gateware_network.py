@@ -115,8 +115,8 @@ def test_no_multipliers(name):
                                                 **options)))
     assert "$mul" not in text
     assert "$shift" not in text     # no variable shifts either (a folded slice is a case)
-    # one weight memory per layer, one threshold memory per hidden layer
-    assert len(re.findall(r"^ *memory ", text, re.M)) == 2 * len(pes) - 1
+    # one weight memory per layer
+    assert len(re.findall(r"^ *memory ", text, re.M)) == len(pes)
 
 
 def test_errors():
