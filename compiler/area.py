@@ -11,13 +11,13 @@ import json
 import subprocess
 from pathlib import Path
 
-from .yosys import YosysError, yosys_command
+from .yosys import ECP5_SCRIPT, YosysError, yosys_command
 
 __all__ = ["CELL_CLASSES", "SYNTH", "classify", "synth_cells", "synth_layers"]
 
 #: Flattening synthesis commands per target.
 SYNTH = {
-    "ecp5": "synth_ecp5 -top {top}",
+    "ecp5": ECP5_SCRIPT,
     "xilinx": "synth_xilinx -family xc7 -flatten -top {top}",
 }
 #: Cell types counted as LUTs, flip-flops, 18 Kbit block RAMs (weight), LUT RAM, carry cells
@@ -74,7 +74,7 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     -------
     dict
         ``cells`` (by type) and ``total`` (classes) of the whole design; ``layers``: the
-        classes of each layer (or ``{"error": message}`` where Yosys failed on it alone).
+        classes of each layer.
     """
     from amaranth.back import verilog
 
@@ -88,9 +88,6 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     for index, layer in enumerate(layers):
         name = f"layer{index}.v"
         (work / name).write_text(verilog.convert(LayerUnit(layer), name="top"))
-        try:
-            per_layer.append(classify(synth_cells(work, name, target), target))
-        except YosysError as exc:   # YoWASP's ABC9 fails on some small designs
-            per_layer.append({"error": str(exc)})
+        per_layer.append(classify(synth_cells(work, name, target), target))
     return {"target": target, "cells": cells, "total": classify(cells, target),
             "layers": per_layer}

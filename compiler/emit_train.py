@@ -23,7 +23,7 @@ from fewmul.nn.onchip import OnChipConfig, OnChipNet
 
 from .artifacts import save_npz, write_atomic
 from .spec import NetworkSpec, dump_spec, load_spec
-from .yosys import DSP_CELLS, YosysError, yosys_command, yosys_stat
+from .yosys import DSP_CELLS, ECP5_SCRIPT, YosysError, yosys_command, yosys_stat
 
 __all__ = ["onchip_config", "compile_training", "unit_costs", "format_report", "UNIT_ROLES"]
 
@@ -96,12 +96,6 @@ def _layout(top) -> dict:
         "wb_weights_offset": wb["weights"].offset,
         "weight_bits": top.weight_shape.width,
     }
-
-
-#: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
-#: stops without output), then the usual cell mapping.
-ECP5_SCRIPT = ("synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
-               "abc -lut 4; clean; synth_ecp5 -top {top} -run map_cells:")
 
 
 def _ecp5_cells(build_dir: Path, verilog: str, top: str) -> dict[str, int]:

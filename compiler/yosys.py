@@ -12,13 +12,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SYNTH_TARGETS", "yosys_stat", "YosysError", "yosys_command"]
+__all__ = ["ECP5_SCRIPT", "SYNTH_TARGETS", "yosys_stat", "YosysError", "yosys_command"]
+
+#: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
+#: fails on some designs), then the usual cell mapping.
+ECP5_SCRIPT = ("synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
+               "abc -lut 4; clean; synth_ecp5 -top {top} -run map_cells:")
 
 #: Synthesis scripts; ``generic`` stops before technology mapping so that
 #: multipliers show up as ``$mul`` cells.
 SYNTH_TARGETS = {
     "generic": "hierarchy -top {top}; proc; flatten; opt -full; wreduce; opt_clean",
-    "ecp5": "synth_ecp5 -top {top}",
+    "ecp5": ECP5_SCRIPT,
     "ice40": "synth_ice40 -top {top}",
     "xilinx": "synth_xilinx -top {top} -family xc7",
 }

@@ -151,9 +151,6 @@ def test_report_has_synthesized_figures_per_layer(tmp_path):
     top, report = emit_build(net, plan_folding(net, [4, 2], simd=[5, 8]), tmp_path)
     stats = synthesize(tmp_path, report, ("ecp5",), top)["ecp5"]
     layers = [entry["synthesized"]["ecp5"] for entry in report["layers"]]
-    # YoWASP's ABC9 crashes on some small layers; those report the error instead.
-    done = [layer for layer in layers if "error" not in layer]
-    assert done and all(layer["lut"] > 0 and layer["ff"] > 0 for layer in done)
-    assert all("Yosys (ecp5) failed" in layer["error"] for layer in layers if layer not in done)
-    assert stats["classes"]["lut"] >= max(layer["lut"] for layer in done)
-    assert stats["multipliers"] == 0 and all(layer["dsp"] == 0 for layer in done)
+    assert len(layers) == 2 and all(layer["lut"] > 0 and layer["ff"] > 0 for layer in layers)
+    assert stats["classes"]["lut"] >= max(layer["lut"] for layer in layers)
+    assert stats["multipliers"] == 0 and all(layer["dsp"] == 0 for layer in layers)
