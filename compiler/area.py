@@ -7,11 +7,9 @@ fails), so a layer's figures come from synthesizing that layer on its own
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
-from .yosys import ECP5_SCRIPT, YosysError, yosys_command
+from .yosys import ECP5_SCRIPT, cell_counts, run_stat
 
 __all__ = ["CELL_CLASSES", "SYNTH", "classify", "synth_cells", "synth_layers"]
 
@@ -54,17 +52,8 @@ def synth_cells(work_dir: Path, verilog: str, target: str, top: str = "top") -> 
     """Synthesize ``work_dir/verilog`` (flattened) for ``target``; cell counts by type."""
     if target not in SYNTH:
         raise ValueError(f"Synthesis target must be one of {sorted(SYNTH)}, not {target!r}")
-    work_dir = Path(work_dir)
-    out = f"{Path(verilog).stem}_{target}.json"
-    script = f"read_verilog {verilog}; {SYNTH[target].format(top=top)}; tee -q -o {out} stat -json"
-    proc = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=work_dir,
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or not (work_dir / out).exists():
-        log = work_dir / f"{Path(verilog).stem}_{target}.log"
-        log.write_text(proc.stdout + proc.stderr)
-        raise YosysError(f"Yosys ({target}) failed on {work_dir / verilog}; see {log}")
-    design = json.loads((work_dir / out).read_text())["design"]
-    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    name = f"{Path(verilog).stem}_{target}"
+    return cell_counts(run_stat(work_dir, verilog, SYNTH[target].format(top=top), name, top))
 
 
 def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:

@@ -12,7 +12,6 @@ the Yosys cell counts and the LUT/FF cost of every unit, forward beside backward
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from fewmul.nn.onchip import OnChipConfig, OnChipNet
 
 from .artifacts import save_npz, write_atomic
 from .spec import NetworkSpec, dump_spec, load_spec
-from .yosys import DSP_CELLS, ECP5_SCRIPT, YosysError, yosys_command, yosys_stat
+from .yosys import DSP_CELLS, ECP5_SCRIPT, cell_counts, run_stat, yosys_stat
 
 __all__ = ["onchip_config", "compile_training", "unit_costs", "format_report", "UNIT_ROLES"]
 
@@ -100,18 +99,8 @@ def _layout(top) -> dict:
 
 def _ecp5_cells(build_dir: Path, verilog: str, top: str) -> dict[str, int]:
     """ECP5 cells of ``build_dir/verilog`` (flattened), by type."""
-    out = f"stat_ecp5_{top}.json"
-    script = f"read_verilog {verilog}; {ECP5_SCRIPT.format(top=top)}; tee -q -o {out} stat -json"
-    proc = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=build_dir,
-                          capture_output=True, text=True)
-    path = Path(build_dir) / out
-    if proc.returncode != 0 or not path.exists():
-        log = Path(build_dir) / f"yosys_ecp5_{top}.log"
-        log.write_text(proc.stdout + proc.stderr)
-        raise YosysError(f"Yosys (ecp5, {top}) failed; see {log}")
-    stat = json.loads(path.read_text())
-    design = stat.get("design") or stat["modules"][f"\\{top}"]
-    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    return cell_counts(run_stat(build_dir, verilog, ECP5_SCRIPT.format(top=top),
+                                f"stat_ecp5_{top}", top))
 
 
 def unit_costs(build_dir: Path, trainer, top: str = "top") -> dict:

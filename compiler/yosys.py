@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ECP5_SCRIPT", "SYNTH_TARGETS", "yosys_stat", "YosysError", "yosys_command"]
+__all__ = ["ECP5_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts", "yosys_stat", "YosysError", "yosys_command"]
 
 #: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
 #: fails on some designs), then the usual cell mapping.
@@ -45,6 +45,30 @@ def yosys_command() -> list[str]:
     return [found]
 
 
+def run_stat(work_dir: Path, verilog: str, script: str, name: str, top: str = "top") -> dict:
+    """Run ``read_verilog verilog; script; stat -json`` in ``work_dir``; the design's ``stat``.
+
+    Output goes to ``work_dir/name.json``; on failure Yosys' output is kept in
+    ``work_dir/name.log`` and :class:`YosysError` names it.
+    """
+    work_dir = Path(work_dir)
+    out, log = work_dir / f"{name}.json", work_dir / f"{name}.log"
+    out.unlink(missing_ok=True)
+    command = f"read_verilog {verilog}; {script}; tee -q -o {out.name} stat -json"
+    proc = subprocess.run(yosys_command() + ["-q", "-p", command], cwd=work_dir,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        log.write_text(proc.stdout + proc.stderr)
+        raise YosysError(f"Yosys failed on {work_dir / verilog} ({name}); see {log}")
+    stat = json.loads(out.read_text())
+    return stat.get("design") or stat["modules"][f"\\{top}"]
+
+
+def cell_counts(design: dict) -> dict[str, int]:
+    """Cell counts by type from a :func:`run_stat` result."""
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
 def yosys_stat(build_dir: Path, verilog: str = "top.v", target: str = "generic",
                top: str = "top") -> dict:
     """Synthesize ``build_dir/verilog`` for ``target`` and return Yosys' ``stat -json``.
@@ -54,17 +78,9 @@ def yosys_stat(build_dir: Path, verilog: str = "top.v", target: str = "generic",
     """
     if target not in SYNTH_TARGETS:
         raise ValueError(f"Synthesis target must be one of {sorted(SYNTH_TARGETS)}, not {target!r}")
-    build_dir = Path(build_dir)
-    out = f"stat_{target}.json"
-    script = f"read_verilog {verilog}; {SYNTH_TARGETS[target].format(top=top)}; tee -q -o {out} stat -json"
-    proc = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=build_dir,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        (build_dir / f"yosys_{target}.log").write_text(proc.stdout + proc.stderr)
-        raise YosysError(f"Yosys ({target}) failed; see {build_dir / f'yosys_{target}.log'}")
-    stat = json.loads((build_dir / out).read_text())
-    design = stat.get("design") or stat["modules"][f"\\{top}"]
-    cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    design = run_stat(build_dir, verilog, SYNTH_TARGETS[target].format(top=top),
+                      f"stat_{target}", top)
+    cells = cell_counts(design)
     return {"target": target, "num_cells": int(design.get("num_cells", sum(cells.values()))),
             "wires": int(design.get("num_wires", 0)), "cells": cells,
             "multipliers": sum(n for c, n in cells.items() if c in DSP_CELLS)}
