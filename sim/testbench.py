@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from fewmul.sim.cocotb_common import start_clock_and_reset
 from fewmul.sim.vectors import load_manifest, pack, unpack
 
 
@@ -114,13 +114,7 @@ async def network_matches_golden_model(dut):
     inputs, expected = vec["inputs"], vec["expected"]
     stall = float(vec.get("stall", 0.0))
     rng = random.Random(int(vec.get("seed", 0)))
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_clock_and_reset(dut, out_ready=0)
     t0 = time.perf_counter()
     budget = (man.latency_cycles + len(inputs) * man.cycles_per_inference) * 4 + 1000
     result = {"images": len(inputs), "mismatches": 0, "first_mismatch": None, "error": None}

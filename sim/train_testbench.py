@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from fewmul.sim.cocotb_common import start_clock_and_reset
 from fewmul.sim.train_runner import TrainingBuild
 from fewmul.sim.vectors import pack, unpack
 
@@ -76,13 +76,7 @@ async def trainer_matches_golden_model(dut):
     hw = [golden.w1.copy(), golden.w2.copy()]
     view = build.initial_net()
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.i__valid.value = 0
-    dut.o__ready.value = 1
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_clock_and_reset(dut, out_ready=1)
 
     def test_accuracy() -> float:
         view.w1, view.w2 = hw
