@@ -1,6 +1,6 @@
 """Index of the largest score."""
 
-from amaranth.hdl import Const, Module, Mux, Shape, ShapeLike, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, ShapeLike, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,11 +10,13 @@ __all__ = ["Argmax"]
 class Argmax(wiring.Component):
     """Labels a vector of scores with the index of its largest one.
 
-    Ties go to the lowest index, like :func:`numpy.argmax`. The comparison is a balanced
-    tournament tree in which the higher-indexed half only wins when strictly greater. Its result
-    is registered: the output is valid ``latency = 1`` cycle after the input transfer, and a new
-    input is accepted in the cycle the previous output is taken (``i.ready = ~o.valid |
-    o.ready``).
+    Ties go to the lowest index, like :func:`numpy.argmax`. The comparison is a tournament
+    of ``ceil(log2 n)`` rounds, each pairing neighbouring winners, in which the
+    higher-indexed one only wins when strictly greater. Every round ends in a register, so the
+    longest path is one comparison and one multiplexer: the output is valid ``latency =
+    max(1, ceil(log2 n))`` cycles after the input transfer. The rounds form a pipeline that
+    takes a new vector every cycle and advances only when its output is empty or taken
+    (``i.ready = ~o.valid | o.ready``), so a stall loses nothing.
 
     Parameters
     ----------
@@ -42,7 +44,7 @@ class Argmax(wiring.Component):
         Shape.cast(score_shape)
         self.n = n
         self.label_width = max(1, (n - 1).bit_length())
-        self.latency = 1
+        self.latency = max(1, (n - 1).bit_length())
         scores = data.ArrayLayout(score_shape, n)
         super().__init__({
             "i": In(stream.Signature(scores)),
@@ -54,23 +56,40 @@ class Argmax(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        scores = self.i.payload
+        advance = Signal()  # every round moves: the output is empty or being taken
+        m.d.comb += [
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance),
+        ]
 
-        def tree(lo, hi):  # -> (index, score) of the winner among scores[lo:hi]
-            if hi - lo == 1:
-                return Const(lo, self.label_width), scores[lo]
-            mid = (lo + hi) // 2
-            (l_index, l_score), (r_index, r_score) = tree(lo, mid), tree(mid, hi)
-            right = r_score > l_score
-            return Mux(right, r_index, l_index), Mux(right, r_score, l_score)
+        def stage(value, name):
+            reg = Signal.like(value, name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
 
-        index, _ = tree(0, self.n)
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.valid & self.i.ready):
+        # Each entry is (index, score) of the winner of a contiguous range of indices, in order.
+        winners = [(Const(j, self.label_width), self.i.payload[j]) for j in range(self.n)]
+        scores, valid = self.i.payload, self.i.valid
+        for round_ in range(self.latency - 1):
+            paired = []
+            for left, right in zip(winners[0::2], winners[1::2]):
+                higher = right[1] > left[1]
+                paired.append((Mux(higher, right[0], left[0]), Mux(higher, right[1], left[1])))
+            winners = [
+                (stage(index, f"index_{round_}_{k}"), stage(score, f"score_{round_}_{k}"))
+                for k, (index, score) in enumerate(paired + winners[2 * len(paired):])]
+            scores = stage(scores, f"scores_{round_}")
+            valid = stage(valid, f"valid_{round_}")
+        if len(winners) == 2:  # the last round ends in the output register
+            (l_index, l_score), (r_index, r_score) = winners
+            label = Mux(r_score > l_score, r_index, l_index)
+        else:
+            label = winners[0][0]
+        with m.If(advance):
             m.d.sync += [
-                self.o.payload.label.eq(index),
+                self.o.valid.eq(valid),
+                self.o.payload.label.eq(label),
                 self.o.payload.scores.eq(scores),
             ]
-        with m.If(self.i.ready):
-            m.d.sync += self.o.valid.eq(self.i.valid)
         return m

@@ -201,8 +201,11 @@ class MatrixVectorUnit(wiring.Component):
         group  = Signal(range(groups))
         addr   = Signal(range(words))
         advance = Signal()  # the whole datapath moves: the output register is free or taken
-        fold_last  = fold == folds - 1
-        issue_last = busy & fold_last & (group == groups - 1)
+        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, so that
+        # `i.ready` and the counters' wrap-around are a gate or two from registers.
+        fold_last  = Signal(init=folds == 1)
+        group_last = Signal(init=groups == 1)
+        issue_last = busy & fold_last & group_last
         issue = busy & advance
         m.d.comb += [
             advance.eq(~self.o.valid | self.o.ready),
@@ -212,11 +215,15 @@ class MatrixVectorUnit(wiring.Component):
         ]
         with m.If(issue):
             m.d.sync += [
-                addr.eq(Mux(addr == words - 1, 0, addr + 1)),
+                addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
                 fold.eq(Mux(fold_last, 0, fold + 1)),
+                fold_last.eq(Mux(fold_last, folds == 1, fold == folds - 2)),
             ]
             with m.If(fold_last):
-                m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+                m.d.sync += [
+                    group.eq(Mux(group_last, 0, group + 1)),
+                    group_last.eq(Mux(group_last, groups == 1, group == groups - 2)),
+                ]
             with m.If(issue_last):
                 m.d.sync += busy.eq(0)
         with m.If(self.i.valid & self.i.ready):

@@ -12,6 +12,7 @@ from .activation import ScoreUnit, ThresholdUnit
 from .argmax import Argmax
 from .collector import Collector
 from .mvu import MatrixVectorUnit, check_pe, sum_bound, weight_values
+from .skid import SkidBuffer
 
 __all__ = ["LayerParams", "Network"]
 
@@ -117,12 +118,19 @@ def layer_units(layer: LayerParams):
 
 
 def _chain(m, units, upstream, prefix=""):
-    """Add ``units`` (mvu, act, collector) to ``m`` after ``upstream``; returns their output."""
-    for name, unit in zip(("mvu", "act", "collect"), units):
-        m.submodules[f"{prefix}{name}"] = unit
+    """Add ``units`` (mvu, act, collector) to ``m`` after ``upstream``; returns their output.
+
+    A :class:`SkidBuffer` between the matrix-vector unit and the activation ends the
+    combinational ``ready`` path there, so that ``ready`` never crosses a layer and the unit's
+    clock enable comes from registers.
+    """
     mvu, act, collector = units
+    skid = SkidBuffer(mvu.o.payload.shape())
+    for name, unit in zip(("mvu", "skid", "act", "collect"), (mvu, skid, act, collector)):
+        m.submodules[f"{prefix}{name}"] = unit
     wiring.connect(m, upstream, mvu.i)
-    wiring.connect(m, mvu.o, act.i)
+    wiring.connect(m, mvu.o, skid.i)
+    wiring.connect(m, skid.o, act.i)
     wiring.connect(m, act.o, collector.i)
     return collector.o
 
@@ -154,14 +162,16 @@ class Network(wiring.Component):
     """Chain of layers, each a :class:`MatrixVectorUnit`, an activation and a :class:`Collector`,
     followed by an :class:`Argmax`.
 
-    Submodules are named ``layer{L}_mvu``, ``layer{L}_act``, ``layer{L}_collect`` and ``argmax``.
+    Submodules are named ``layer{L}_mvu``, ``layer{L}_skid``, ``layer{L}_act``,
+    ``layer{L}_collect`` and ``argmax``.
 
     Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
     valid and the output always ready: an input is accepted every ``cycles_per_inference =
     max_L G_L F_L`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`), and a
-    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 1) + 1`` cycles after
+    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 1) + A`` cycles after
     its input was transferred into an idle network (per layer: the unit's latency to its first
-    beat, ``G_L - 1`` more beats, 1 cycle in the collector; then 1 cycle in the argmax).
+    beat, ``G_L - 1`` more beats, 1 cycle in the collector; then ``A = max(1, ceil(log2 M))``
+    rounds of the argmax over the ``M`` scores).
 
     Parameters
     ----------
