@@ -91,12 +91,15 @@ class LayerPlan:
                 # each lane compares with its neuron's constant, multiplexed by the group
                 + LUT_PER_THRESHOLD_BIT * self.pe * levels * acc * (1 + self.groups / 4)
                 + LUT_CONTROL)
-        pipe = sum(math.ceil(self.simd / 2 ** level) * (min(level, 12) + 1)
-                   for level in register_levels(self.simd, self.pipeline, "adder"))
-        out_bits = levels.bit_length() if self.out_levels else acc + 8
-        ffs = (self.inputs * k + self.simd * k + pipe * (count_bits // max(self.simd, 1))
-               + self.pe * acc * (2 if self.folds > 1 else 1) + self.units * out_bits + 32)
+        # the first pipeline register holds the memory word and the input slices, the others
+        # sit in the popcount trees
         width, depth = self.pe * self.simd * masks, self.groups * self.folds
+        pipe = sum(math.ceil(self.simd / 2 ** level) * (min(level, 12) + 1)
+                   for level in register_levels(self.simd, max(0, self.pipeline - 1), "adder"))
+        word = width + self.simd * k if self.pipeline else 0
+        out_bits = levels.bit_length() if self.out_levels else acc + 8
+        ffs = (self.inputs * k + self.simd * k + word + pipe * (count_bits // max(self.simd, 1))
+               + self.pe * acc * (2 if self.folds > 1 else 1) + self.units * out_bits + 32)
         if width * depth < BRAM_MIN_BITS:
             brams = 0
         else:

@@ -89,8 +89,8 @@ class MatrixVectorUnit(wiring.Component):
     Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
     XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
     of ``k``-bit unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for
-    ternary weights. The popcount trees (adder or compressor trees) have ``pipeline`` register
-    stages. Partial sums
+    ternary weights. The datapath has ``pipeline`` register stages: the first on the memory's
+    output, the others in the popcount trees (adder or compressor trees). Partial sums
     are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
     proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
@@ -117,7 +117,8 @@ class MatrixVectorUnit(wiring.Component):
     weight_kind : str
         ``"binary"`` or ``"ternary"``.
     pipeline : int
-        Register stages in each popcount tree.
+        Register stages between the weight memory and the accumulators: the first on the
+        memory's output, the others spread over each popcount tree, the last on its result.
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
         see :data:`~.popcount.POPCOUNT_STYLES`.
@@ -253,17 +254,23 @@ class MatrixVectorUnit(wiring.Component):
             slices.append(stage(chosen, f"slice_{i}"))
         valid, first, last = (stage(v, name) for v, name in
                               [(busy, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
-        for index in range(self.pipeline):  # the control follows the popcount trees' registers
+        for index in range(self.pipeline):  # the control follows the datapath's registers
             valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
                                   [(valid, "valid"), (first, "first"), (last, "last")])
 
+        # --- Pipeline: the first register holds the memory's word (the block RAM's slow
+        # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
+        word = rd.data
+        if self.pipeline:
+            word = stage(word, "word_2")
+            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+
         def count(value, name):
-            return pipelined_popcount(m, wire(value, name), stages=self.pipeline,
+            return pipelined_popcount(m, wire(value, name), stages=max(0, self.pipeline - 1),
                                       enable=advance, name=f"{name}_count",
                                       style=self.popcount_style)
 
         # --- Popcounts and partial sums --------------------------------------------------------
-        word = rd.data
         shared = None
         if self.weight_kind == "binary" and self.input_kind == "unsigned":
             shared = [count(q, f"ones_{i}") for i, q in enumerate(slices)]

@@ -25,7 +25,9 @@ def register(sub) -> None:
     b.add_argument("--simd", type=pe_arg, default=None,
                    help="inputs per neuron per cycle, with --pe: 'auto', N or 'N,N,N'")
     b.add_argument("--pipeline", type=int, default=None, metavar="N",
-                   help="register stages in each popcount tree (raises Fmax)")
+                   help="register stages between each weight memory and its accumulators: the "
+                        "first on the memory output, the others in the popcount trees "
+                        "(raises Fmax; default: what 'fewmul compile' chose)")
     b.add_argument("--baud", type=positive_int, default=115200,
                    help="serial rate of the host link (default 115200)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

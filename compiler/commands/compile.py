@@ -26,7 +26,9 @@ def register(sub) -> None:
                    help="with an explicit --pe: inputs per neuron per cycle, N or 'N,N,N' "
                         "(default: all inputs)")
     c.add_argument("--pipeline", type=int, default=None, metavar="N",
-                   help="register stages in each popcount adder tree (default 0)")
+                   help="register stages between each weight memory and its accumulators: the "
+                        "first on the memory output, the others in the popcount trees "
+                        "(raises Fmax, adds latency; default 0)")
     c.add_argument("--synth", nargs="*", default=["generic"],
                    choices=["generic", "ecp5", "ice40", "xilinx"],
                    help="Yosys statistics to report (default: generic; ecp5/ice40/xilinx take longer)")
