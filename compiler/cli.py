@@ -25,6 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def tool_errors() -> tuple[type[Exception], ...]:
+    """Failures of an external tool (Yosys, nextpnr, Verilator, the serial link): reported in
+    one line that names the tool's log, not as a traceback."""
+    from ..boards.flow import BuildError
+    from ..boards.host import HostLinkError
+    from ..sim.runner import SimulationError
+    from .yosys import YosysError
+    return YosysError, SimulationError, BuildError, HostLinkError
+
+
 def main(argv: list[str] | None = None) -> int:
     from .spec import SpecError
     args = build_parser().parse_args(argv)
@@ -36,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"fewmul {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except tool_errors() as exc:  # the message names the tool's log
+        print(f"fewmul {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"fewmul {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -49,3 +49,21 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
     resolved = (run / "spec.yaml").read_text()
     assert "bn_momentum" in resolved and "input_bits: 4" in resolved
     assert (run / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("error", ["yosys", "simulation", "build"])
+def test_tool_failures_are_one_line_errors(monkeypatch, capsys, error):
+    """A failing external tool ends in one line naming its log, exit code 1, no traceback."""
+    from fewmul.boards.flow import BuildError
+    from fewmul.compiler.commands import count
+    from fewmul.compiler.yosys import YosysError
+    from fewmul.sim.runner import SimulationError
+    exc = {"yosys": YosysError, "simulation": SimulationError, "build": BuildError}[error]
+
+    def fail(args):
+        raise exc("tool failed; see build/tool.log")
+
+    monkeypatch.setattr(count, "run", fail)
+    assert main(["count", "spec.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err == "fewmul count: tool failed; see build/tool.log\n"
