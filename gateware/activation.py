@@ -31,8 +31,9 @@ class _GroupwiseUnit(wiring.Component):
     """Common structure of the activation units.
 
     Lane ``p`` of beat ``g`` carries the sum of neuron ``g * pe + p``. A beat counter tracks
-    ``g`` so that each lane can select its neuron's constants; the stream itself passes through
-    combinationally (``o.valid = i.valid``, ``i.ready = o.ready``).
+    ``g`` so that each lane can select its neuron's constants (held in registers, loaded one beat
+    ahead); the stream itself passes through combinationally (``o.valid = i.valid``,
+    ``i.ready = o.ready``).
 
     Subclasses implement :meth:`lane`.
     """
@@ -64,15 +65,31 @@ class _GroupwiseUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         group = Signal(range(self.groups))
+        group_last = Signal(init=self.groups == 1)  # `group == groups - 1`, kept as a flag
+        next_group = Mux(group_last, 0, group + 1)
+        step = self.i.valid & self.i.ready
         m.d.comb += [
             self.o.valid.eq(self.i.valid),
             self.i.ready.eq(self.o.ready),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += group.eq(Mux(group == self.groups - 1, 0, group + 1))
+        with m.If(step):
+            m.d.sync += [
+                group.eq(next_group),
+                group_last.eq(Mux(group_last, self.groups == 1, group == self.groups - 2)),
+            ]
         for p in range(self.pe):
             def select(f, p=p):
-                return Array(Value.cast(f(g * self.pe + p)) for g in range(self.groups))[group]
+                values = [Value.cast(f(g * self.pe + p)) for g in range(self.groups)]
+                chosen = Array(values)[group]
+                if self.groups == 1 or not all(isinstance(v, Const) for v in values):
+                    return chosen
+                # Constants are looked up one beat ahead, into a register: the lane's logic
+                # then starts from a register rather than from a multiplexer of the groups.
+                ahead = Signal(Value.cast(chosen).shape(), init=values[0].value,
+                               name=f"constant_{p}")
+                with m.If(step):
+                    m.d.sync += ahead.eq(Array(values)[next_group])
+                return ahead
             m.d.comb += self.o.payload[p].eq(self.lane(self.i.payload[p], select))
         return m
 
