@@ -120,18 +120,18 @@ def layer_units(layer: LayerParams):
 def _chain(m, units, upstream, prefix=""):
     """Add ``units`` (mvu, act, collector) to ``m`` after ``upstream``; returns their output.
 
-    A :class:`SkidBuffer` between the matrix-vector unit and the activation ends the
-    combinational ``ready`` path there, so that ``ready`` never crosses a layer and the unit's
-    clock enable comes from registers.
+    A :class:`SkidBuffer` between the activation and the collector ends the combinational
+    ``ready`` path there: the matrix-vector unit's clock enable and the activation's beat
+    counter then come from registers, and ``ready`` never crosses a layer.
     """
     mvu, act, collector = units
-    skid = SkidBuffer(mvu.o.payload.shape())
-    for name, unit in zip(("mvu", "skid", "act", "collect"), (mvu, skid, act, collector)):
+    skid = SkidBuffer(act.o.payload.shape())
+    for name, unit in zip(("mvu", "act", "skid", "collect"), (mvu, act, skid, collector)):
         m.submodules[f"{prefix}{name}"] = unit
     wiring.connect(m, upstream, mvu.i)
-    wiring.connect(m, mvu.o, skid.i)
-    wiring.connect(m, skid.o, act.i)
-    wiring.connect(m, act.o, collector.i)
+    wiring.connect(m, mvu.o, act.i)
+    wiring.connect(m, act.o, skid.i)
+    wiring.connect(m, skid.o, collector.i)
     return collector.o
 
 
@@ -162,7 +162,7 @@ class Network(wiring.Component):
     """Chain of layers, each a :class:`MatrixVectorUnit`, an activation and a :class:`Collector`,
     followed by an :class:`Argmax`.
 
-    Submodules are named ``layer{L}_mvu``, ``layer{L}_skid``, ``layer{L}_act``,
+    Submodules are named ``layer{L}_mvu``, ``layer{L}_act``, ``layer{L}_skid``,
     ``layer{L}_collect`` and ``argmax``.
 
     Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
