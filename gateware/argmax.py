@@ -10,13 +10,18 @@ __all__ = ["Argmax"]
 class Argmax(wiring.Component):
     """Labels a vector of scores with the index of its largest one.
 
-    Ties go to the lowest index, like :func:`numpy.argmax`. The comparison is a tournament
-    of ``ceil(log2 n)`` rounds, each pairing neighbouring winners, in which the
-    higher-indexed one only wins when strictly greater. Every round ends in a register, so the
-    longest path is one comparison and one multiplexer: the output is valid ``latency =
-    max(1, ceil(log2 n))`` cycles after the input transfer. The rounds form a pipeline that
-    takes a new vector every cycle and advances only when its output is empty or taken
-    (``i.ready = ~o.valid | o.ready``), so a stall loses nothing.
+    Ties go to the lowest index, like :func:`numpy.argmax`. The comparison is a tournament of
+    ``rounds = ceil(log2 n)`` rounds, played one per cycle on ``ceil(n / 2)`` registers: winner
+    ``k`` of a round is the better of winners ``2k`` and ``2k + 1`` of the previous one (the
+    first round reads the input scores), the higher-indexed one winning only when strictly
+    greater. The longest path is one comparison and two multiplexers, and the registers are
+    reused by every round (a pipelined tournament would carry all ``n`` scores through each of
+    its stages).
+
+    Timing: the output is valid ``latency = max(1, rounds)`` cycles after the input transfer;
+    a new input is accepted once the tournament is over and its output empty or being taken
+    (``i.ready = ~busy & (~o.valid | o.ready)``), so at most one vector every
+    ``cycles_per_vector = latency`` cycles.
 
     Parameters
     ----------
@@ -36,6 +41,8 @@ class Argmax(wiring.Component):
     ----------
     label_width : int
         Bits of the label, ``max(1, (n - 1).bit_length())``.
+    latency, cycles_per_vector : int
+        See above.
     """
 
     def __init__(self, n: int, score_shape: ShapeLike):
@@ -44,7 +51,7 @@ class Argmax(wiring.Component):
         Shape.cast(score_shape)
         self.n = n
         self.label_width = max(1, (n - 1).bit_length())
-        self.latency = max(1, (n - 1).bit_length())
+        self.latency = self.cycles_per_vector = max(1, (n - 1).bit_length())
         scores = data.ArrayLayout(score_shape, n)
         super().__init__({
             "i": In(stream.Signature(scores)),
@@ -56,40 +63,43 @@ class Argmax(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()  # every round moves: the output is empty or being taken
+        scores = self.i.payload
+        score_shape = scores.shape().elem_shape
+        rounds = self.latency
+        # winners[k] = (index, score) of the winner of a range of indices, ranges in order
+        winners = [(Signal(self.label_width, name=f"index_{k}"),
+                    Signal(score_shape, name=f"score_{k}")) for k in range(-(-self.n // 2))]
+        left  = Signal(range(rounds + 1))  # rounds still to play
+        accept = self.i.valid & self.i.ready
+
+        def play(pairs):
+            """Winner ``k`` of one round over ``pairs`` (a list of (index, score))."""
+            for k in range(len(winners)):
+                if 2 * k + 1 < len(pairs):
+                    (l_index, l_score), (r_index, r_score) = pairs[2 * k], pairs[2 * k + 1]
+                    higher = r_score > l_score
+                    yield Mux(higher, r_index, l_index), Mux(higher, r_score, l_score)
+                elif 2 * k < len(pairs):
+                    yield pairs[2 * k]
+                else:
+                    yield winners[k]
+
+        first = list(play([(Const(j, self.label_width), scores[j]) for j in range(self.n)]))
+        later = list(play(winners))
         m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
+            self.i.ready.eq((left == 0) & (~self.o.valid | self.o.ready)),
+            self.o.payload.label.eq(winners[0][0]),
         ]
-
-        def stage(value, name):
-            reg = Signal.like(value, name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        # Each entry is (index, score) of the winner of a contiguous range of indices, in order.
-        winners = [(Const(j, self.label_width), self.i.payload[j]) for j in range(self.n)]
-        scores, valid = self.i.payload, self.i.valid
-        for round_ in range(self.latency - 1):
-            paired = []
-            for left, right in zip(winners[0::2], winners[1::2]):
-                higher = right[1] > left[1]
-                paired.append((Mux(higher, right[0], left[0]), Mux(higher, right[1], left[1])))
-            winners = [
-                (stage(index, f"index_{round_}_{k}"), stage(score, f"score_{round_}_{k}"))
-                for k, (index, score) in enumerate(paired + winners[2 * len(paired):])]
-            scores = stage(scores, f"scores_{round_}")
-            valid = stage(valid, f"valid_{round_}")
-        if len(winners) == 2:  # the last round ends in the output register
-            (l_index, l_score), (r_index, r_score) = winners
-            label = Mux(r_score > l_score, r_index, l_index)
-        else:
-            label = winners[0][0]
-        with m.If(advance):
-            m.d.sync += [
-                self.o.valid.eq(valid),
-                self.o.payload.label.eq(label),
-                self.o.payload.scores.eq(scores),
-            ]
+        with m.If(accept):
+            m.d.sync += [self.o.payload.scores.eq(scores), left.eq(rounds - 1)]
+            m.d.sync += [reg.eq(value) for (i, s), (vi, vs) in zip(winners, first)
+                         for reg, value in ((i, vi), (s, vs))]
+        with m.Elif(left != 0):
+            m.d.sync += left.eq(left - 1)
+            m.d.sync += [reg.eq(value) for (i, s), (vi, vs) in zip(winners, later)
+                         for reg, value in ((i, vi), (s, vs))]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If((accept & (rounds == 1)) | (left == 1)):
+            m.d.sync += self.o.valid.eq(1)
         return m

@@ -167,7 +167,8 @@ class Network(wiring.Component):
 
     Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
     valid and the output always ready: an input is accepted every ``cycles_per_inference =
-    max_L G_L F_L`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`), and a
+    max(max_L G_L F_L, A)`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`,
+    or the argmax's ``A`` rounds), and a
     result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 1) + A`` cycles after
     its input was transferred into an idle network (per layer: the unit's latency to its first
     beat, ``G_L - 1`` more beats, 1 cycle in the collector; then ``A = max(1, ceil(log2 M))``
@@ -211,7 +212,8 @@ class Network(wiring.Component):
         out_shape = self.collectors[-1].o.payload.shape().elem_shape
         self.argmax = Argmax(self.mvus[-1].n_neurons, out_shape)
 
-        self.cycles_per_inference = max(mvu.cycles_per_vector for mvu in self.mvus)
+        self.cycles_per_inference = max(self.argmax.cycles_per_vector,
+                                        *(mvu.cycles_per_vector for mvu in self.mvus))
         self.latency_cycles = self.argmax.latency + sum(
             mvu.latency + (mvu.groups - 1) * mvu.folds + collector.latency
             for mvu, collector in zip(self.mvus, self.collectors))
