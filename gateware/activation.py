@@ -64,9 +64,10 @@ class _GroupwiseUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The current group, and the next one (`(group + 1) % groups`) in a register of its
+        # own, so that the look-ahead of the constants starts from a register.
         group = Signal(range(self.groups))
-        group_last = Signal(init=self.groups == 1)  # `group == groups - 1`, kept as a flag
-        next_group = Mux(group_last, 0, group + 1)
+        next_group = Signal(range(self.groups), init=1 % self.groups)
         step = self.i.valid & self.i.ready
         m.d.comb += [
             self.o.valid.eq(self.i.valid),
@@ -75,7 +76,7 @@ class _GroupwiseUnit(wiring.Component):
         with m.If(step):
             m.d.sync += [
                 group.eq(next_group),
-                group_last.eq(Mux(group_last, self.groups == 1, group == self.groups - 2)),
+                next_group.eq(Mux(next_group == self.groups - 1, 0, next_group + 1)),
             ]
         for p in range(self.pe):
             def select(f, p=p):
