@@ -121,8 +121,9 @@ def _chain(m, units, upstream, prefix=""):
     """Add ``units`` (mvu, act, collector) to ``m`` after ``upstream``; returns their output.
 
     A :class:`SkidBuffer` between the activation and the collector ends the combinational
-    ``ready`` path there: the matrix-vector unit's clock enable and the activation's beat
-    counter then come from registers, and ``ready`` never crosses a layer.
+    paths there: the matrix-vector unit's clock enable and the activation's beat counter come
+    from registers, ``ready`` never crosses a layer, and the comparison of the activation does
+    not share a cycle with the collector's write.
     """
     mvu, act, collector = units
     skid = SkidBuffer(act.o.payload.shape())
@@ -169,9 +170,10 @@ class Network(wiring.Component):
     valid and the output always ready: an input is accepted every ``cycles_per_inference =
     max(max_L G_L F_L, A)`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`,
     or the argmax's ``A`` rounds), and a
-    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 1) + A`` cycles after
+    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 2) + A`` cycles after
     its input was transferred into an idle network (per layer: the unit's latency to its first
-    beat, ``G_L - 1`` more beats, 1 cycle in the collector; then ``A = max(1, ceil(log2 M))``
+    beat, ``G_L - 1`` more beats, 1 cycle in the skid buffer and 1 in the collector; then
+    ``A = max(1, ceil(log2 M))``
     rounds of the argmax over the ``M`` scores).
 
     Parameters
@@ -215,7 +217,7 @@ class Network(wiring.Component):
         self.cycles_per_inference = max(self.argmax.cycles_per_vector,
                                         *(mvu.cycles_per_vector for mvu in self.mvus))
         self.latency_cycles = self.argmax.latency + sum(
-            mvu.latency + (mvu.groups - 1) * mvu.folds + collector.latency
+            mvu.latency + (mvu.groups - 1) * mvu.folds + SkidBuffer.latency + collector.latency
             for mvu, collector in zip(self.mvus, self.collectors))
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(layers[0].input_bits),

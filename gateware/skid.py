@@ -1,4 +1,4 @@
-"""A skid buffer: cuts the combinational ``ready`` path of a stream."""
+"""A skid buffer (register slice): cuts the combinational paths of a stream."""
 
 from amaranth.hdl import Module, Mux, Shape, ShapeLike, Signal
 from amaranth.lib import data, stream, wiring
@@ -8,17 +8,16 @@ __all__ = ["SkidBuffer"]
 
 
 class SkidBuffer(wiring.Component):
-    """Passes a stream through with ``i.ready`` driven by a register.
+    """Passes a stream through registers, with ``i.ready`` driven by a register too.
 
     A stream's ``ready`` normally travels back combinationally through every unit that passes
     it on; in a long dataflow pipeline that path, and the clock enables it drives, limits the
-    clock frequency. This buffer ends the backward path: ``i.ready`` is low only while its one
-    spare register holds a payload that ``o`` did not take.
+    clock frequency. This buffer (a register slice) ends both paths: ``o.valid`` and
+    ``o.payload`` come from an output register, and ``i.ready`` is low only while a second,
+    spare register holds a payload that arrived while the output was stalled.
 
-    The forward path is combinational (``o.valid = i.valid`` and ``o.payload = i.payload``
-    while the spare register is empty), so the buffer adds no latency and, with ``o.ready``
-    high, never stalls ``i``. When ``o`` stalls a transfer that ``i`` made, the payload goes to
-    the spare register and ``i.ready`` falls for the cycles until it is taken.
+    Timing: a payload is offered on ``o`` ``latency = 1`` cycle after its transfer on ``i``;
+    with ``o.ready`` high the buffer takes a payload every cycle.
 
     Parameters
     ----------
@@ -33,6 +32,8 @@ class SkidBuffer(wiring.Component):
         The same payloads, in the same order.
     """
 
+    latency = 1
+
     def __init__(self, payload_shape: ShapeLike):
         if not isinstance(payload_shape, data.Layout):
             Shape.cast(payload_shape)
@@ -45,14 +46,13 @@ class SkidBuffer(wiring.Component):
         m = Module()
         full  = Signal()  # the spare register holds a payload
         spare = Signal.like(self.i.payload)
-        m.d.comb += [
-            self.i.ready.eq(~full),
-            self.o.valid.eq(full | self.i.valid),
-            self.o.payload.eq(Mux(full, spare, self.i.payload)),
-        ]
-        with m.If(full):
-            with m.If(self.o.ready):
-                m.d.sync += full.eq(0)
-        with m.Elif(self.i.valid & ~self.o.ready):
+        m.d.comb += self.i.ready.eq(~full)
+        with m.If(~self.o.valid | self.o.ready):  # the output register is free or being taken
+            m.d.sync += [
+                self.o.valid.eq(full | self.i.valid),
+                self.o.payload.eq(Mux(full, spare, self.i.payload)),
+                full.eq(0),
+            ]
+        with m.Elif(self.i.valid & ~full):
             m.d.sync += [full.eq(1), spare.eq(self.i.payload)]
         return m

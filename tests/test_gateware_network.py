@@ -90,7 +90,8 @@ def test_timing_without_stalls(name):
     latency = [f + 2 + options.get("pipeline", 0) for f in folds]
     argmax_rounds = max(1, (sizes[-1] - 1).bit_length())
     assert net.cycles_per_inference == max(argmax_rounds, *(g * f for g, f in zip(groups, folds)))
-    assert net.latency_cycles == sum(l + (g - 1) * f + 1
+    # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector
+    assert net.latency_cycles == sum(l + (g - 1) * f + 2
                                      for l, g, f in zip(latency, groups, folds)) + argmax_rounds
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
