@@ -67,7 +67,7 @@ def report_folding(build_dir: Path) -> dict | None:
     if layers and all("simd" in layer for layer in layers):
         folding["simd"] = [int(layer["simd"]) for layer in layers]
     if layers and "pipeline" in layers[0]:
-        folding["pipeline"] = int(layers[0]["pipeline"])
+        folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
     return folding
 
 

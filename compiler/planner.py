@@ -12,9 +12,9 @@ cycle target whose cheapest plan fits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from fewmul.gateware.popcount import register_levels
+from fewmul.gateware.popcount import popcount_levels, register_levels
 from fewmul.gateware.widths import Widths
 from fewmul.nn.integer import IntegerNet
 
@@ -164,9 +164,38 @@ def _per_layer(value, n_layers: int, name: str) -> list:
     return [value] * n_layers
 
 
+#: Adder levels of a popcount tree between two registers with ``pipeline="auto"``.
+AUTO_LEVELS_PER_STAGE = 3
+
+
+def auto_pipeline(simd: int, popcount_style: str = "adder") -> int:
+    """Pipeline stages for clock speed: one on the weight memory's output, then one every
+    :data:`AUTO_LEVELS_PER_STAGE` logic levels of the popcount trees over ``simd`` bits."""
+    return 1 + math.ceil(popcount_levels(simd, popcount_style) / AUTO_LEVELS_PER_STAGE)
+
+
 def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,
-                 simd="auto", max_luts: int | None = None, pipeline: int = 0,
+                 simd="auto", max_luts: int | None = None, pipeline: int | str = 0,
                  popcount_style: str = "adder") -> list[LayerPlan]:
+    """Choose ``pe`` and ``simd`` per layer (see :func:`_plan_folding` for the parameters).
+
+    ``pipeline`` is a number of stages for every layer, a list of one per layer, or ``"auto"``
+    for :func:`auto_pipeline` stages in each layer.
+    """
+    stages = _per_layer(pipeline, len(net.layers), "pipeline") if pipeline != "auto" else []
+    if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in stages):
+        raise ValueError(f"Pipeline stages must be 'auto', a non-negative integer or a list, "
+                         f"not {pipeline!r}")
+    plans = _plan_folding(net, pe, target_cycles, simd=simd, max_luts=max_luts,
+                          popcount_style=popcount_style)
+    if pipeline == "auto":
+        stages = [auto_pipeline(plan.simd, plan.popcount_style) for plan in plans]
+    return [replace(plan, pipeline=p) for plan, p in zip(plans, stages)]
+
+
+def _plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,
+                  simd="auto", max_luts: int | None = None, pipeline: int = 0,
+                  popcount_style: str = "adder") -> list[LayerPlan]:
     """Choose ``pe`` and ``simd`` per layer.
 
     Parameters
@@ -183,7 +212,7 @@ def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *
     max_luts : int, optional
         LUT budget: the fastest balanced plan whose estimate fits.
     pipeline : int
-        Register stages in each popcount tree.
+        Register stages between each weight memory and its accumulators.
     popcount_style : str
         ``"adder"`` or ``"compressor"`` (see :mod:`fewmul.gateware.popcount`).
     """

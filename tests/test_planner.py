@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fewmul.compiler.planner import LayerPlan, layer_plans, plan_folding
+from fewmul.compiler.planner import LayerPlan, auto_pipeline, layer_plans, plan_folding
 from fewmul.nn.integer import IntegerLayer, IntegerNet
 
 
@@ -87,3 +87,20 @@ def test_estimates_grow_with_parallelism():
     assert big.luts - small.luts >= 12 * 64 * 2     # 12 more PEs of 64-bit popcounts
     # 1 Mbit of weights needs at least 57 blocks of 18 Kbit.
     assert min(big.brams, small.brams) >= 1024 * 1024 // (18 * 1024)
+
+
+def test_pipeline_stages_auto_list_and_errors():
+    net = paper_net()
+    plans = plan_folding(net, "auto", 1024, pipeline="auto")
+    # one register on the memory output, one per 3 adder levels of a popcount over simd bits
+    assert [p.pipeline for p in plans] == \
+        [1 + -(-max(0, p.simd - 1).bit_length() // 3) for p in plans]
+    assert all(p.pipeline >= 1 for p in plans)
+    assert auto_pipeline(1) == 1 and auto_pipeline(8) == 2 and auto_pipeline(256) == 4
+    listed = plan_folding(net, "auto", 1024, pipeline=[3, 0, 1, 2])
+    assert [p.pipeline for p in listed] == [3, 0, 1, 2]
+    assert [p.pe for p in listed] == [p.pe for p in plans]
+    with pytest.raises(ValueError, match="Pipeline stages must be 'auto', a non-negative"):
+        plan_folding(net, "auto", 1024, pipeline=-1)
+    with pytest.raises(ValueError, match="pipeline lists 1 entries"):
+        plan_folding(net, "auto", 1024, pipeline=[1])

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from .common import pe_arg, positive_int
+from .common import pe_arg, pipeline_arg, positive_int
 
 BOARD_NAMES = ["icebreaker", "ulx3s", "arty"]
 
@@ -24,10 +24,11 @@ def register(sub) -> None:
                         "'fewmul compile' chose, from BUILD/report.json)")
     b.add_argument("--simd", type=pe_arg, default=None,
                    help="inputs per neuron per cycle, with --pe: 'auto', N or 'N,N,N'")
-    b.add_argument("--pipeline", type=int, default=None, metavar="N",
+    b.add_argument("--pipeline", type=pipeline_arg, default=None, metavar="N|auto",
                    help="register stages between each weight memory and its accumulators: the "
-                        "first on the memory output, the others in the popcount trees "
-                        "(raises Fmax; default: what 'fewmul compile' chose)")
+                   "first on the memory output, the others in the popcount trees "
+                   "(raises Fmax; default: what 'fewmul compile' chose); 'auto': one "
+                   "more every 3 adder levels of the popcount trees")
     b.add_argument("--baud", type=positive_int, default=115200,
                    help="serial rate of the host link (default 115200)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

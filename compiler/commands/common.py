@@ -20,6 +20,19 @@ def pe_arg(text: str):
     return values[0] if len(values) == 1 else values
 
 
+def pipeline_arg(text: str):
+    """``--pipeline``: 'auto' or a non-negative integer."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a non-negative integer, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

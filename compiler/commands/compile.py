@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .common import pe_arg, positive_int, print_compile
+from .common import pe_arg, pipeline_arg, positive_int, print_compile
 
 
 def register(sub) -> None:
@@ -25,10 +25,11 @@ def register(sub) -> None:
     c.add_argument("--simd", type=pe_arg, default=None,
                    help="with an explicit --pe: inputs per neuron per cycle, N or 'N,N,N' "
                         "(default: all inputs)")
-    c.add_argument("--pipeline", type=int, default=None, metavar="N",
+    c.add_argument("--pipeline", type=pipeline_arg, default=None, metavar="N|auto",
                    help="register stages between each weight memory and its accumulators: the "
-                        "first on the memory output, the others in the popcount trees "
-                        "(raises Fmax, adds latency; default 0)")
+                   "first on the memory output, the others in the popcount trees "
+                   "(raises Fmax, adds latency; default 0); 'auto': one more every 3 "
+                   "adder levels of the popcount trees")
     c.add_argument("--synth", nargs="*", default=["generic"],
                    choices=["generic", "ecp5", "ice40", "xilinx"],
                    help="Yosys statistics to report (default: generic; ecp5/ice40/xilinx take longer)")
