@@ -1,6 +1,6 @@
 """Gathers ``pe``-wide beats into whole vectors."""
 
-from amaranth.hdl import Module, Mux, Shape, ShapeLike, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeLike, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,18 +51,22 @@ class Collector(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        group_last = Signal(init=self.groups == 1)  # the next beat completes the vector
         group = Signal(range(self.groups))
         take = self.o.valid & self.o.ready
         put  = self.i.valid & self.i.ready
-        done = put & (group == self.groups - 1)
 
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(put):
-            with m.Switch(group):
-                for g in range(self.groups):
-                    with m.Case(g):
-                        m.d.sync += [self.o.payload[g * self.pe + p].eq(self.i.payload[p])
-                                     for p in range(self.pe)]
-            m.d.sync += group.eq(Mux(group == self.groups - 1, 0, group + 1))
-        m.d.sync += self.o.valid.eq(done | (self.o.valid & ~take))
+            # A shift register: every beat enters at the top, so after `groups` beats beat `g`
+            # sits at elements `g * pe ..`. Every register loads on `put` alone, with no
+            # decoding of the beat's index.
+            vector = self.o.payload.as_value()
+            beat = self.i.payload.as_value()
+            m.d.sync += vector.eq(Cat(vector[len(beat):], beat))
+            m.d.sync += [
+                group.eq(Mux(group_last, 0, group + 1)),
+                group_last.eq(Mux(group_last, self.groups == 1, group == self.groups - 2)),
+            ]
+        m.d.sync += self.o.valid.eq((put & group_last) | (self.o.valid & ~take))
         return m
