@@ -111,7 +111,8 @@ def main(argv=None) -> int:
                          else float("nan"))
                 print(f"{pe:>4} {simd:>5} {style:>10} {target:>7} {r['lut_total']:>7} {r['ff']:>6} "
                       f"{r['bram']:>5} {r['carry']:>6} {r['dsp']:>4} {r['mac_per_lut']:>12.3f} "
-                      f"{r['mac_per_lut'] / GOAL:>8.2f} {ratio:>9.2f} {r['lut_with_carry']:>8}", flush=True)
+                      f"{r['mac_per_lut'] / GOAL:>8.2f} {ratio:>9.2f} {r['lut_with_carry']:>8}",
+                      flush=True)
                 rows.append({"pe": pe, "simd": simd, "style": style, "target": target, **r})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

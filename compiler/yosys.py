@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ECP5_SCRIPT", "XILINX_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts", "yosys_stat", "YosysError", "yosys_command"]
+__all__ = ["ECP5_SCRIPT", "XILINX_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts",
+           "yosys_stat", "YosysError", "yosys_command"]
 
 #: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
 #: fails on some designs), then the usual cell mapping.
