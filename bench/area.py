@@ -25,6 +25,7 @@ from amaranth.lib import wiring
 from amaranth.hdl import Module
 
 from fewmul.compiler.area import classify, synth_cells
+from fewmul.compiler.yosys import YosysError
 from fewmul.gateware import MatrixVectorUnit, ThresholdUnit
 
 FOLDINGS = [(1, 1024), (4, 256), (16, 64), (32, 32), (8, 256)]
@@ -61,10 +62,18 @@ def measure(pe: int, simd: int, style: str, targets, n: int = 1024) -> dict:
         Path(tmp, "top.v").write_text(verilog.convert(top, name="top"))
         for target in targets:
             t0 = time.perf_counter()
-            classes = classify(synth_cells(Path(tmp), "top.v", target), target)
+            try:
+                classes = classify(synth_cells(Path(tmp), "top.v", target), target)
+            except YosysError as error:  # report it and go on with the other runs
+                log = Path(tmp, f"top_{target}.log")
+                tail = log.read_text().strip().splitlines()[-3:] if log.exists() else []
+                print(f"{pe}x{simd} {style} {target}: {error}: {' | '.join(tail)}", flush=True)
+                continue
             classes["seconds"] = time.perf_counter() - t0
             luts = classes["lut_total"]
             classes["mac_per_lut"] = pe * simd / luts if luts else 0.0
+            # An ECP5 carry cell (CCU2C) holds two LUT4s that the LUT count leaves out.
+            classes["lut_with_carry"] = luts + (2 * classes["carry"] if target == "ecp5" else 0)
             out[target] = classes
     return out
 
@@ -82,10 +91,11 @@ def main(argv=None) -> int:
     styles = args.styles.split(",")
     rows = []
     print(f"1024x1024 binary layer (weights in memory), goal {GOAL} binary MACs/cycle/LUT")
-    print("LUT counts include the LUTs of LUT RAM (the threshold memories)")
+    print("LUT counts include the LUTs of LUT RAM (the threshold memories); 'LUT+CCU' also "
+          "counts the two LUT4s of each ECP5 carry cell (CCU2C)")
     print(f"{'PE':>4} {'SIMD':>5} {'style':>10} {'target':>7} {'LUT':>7} {'FF':>6} "
           f"{'BRAM':>5} {'carry':>6} {'DSP':>4} {'MAC/cyc/LUT':>12} {'vs goal':>8} "
-          f"{'vs adder':>9}")
+          f"{'vs adder':>9} {'LUT+CCU':>8}")
     for pe, simd in foldings:
         baseline = None
         for style in styles:
@@ -93,12 +103,16 @@ def main(argv=None) -> int:
             if style == "adder":
                 baseline = result
             for target in targets:
+                if target not in result:
+                    continue
                 r = result[target]
-                ratio = (r["mac_per_lut"] / baseline[target]["mac_per_lut"]
-                         if baseline and baseline[target]["mac_per_lut"] else float("nan"))
+                base = (baseline or {}).get(target)
+                ratio = (r["mac_per_lut"] / base["mac_per_lut"] if base and base["mac_per_lut"]
+                         else float("nan"))
                 print(f"{pe:>4} {simd:>5} {style:>10} {target:>7} {r['lut_total']:>7} {r['ff']:>6} "
                       f"{r['bram']:>5} {r['carry']:>6} {r['dsp']:>4} {r['mac_per_lut']:>12.3f} "
-                      f"{r['mac_per_lut'] / GOAL:>8.2f} {ratio:>9.2f}", flush=True)
+                      f"{r['mac_per_lut'] / GOAL:>8.2f} {ratio:>9.2f} {r['lut_with_carry']:>8}",
+                      flush=True)
                 rows.append({"pe": pe, "simd": simd, "style": style, "target": target, **r})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .yosys import ECP5_SCRIPT, cell_counts, run_stat
+from .yosys import ECP5_SCRIPT, XILINX_SCRIPT, cell_counts, run_stat
 
 __all__ = ["CELL_CLASSES", "SYNTH", "classify", "synth_cells", "synth_layers"]
 
 #: Flattening synthesis commands per target.
 SYNTH = {
     "ecp5": ECP5_SCRIPT,
-    "xilinx": "synth_xilinx -family xc7 -flatten -top {top}",
+    "xilinx": XILINX_SCRIPT,
 }
 #: Cell types counted as LUTs, flip-flops, 18 Kbit block RAMs (weight), LUT RAM, carry cells
 #: and DSPs.

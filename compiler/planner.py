@@ -23,12 +23,20 @@ __all__ = ["DEFAULT_TARGET_CYCLES", "LayerPlan", "Estimate", "plan_folding", "la
 #: Cycles per inference aimed at when nothing else is said.
 DEFAULT_TARGET_CYCLES = 64
 
-#: Area model constants, in 4-input-LUT equivalents per bit (fitted to Yosys synth_ecp5 runs of
-#: single layers; see bench/area.py).
-LUT_PER_POPCOUNT_BIT = 2.5
-LUT_PER_ACC_BIT = 2.0
-LUT_PER_MUX_BIT = 0.35
+#: Area model constants, in 4-input-LUT equivalents per bit (LUT4s, the two LUT4s of each CCU2C
+#: carry cell included), fitted to Yosys synth_ecp5 runs of a 1024x1024 binary layer at five
+#: foldings and of its pieces alone (bench/area.py, bench/results/area.md; within 4 %).
+#: Popcount of one XNOR/AND bit, by popcount style: on 4-input LUTs the adder tree is the
+#: cheaper (the compressor's full adders take 6 inputs; on 6-input LUTs it is the other way).
+LUT_PER_POPCOUNT_BIT = {"adder": 2.5, "compressor": 2.7}
+#: Accumulator and output register, per bit of each lane.
+LUT_PER_ACC_BIT = 0.55
+#: Fold-selection multiplexer, per latched input bit, times ``1 - 1 / folds``.
+LUT_PER_MUX_BIT = 0.7
+#: Threshold compare and its per-group constant, per bit of each lane, times
+#: ``1 + groups / THRESHOLD_GROUPS_PER_BIT`` (the constants are multiplexed by the group).
 LUT_PER_THRESHOLD_BIT = 1.0
+THRESHOLD_GROUPS_PER_BIT = 10
 LUT_CONTROL = 40
 #: Block RAM geometries (depth, width) of one 18 Kbit block.
 BRAM_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
@@ -85,11 +93,12 @@ class LayerPlan:
             else 0
         count_bits = self.pe * k * masks * self.simd + shared
         levels = max(self.out_levels, 1)
-        luts = (LUT_PER_POPCOUNT_BIT * count_bits
+        luts = (LUT_PER_POPCOUNT_BIT[self.popcount_style] * count_bits
                 + LUT_PER_ACC_BIT * self.pe * acc * (2 if self.folds > 1 else 1)
-                + (LUT_PER_MUX_BIT * self.inputs * k if self.folds > 1 else 0)
+                + LUT_PER_MUX_BIT * self.inputs * k * (1 - 1 / self.folds)
                 # each lane compares with its neuron's constant, multiplexed by the group
-                + LUT_PER_THRESHOLD_BIT * self.pe * levels * acc * (1 + self.groups / 4)
+                + LUT_PER_THRESHOLD_BIT * self.pe * levels * acc
+                * (1 + self.groups / THRESHOLD_GROUPS_PER_BIT)
                 + LUT_CONTROL)
         # the first pipeline register holds the memory word and the input slices, the others
         # sit in the popcount trees

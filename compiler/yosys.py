@@ -12,12 +12,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ECP5_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts", "yosys_stat", "YosysError", "yosys_command"]
+__all__ = ["ECP5_SCRIPT", "XILINX_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts",
+           "yosys_stat", "YosysError", "yosys_command"]
 
 #: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
 #: fails on some designs), then the usual cell mapping.
 ECP5_SCRIPT = ("synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; "
                "abc -lut 4; clean; synth_ecp5 -top {top} -run map_cells:")
+#: ``synth_xilinx`` (7 series, flattened) with ABC in place of ABC9 for the LUT mapping, for the
+#: same reason: the YoWASP build's ABC9 exits with status 1 on large designs (e.g. a 1024x1024
+#: layer with SIMD 1024). LUTs of 7 and 8 inputs are mapped to LUT6 pairs with MUXF7/MUXF8, as
+#: ``abc9 -luts 2:2,3,6:5,10,20`` does; then the usual steps after ``map_luts``.
+XILINX_SCRIPT = ("synth_xilinx -family xc7 -flatten -top {top} -run :map_luts; "
+                 "opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; clean; "
+                 "xilinx_srl -fixed -minlen 3; "
+                 "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; "
+                 "xilinx_dffopt; opt_lut_ins -tech xilinx; "
+                 "synth_xilinx -family xc7 -flatten -top {top} -run finalize:")
 
 #: Synthesis scripts; ``generic`` stops before technology mapping so that
 #: multipliers show up as ``$mul`` cells.
