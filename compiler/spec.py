@@ -394,5 +394,11 @@ def dump_spec(spec: NetworkSpec) -> str:
     Layers and other leaf mappings are written in flow style
     (``{units: 256, ...}``); ``parse_spec(dump_spec(s)) == s``.
     """
-    return yaml.safe_dump(spec.to_dict(), sort_keys=False, default_flow_style=None,
-                          allow_unicode=True, width=100)
+    tree = spec.to_dict()
+    text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=None, allow_unicode=True,
+                          width=100)
+    if yaml.safe_load(text) != tree:
+        # PyYAML writes some line-break characters (U+0085, U+2028, U+2029) raw in unicode
+        # mode and reads them back as spaces; escaped, they survive.
+        text = yaml.safe_dump(tree, sort_keys=False, default_flow_style=None, width=100)
+    return text

@@ -164,6 +164,13 @@ def test_dump_parse_round_trip(spec):
     assert parse_spec(dump_spec(spec)) == spec
 
 
+@pytest.mark.parametrize("name", ["\x85", "a\u2028b", "r\u00e9seau"])
+def test_dump_keeps_unusual_characters(name):
+    spec = parse_spec("name: x\n" + GOOD_LAYERS)
+    spec = dataclasses.replace(spec, name=name)
+    assert parse_spec(dump_spec(spec)).name == name
+
+
 def test_schema_matches_dataclasses():
     """Each schema mapping has exactly the keys of the dataclass it builds."""
     pairs = [(SPEC_SCHEMA, NetworkSpec), (SPEC_SCHEMA.fields["data"].type, DataConfig),
