@@ -2,12 +2,14 @@
 
 Builds the digits demo (``examples/digits-bnn.yaml``, trained here or taken
 from ``--build``) for each board with the compiler's folding; when it does not
-fit, a smaller digits network (``--small``, 64-128-10 by default, trained
+fit, a smaller digits network (``--small``, 64-64-10 by default, trained
 here) at one PE per layer. Then, per board
 with a place and route flow (``--largest``), the largest 64-H-H-10 network
 that fits at one PE per layer, searched by halving the gap between a size
 that fits and one that does not.
 
+Every design is built with ``--pipeline auto`` (a register on each weight
+memory's output and one every 3 adder levels of the popcount trees).
 Fmax is compared with the goals (40 MHz on iCE40UP5K, 150 MHz on ECP5), and
 inferences/s with the NumPy golden model on this machine, one image at a time,
 measured in the same run.
@@ -65,9 +67,10 @@ def demo_build(out: Path, spec: Path | str, name: str) -> Path:
     return build
 
 
-def try_build(net, board: str, out: Path, pe, default=None) -> dict | FitError:
+def try_build(net, board: str, out: Path, pe, default=None, pipeline="auto") -> dict | FitError:
     try:
-        return build_design(net, board, out, pe=pe, default=default, progress=True)
+        return build_design(net, board, out, pe=pe, default=default, pipeline=pipeline,
+                            progress=True)
     except FitError as exc:
         return exc
 
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--boards", nargs="+", default=["ulx3s", "icebreaker", "arty"])
     p.add_argument("--build", type=Path, default=None,
                    help="a compiled digits demo to use instead of training one")
-    p.add_argument("--small", type=int, default=128, help="hidden units of the smaller digits net")
+    p.add_argument("--small", type=int, default=64, help="hidden units of the smaller digits net")
     p.add_argument("--small-build", type=Path, default=None,
                    help="a compiled smaller digits net to use instead of training one")
     p.add_argument("--largest", nargs="*", default=["icebreaker"],
