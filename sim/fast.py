@@ -159,7 +159,8 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
     budget = (man.latency_cycles + len(inputs) * man.cycles_per_inference) * 2 + 1000
     t0 = time.perf_counter()
     proc = subprocess.run([str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"),
-                           str(len(inputs)), str(budget)], capture_output=True, text=True)
+                           str(len(inputs)), str(budget)], capture_output=True, text=True,
+                          cwd=build_dir)   # top.v loads rom/*.hex relative to its folder
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 3) or not proc.stdout.strip():
         raise SimulationError(f"The fast harness failed: {proc.stderr.strip()}")
