@@ -134,11 +134,12 @@ def _widths(man) -> tuple[int, int]:
     return max(2, -(-in_bits // 32)), max(2, -(-out_bits // 32))
 
 
-def build_fast(build_dir: Path, *, opt: str = "-O2", extra_args: tuple[str, ...] = (),
+def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: tuple[str, ...] = (),
                obj: str = "obj") -> Path:
     """Compile ``build_dir/top.v`` with the generated harness; returns the executable.
 
-    ``opt`` goes to the C++ compiler, ``extra_args`` to Verilator; the build lives in
+    ``opt`` goes to the C++ compiler (the harness runs where it is built, so ``-march=native``
+    is safe; it was 20-30 % faster than ``-O2`` on 784-1024x3-10), ``extra_args`` to Verilator; the build lives in
     ``build_dir/fast/obj`` (another ``obj`` keeps several builds side by side).
     """
     build_dir = Path(build_dir).resolve()
