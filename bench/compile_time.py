@@ -78,8 +78,8 @@ def main(argv=None) -> int:
             line += (f"; old Verilog path {old.wall:5.1f} s wall {old.cpu:5.1f} s CPU "
                      f"(speed-up {old.wall / emit.wall:.1f}x)")
         print(line, flush=True)
-    print(f"folding: {', '.join(f'pe {p.pe} simd {p.simd}' for p in plans)}, target "
-          f"{args.target_cycles} cycles, pipeline {args.pipeline}")
+        print(f"  folding: {', '.join(f'pe {p.pe} simd {p.simd}' for p in plans)}, target "
+              f"{args.target_cycles} cycles, pipeline {args.pipeline}", flush=True)
     worst = max(e.wall + c.wall for _, _, e, c, _, _ in rows)
     print(f"slowest compile {worst:.1f} s against the {GOAL:.0f} s goal: {worst / GOAL:.2f}x")
     return 0 if all(stat["multipliers"] == 0 for *_, stat in rows) else 1
