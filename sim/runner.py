@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -47,9 +48,13 @@ def _link_rom_files(build_dir: Path, sim_dir: Path) -> None:
         return
     sim_dir.mkdir(parents=True, exist_ok=True)
     link = sim_dir / ROM_FOLDER
-    if link.is_symlink() or link.exists():
+    if link.is_symlink():
         if link.resolve() == (build_dir / ROM_FOLDER).resolve():
             return
+        link.unlink()
+    elif link.is_dir():     # e.g. a copied build folder: the link became a copy, maybe stale
+        shutil.rmtree(link)
+    elif link.exists():
         link.unlink()
     link.symlink_to(Path("..") / ROM_FOLDER if sim_dir.parent == build_dir
                     else (build_dir / ROM_FOLDER).resolve())

@@ -74,3 +74,18 @@ def test_yosys_generic_check_counts_a_multiplier_and_reads_rom_files(tmp_path):
                                                            tmp_path, name="top"))
     stat = yosys_stat(tmp_path, "rom.v")
     assert stat["multipliers"] == 0 and stat["cells"].get("$meminit_v2", 0) >= 1
+
+
+def test_simulator_folder_links_to_the_rom_files(tmp_path):
+    """cocotb runs in BUILD/sim_build: a link there points at BUILD/rom, also after the build
+    folder was copied (the link then became a directory)."""
+    from fewmul.sim.runner import _link_rom_files
+
+    (tmp_path / ROM_FOLDER).mkdir()
+    (tmp_path / ROM_FOLDER / "top_rom0.hex").write_text("01\n")
+    stale = tmp_path / "sim_build" / ROM_FOLDER
+    stale.mkdir(parents=True)
+    (stale / "top_rom0.hex").write_text("02\n")
+    for _ in range(2):
+        _link_rom_files(tmp_path, tmp_path / "sim_build")
+        assert stale.is_symlink() and (stale / "top_rom0.hex").read_text() == "01\n"
