@@ -59,15 +59,18 @@ def synth_cells(work_dir: Path, verilog: str, target: str, top: str = "top") -> 
 def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     """Synthesize ``build_dir/top.v`` and every layer of ``layers`` (``LayerParams``) alone.
 
+    Layer ``i`` is ``build_dir/layers/layer{i}.v``, its weights in ``layers/rom/`` (Yosys runs
+    in ``layers/``).
+
     Returns
     -------
     dict
         ``cells`` (by type) and ``total`` (classes) of the whole design; ``layers``: the
         classes of each layer.
     """
-    from amaranth.back import verilog
-
     from fewmul.gateware.network import LayerUnit
+
+    from .verilog import convert_with_rom_files
 
     build_dir = Path(build_dir)
     cells = synth_cells(build_dir, "top.v", target)
@@ -76,7 +79,8 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     per_layer = []
     for index, layer in enumerate(layers):
         name = f"layer{index}.v"
-        (work / name).write_text(verilog.convert(LayerUnit(layer), name="top"))
+        (work / name).write_text(convert_with_rom_files(LayerUnit(layer), work,
+                                                        prefix=f"layer{index}"))
         per_layer.append(classify(synth_cells(work, name, target), target))
     return {"target": target, "cells": cells, "total": classify(cells, target),
             "layers": per_layer}

@@ -1,9 +1,11 @@
 """``fewmul compile``: a run folder in, a build folder out.
 
-``BUILD/`` holds ``top.v``, ``net.npz`` (the folded integer network: the
-golden model), ``weights/`` (packed weights and thresholds as the memories
-hold them), ``manifest.json`` (stream layouts for the testbench),
-``spec.yaml`` and ``report.json``.
+``BUILD/`` holds ``top.v``, ``rom/`` (the weight memories' contents, which
+``top.v`` loads with ``$readmemh``: tools must run with ``BUILD/`` as their
+working directory), ``net.npz`` (the folded integer network: the golden
+model), ``weights/`` (packed weights and thresholds as the memories hold
+them), ``manifest.json`` (stream layouts for the testbench), ``spec.yaml`` and
+``report.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from fewmul.nn.integer import IntegerNet, fold
 
 from .artifacts import write_atomic
+from .verilog import convert_with_rom_files
 from .lower import LayerPlan, lower, plan_folding
 from .spec import dump_spec
 from .training import load_run
@@ -55,14 +58,12 @@ def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tupl
         The gateware and the report (``layers``, ``cycles_per_inference``,
         ``latency_cycles``) without Yosys figures.
     """
-    from amaranth.back import verilog
-
     from fewmul.sim.vectors import Manifest
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     top = lower(net, plans)
-    write_atomic(build_dir / "top.v", verilog.convert(top, name="top"))
+    write_atomic(build_dir / "top.v", convert_with_rom_files(top, build_dir))
     net.save(build_dir / "net.npz")
     _write_weights(build_dir, net, top)
 

@@ -3,10 +3,10 @@
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .popcount import POPCOUNT_STYLES, pipelined_popcount
+from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
@@ -83,7 +83,7 @@ class MatrixVectorUnit(wiring.Component):
     vector takes ``folds = ceil(N / simd)`` cycles per group of ``pe`` neurons, and
     ``M / pe`` groups. ``simd`` need not divide ``N``: the last fold is padded with inputs that
     contribute nothing. Each cycle reads one word of the weight
-    :class:`~amaranth.lib.memory.Memory` (``M / pe * folds`` words, synchronous read port, so
+    :class:`~.rom.WeightRom` (``M / pe * folds`` words, synchronous read port, so
     it maps to block RAM; layout in :func:`pack_rows`).
 
     Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
@@ -189,9 +189,7 @@ class MatrixVectorUnit(wiring.Component):
         n, k, simd = self.n_inputs, self.input_bits, self.simd
         folds, groups, words = self.folds, self.groups, self.groups * self.folds
 
-        m.submodules.weights = memory = Memory(
-            shape=unsigned(self.word_bits), depth=words, init=self.rows)
-        rd = memory.read_port()
+        m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
 
         # --- Issue: walk the (group, fold) words of the latched vector -------------------------
         # The vector is latched as bit-planes (plane i holds bit i of every input, padded to

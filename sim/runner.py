@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +37,27 @@ def verilator_env() -> dict[str, str]:
     makeflags = " ".join(filter(None, [os.environ.get("MAKEFLAGS", ""),
                                        "CFG_CXXFLAGS_PCH_I=-include"]))
     return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": makeflags}
+
+
+def _link_rom_files(build_dir: Path, sim_dir: Path) -> None:
+    """Make ``top.v``'s ``$readmemh`` files (``rom/``, relative to ``build_dir``) visible
+    from ``sim_dir``, the simulator's working directory."""
+    from fewmul.gateware.rom import ROM_FOLDER
+
+    if not (build_dir / ROM_FOLDER).is_dir():
+        return
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    link = sim_dir / ROM_FOLDER
+    if link.is_symlink():
+        if link.resolve() == (build_dir / ROM_FOLDER).resolve():
+            return
+        link.unlink()
+    elif link.is_dir():     # e.g. a copied build folder: the link became a copy, maybe stale
+        shutil.rmtree(link)
+    elif link.exists():
+        link.unlink()
+    link.symlink_to(Path("..") / ROM_FOLDER if sim_dir.parent == build_dir
+                    else (build_dir / ROM_FOLDER).resolve())
 
 
 def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray]], *,
@@ -70,6 +92,7 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
     os.environ.update(verilator_env())
     sim_dir = build_dir / "sim_build"
     log_file = Path(log_file) if log_file else build_dir / "sim.log"
+    _link_rom_files(build_dir, sim_dir)
     runner = get_runner("verilator")
     try:
         runner.build(sources=[top_v], hdl_toplevel="top", build_dir=sim_dir,

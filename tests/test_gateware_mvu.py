@@ -102,7 +102,9 @@ def test_widths_and_memory():
     m = dut.elaborate(None)
     mem = m.submodules.weights
     assert (mem.depth, mem.shape) == (2, unsigned(30))
-    assert [port.domain for port in mem.read_ports] == ["sync"]
+    inner = mem.elaborate(None).submodules.memory   # the Memory the simulator sees
+    assert (inner.depth, inner.init[1]) == (2, mem.init[1])
+    assert [port.domain for port in inner.read_ports] == ["sync"]
     # Row 1, neuron 2 (=5), input 7 is bit 2 * 10 + 7.
     assert (mem.init[1] >> 27) & 1 == weights[5, 7]
     Fragment.get(m, None)
