@@ -130,7 +130,9 @@ def test_paper_network_bit_exact_in_verilator(variant, fashion, tmp_path):
     weights, act, bits = PAPER_VARIANTS[variant]
     layers = [LayerConfig(1024, weights=weights, act=act, act_bits=bits) for _ in range(3)]
     layers.append(LayerConfig(10, weights=weights, act="none"))
-    tcfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.003, lr_final=0.001, batch=100))
+    # lr 0.001: one epoch reaches 72-75 % test accuracy in all four variants; at 0.003
+    # ternary/sign stayed at 36 %.
+    tcfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.001, lr_final=0.0003, batch=100))
     net, report, build = build_net(tmp_path, fashion, layers, tcfg,
                                    lambda net: plan_folding(net, "auto", 1024, pipeline=1))
     assert (net.predict(fashion.test.x[:1000]) == fashion.test.y[:1000]).mean() > 0.6
