@@ -1,10 +1,9 @@
 """Gathers ``pe``-wide beats into whole vectors."""
 
-from amaranth.hdl import Cat, Module, Shape, ShapeLike
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeLike, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .counter import wrapping_counter
 from .mvu import check_pe
 
 __all__ = ["Collector"]
@@ -52,9 +51,10 @@ class Collector(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        group_last = Signal(init=self.groups == 1)  # the next beat completes the vector
+        group = Signal(range(self.groups))
         take = self.o.valid & self.o.ready
         put  = self.i.valid & self.i.ready
-        _, group_last = wrapping_counter(m, self.groups, put, "group")  # last: completes it
 
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(put):
@@ -64,5 +64,9 @@ class Collector(wiring.Component):
             vector = self.o.payload.as_value()
             beat = self.i.payload.as_value()
             m.d.sync += vector.eq(Cat(vector[len(beat):], beat))
+            m.d.sync += [
+                group.eq(Mux(group_last, 0, group + 1)),
+                group_last.eq(Mux(group_last, self.groups == 1, group == self.groups - 2)),
+            ]
         m.d.sync += self.o.valid.eq((put & group_last) | (self.o.valid & ~take))
         return m

@@ -5,7 +5,6 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .counter import wrapping_counter
 from .popcount import POPCOUNT_STYLES, pipelined_popcount
 from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
@@ -197,14 +196,16 @@ class MatrixVectorUnit(wiring.Component):
         # whole folds): the same register as the vector, wired differently.
         planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
         busy   = Signal()   # a vector is latched and some of its words are not issued
+        fold   = Signal(range(folds))
+        group  = Signal(range(groups))
         addr   = Signal(range(words))
         advance = Signal()  # the whole datapath moves: the output register is free or taken
-        issue = busy & advance
-        # The counters keep their "last" flags in registers, so that `i.ready` and the
-        # wrap-arounds are a gate or two from flip-flops.
-        fold, fold_last = wrapping_counter(m, folds, issue, "fold")
-        group, group_last = wrapping_counter(m, groups, issue & fold_last, "group")
+        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, so that
+        # `i.ready` and the counters' wrap-around are a gate or two from registers.
+        fold_last  = Signal(init=folds == 1)
+        group_last = Signal(init=groups == 1)
         issue_last = busy & fold_last & group_last
+        issue = busy & advance
         m.d.comb += [
             advance.eq(~self.o.valid | self.o.ready),
             self.i.ready.eq(~busy | (issue_last & advance)),
@@ -212,7 +213,16 @@ class MatrixVectorUnit(wiring.Component):
             rd.en.eq(advance),
         ]
         with m.If(issue):
-            m.d.sync += addr.eq(Mux(fold_last & group_last, 0, addr + 1))
+            m.d.sync += [
+                addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
+                fold.eq(Mux(fold_last, 0, fold + 1)),
+                fold_last.eq(Mux(fold_last, folds == 1, fold == folds - 2)),
+            ]
+            with m.If(fold_last):
+                m.d.sync += [
+                    group.eq(Mux(group_last, 0, group + 1)),
+                    group_last.eq(Mux(group_last, groups == 1, group == groups - 2)),
+                ]
             with m.If(issue_last):
                 m.d.sync += busy.eq(0)
         with m.If(self.i.valid & self.i.ready):
