@@ -90,14 +90,14 @@ class Argmax(wiring.Component):
             self.i.ready.eq((left == 0) & (~self.o.valid | self.o.ready)),
             self.o.payload.label.eq(winners[0][0]),
         ]
+        def load(results):
+            return [reg.eq(value) for winner, result in zip(winners, results)
+                    for reg, value in zip(winner, result)]
+
         with m.If(accept):
-            m.d.sync += [self.o.payload.scores.eq(scores), left.eq(rounds - 1)]
-            m.d.sync += [reg.eq(value) for (i, s), (vi, vs) in zip(winners, first)
-                         for reg, value in ((i, vi), (s, vs))]
+            m.d.sync += [self.o.payload.scores.eq(scores), left.eq(rounds - 1), *load(first)]
         with m.Elif(left != 0):
-            m.d.sync += left.eq(left - 1)
-            m.d.sync += [reg.eq(value) for (i, s), (vi, vs) in zip(winners, later)
-                         for reg, value in ((i, vi), (s, vs))]
+            m.d.sync += [left.eq(left - 1), *load(later)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If((accept & (rounds == 1)) | (left == 1)):
