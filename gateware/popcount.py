@@ -43,45 +43,43 @@ POPCOUNT_STYLES = ("adder", "compressor")
 
 
 def _full_adder(x, y, z):
-    """3:2 counter: ``x + y + z = s + 2 c``, as logic (no adder cell)."""
-    if x is None:
-        return None, None
+    """3:2 counters, bitwise over vectors: ``x + y + z = s + 2 c`` in every bit position."""
     return x ^ y ^ z, (x & y) | (x & z) | (y & z)
 
 
-def _counter_6_3(bits):
-    """6:3 counter: the count of six bits as three bits, as logic. Each output depends on the
-    six inputs only, so it maps to one 6-input LUT."""
-    if bits[0] is None:
-        return None, None, None
-    (sa, ca), (sb, cb) = _full_adder(*bits[:3]), _full_adder(*bits[3:])
+def _counter_6_3(a, b, c, d, e, f):
+    """6:3 counters, bitwise over six vectors: the count of the six bits in each position as
+    three bits. Each output bit depends on its six inputs only, so it maps to one 6-input
+    LUT."""
+    (sa, ca), (sb, cb) = _full_adder(a, b, c), _full_adder(d, e, f)
     carry = sa & sb
     return sa ^ sb, ca ^ cb ^ carry, (ca & cb) | (ca & carry) | (cb & carry)
 
 
-def _compress(columns: list[list], first: bool) -> list[list]:
-    """One level of a Wallace tree over ``columns`` (column ``c`` holds bits of weight 2^c).
+def _compress(columns: list[Value], first: bool) -> list[Value]:
+    """One level of a Wallace tree over ``columns`` (column ``c``: bits of weight 2^c).
 
     The first level uses full adders only; later ones 6:3 counters, and a full adder for 3 to
-    5 leftover bits. Bits may be ``None`` to only count levels.
+    5 leftover bits. The counters of a column take its bits in contiguous blocks (counter
+    ``j`` of ``k`` full adders adds bits ``j``, ``k + j`` and ``2k + j``), so every level is a
+    handful of operations on whole vectors: the netlist is the same bit-level logic, but
+    Amaranth converts it and Verilator simulates it a word at a time.
     """
     out = [[] for _ in range(len(columns) + 2)]
-    for c, bits in enumerate(columns):
-        index = 0
-        if not first:
-            while len(bits) - index >= 6:
-                for k, bit in enumerate(_counter_6_3(bits[index:index + 6])):
-                    out[c + k].append(bit)
-                index += 6
-        while len(bits) - index >= 3:
-            s, carry = _full_adder(*bits[index:index + 3])
-            out[c].append(s)
-            out[c + 1].append(carry)
-            index += 3
-        out[c].extend(bits[index:])
-    while out and not out[-1]:
-        out.pop()
-    return out
+    for c, column in enumerate(columns):
+        index, n = 0, len(column)
+        for arity, counter in ([] if first else [(6, _counter_6_3)]) + [(3, _full_adder)]:
+            k = (n - index) // arity
+            if k:
+                blocks = [column[index + j * k:index + (j + 1) * k] for j in range(arity)]
+                for weight, bits in enumerate(counter(*blocks)):
+                    out[c + weight].append(bits)
+                index += arity * k
+        out[c].append(column[index:])
+    columns = [Cat(*pieces) for pieces in out]
+    while columns and not len(columns[-1]):
+        columns.pop()
+    return columns
 
 
 def popcount_levels(n_bits: int, style: str = "adder") -> int:
@@ -90,7 +88,7 @@ def popcount_levels(n_bits: int, style: str = "adder") -> int:
         raise ValueError(f"Popcount style must be one of {POPCOUNT_STYLES!r}, not {style!r}")
     if style == "adder":
         return max(0, n_bits - 1).bit_length()
-    columns, levels = [[None] * n_bits], 0
+    columns, levels = [Const(0, n_bits)], 0   # constants of the right widths: only lengths count
     while max(map(len, columns), default=0) > 2:
         columns, levels = _compress(columns, levels == 0), levels + 1
     return levels + 1
@@ -156,22 +154,21 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
         return items
 
     if style == "compressor":
-        # Columns of bits, one signal per column after every level (registered or not): the
+        # Each column is driven onto a signal after every level (registered or not): the
         # counters use each bit several times, and nested expressions would grow exponentially.
         def reg_columns(columns, level):
             packed = []
-            for c, bits in enumerate(columns):
-                wire = Signal(len(bits), name=f"{name}_l{level}_c{c}")
-                m.d.comb += wire.eq(Cat(*bits))
+            for c, column in enumerate(columns):
+                wire = Signal(len(column), name=f"{name}_l{level}_c{c}")
+                m.d.comb += wire.eq(column)
                 packed.append(wire)
-            packed = register(packed, level, len)
-            return [[col[i] for i in range(len(col))] for col in packed]
+            return register(packed, level, len)
 
-        columns, level = reg_columns([[value[i] for i in range(n)]], 0), 0
+        columns, level = reg_columns([value], 0), 0
         while max(map(len, columns), default=0) > 2:
             columns, level = _compress(columns, level == 0), level + 1
             columns = reg_columns(columns, level)
-        rows = [Cat(*(col[r] if len(col) > r else Const(0, 1) for col in columns))
+        rows = [Cat(*(column[r] if len(column) > r else Const(0, 1) for column in columns))
                 for r in range(2)]
         total = (rows[0] + rows[1])[:n.bit_length()]
         return register([total], level + 1, lambda _: n.bit_length())[0]

@@ -7,23 +7,38 @@ from fewmul.gateware import pipelined_popcount, popcount
 from fewmul.gateware.popcount import popcount_levels, register_levels
 
 
+def _samples(width, rng):
+    """Every value of a narrow operand; else all-zeros, all-ones, every single bit and random
+    values with each density of ones."""
+    if width <= 10:
+        return range(1 << width)
+    return [0, (1 << width) - 1] + [1 << b for b in range(width)] + [
+        int((rng.random(width) < density) @ (1 << np.arange(width, dtype=object)))
+        for density in np.linspace(0, 1, 200)]
+
+
 @pytest.mark.parametrize("width", [0, 1, 2, 3, 4, 5, 7, 8, 13, 64, 100])
 def test_popcount(width):
+    _check_count(width, lambda value, m: popcount(value))
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 18, 19, 64, 256, 1000])
+def test_compressor_popcount(width):
+    """Every output of the compressor tree (counters in contiguous blocks of each column) is
+    the count of its operand's bits."""
+    _check_count(width, lambda value, m: pipelined_popcount(
+        m, value, stages=0, enable=1, name="pc", style="compressor"))
+
+
+def _check_count(width, build):
     value = Signal(width)
-    count = popcount(value)
+    m = Module()
+    count = build(value, m)
     assert len(count) == width.bit_length()
     assert not count.shape().signed
     result = Signal(len(count))
-    m = Module()
     m.d.comb += result.eq(count)
-
-    rng = np.random.default_rng(width)
-    if width <= 8:
-        samples = range(1 << width)
-    else:
-        samples = [0, (1 << width) - 1] + [
-            int(rng.integers(0, 2, size=width) @ (1 << np.arange(width, dtype=object)))
-            for _ in range(200)]
+    samples = _samples(width, np.random.default_rng(width))
 
     async def testbench(ctx):
         for sample in samples:
