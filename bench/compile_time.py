@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target-cycles", type=int, default=1024)
     parser.add_argument("--pipeline", type=int, default=1)
+    parser.add_argument("--popcount", choices=["adder", "compressor"], default="adder",
+                        help="popcount tree style (default: adder)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the old path (slow)")
     args = parser.parse_args(argv)
     from amaranth.back import verilog
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
     rows = []
     for weights, bits in VARIANTS:
         net = random_net(x, weights, bits)
-        plans = plan_folding(net, "auto", args.target_cycles, pipeline=args.pipeline)
+        plans = plan_folding(net, "auto", args.target_cycles, pipeline=args.pipeline,
+                             popcount_style=args.popcount)
         with tempfile.TemporaryDirectory(prefix="fewmul-compile-") as tmp:
             with Timer() as emit:
                 top, report = emit_build(net, plans, Path(tmp) / "new")
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
                      f"(speed-up {old.wall / emit.wall:.1f}x)")
         print(line, flush=True)
         print(f"  folding: {', '.join(f'pe {p.pe} simd {p.simd}' for p in plans)}, target "
-              f"{args.target_cycles} cycles, pipeline {args.pipeline}", flush=True)
+              f"{args.target_cycles} cycles, pipeline {args.pipeline}, {args.popcount} popcount", flush=True)
     worst = max(e.wall + c.wall for _, _, e, c, _, _ in rows)
     print(f"slowest compile {worst:.1f} s against the {GOAL:.0f} s goal: {worst / GOAL:.2f}x")
     return 0 if all(stat["multipliers"] == 0 for *_, stat in rows) else 1

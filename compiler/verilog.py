@@ -32,4 +32,5 @@ def convert_with_rom_files(top, directory: Path, name: str = "top", prefix: str 
         stale.unlink()
     roms = RomFiles(directory, prefix)
     text = verilog.convert(top, name=name, platform=roms)
-    return text + "\n" + roms.verilog() if roms.files else text
+    extra = roms.verilog()
+    return text + "\n" + extra if extra else text

@@ -5,7 +5,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .popcount import POPCOUNT_STYLES, pipelined_popcount
+from .popcount import POPCOUNT_STYLES, Popcount
 from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
@@ -230,13 +230,6 @@ class MatrixVectorUnit(wiring.Component):
             m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
                          for i, plane in enumerate(planes)]
 
-        # Operands are driven onto signals first: a popcount tree slices its operand once per
-        # bit, and slicing a signal keeps the netlist linear in its width.
-        def wire(value, name):
-            sig = Signal(len(Value.cast(value)), name=name)
-            m.d.comb += sig.eq(value)
-            return sig
-
         def stage(value, name):  # a register of the datapath, moving with `advance`
             reg = Signal(len(Value.cast(value)), name=name)
             with m.If(advance):
@@ -263,10 +256,11 @@ class MatrixVectorUnit(wiring.Component):
             word = stage(word, "word_2")
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
 
-        def count(value, name):
-            return pipelined_popcount(m, wire(value, name), stages=max(0, self.pipeline - 1),
-                                      enable=advance, name=f"{name}_count",
-                                      style=self.popcount_style)
+        def count(value, name):  # a popcount unit; its input port is the operand's signal
+            m.submodules[f"{name}_count"] = unit = Popcount(
+                len(value), stages=max(0, self.pipeline - 1), style=self.popcount_style)
+            m.d.comb += [unit.i.eq(value), unit.en.eq(advance)]
+            return unit.o
 
         # --- Popcounts and partial sums --------------------------------------------------------
         shared = None

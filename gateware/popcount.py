@@ -1,8 +1,13 @@
 """Population counts as balanced adder trees, optionally pipelined."""
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value, ValueLike
+import functools
 
-__all__ = ["POPCOUNT_STYLES", "popcount", "pipelined_popcount", "popcount_levels",
+from amaranth.hdl import (ClockSignal, Cat, Const, Instance, Module, ResetSignal, Signal,
+                          Value, ValueLike)
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["POPCOUNT_STYLES", "Popcount", "popcount", "pipelined_popcount", "popcount_levels",
            "register_levels"]
 
 
@@ -56,25 +61,41 @@ def _counter_6_3(a, b, c, d, e, f):
     return sa ^ sb, ca ^ cb ^ carry, (ca & cb) | (ca & carry) | (cb & carry)
 
 
+def _counter_blocks(n_bits: int, first: bool) -> list[tuple[int, int]]:
+    """How one level of a Wallace tree splits a column of ``n_bits`` bits: ``(arity, k)``
+    pairs, ``k`` counters of ``arity`` inputs each, taking the column's bits in order; the bits
+    left over pass to the next level. The first level uses full adders only; later ones 6:3
+    counters, and a full adder for 3 to 5 leftover bits."""
+    blocks, index = [], 0
+    for arity in (3,) if first else (6, 3):
+        k = (n_bits - index) // arity
+        if k:
+            blocks.append((arity, k))
+            index += arity * k
+    return blocks
+
+
+#: Output bits (of weights 1, 2, 4, ...) of a counter of each arity.
+_COUNTER_OUTPUTS = {3: 2, 6: 3}
+
+
 def _compress(columns: list[Value], first: bool) -> list[Value]:
     """One level of a Wallace tree over ``columns`` (column ``c``: bits of weight 2^c).
 
-    The first level uses full adders only; later ones 6:3 counters, and a full adder for 3 to
-    5 leftover bits. The counters of a column take its bits in contiguous blocks (counter
-    ``j`` of ``k`` full adders adds bits ``j``, ``k + j`` and ``2k + j``), so every level is a
-    handful of operations on whole vectors: the netlist is the same bit-level logic, but
-    Amaranth converts it and Verilator simulates it a word at a time.
+    The counters of a column take its bits in contiguous blocks (counter ``j`` of ``k`` full
+    adders adds bits ``j``, ``k + j`` and ``2k + j``), so every level is a handful of
+    operations on whole vectors: the netlist is the same bit-level logic, but Amaranth converts
+    it and Verilator simulates it a word at a time.
     """
     out = [[] for _ in range(len(columns) + 2)]
     for c, column in enumerate(columns):
-        index, n = 0, len(column)
-        for arity, counter in ([] if first else [(6, _counter_6_3)]) + [(3, _full_adder)]:
-            k = (n - index) // arity
-            if k:
-                blocks = [column[index + j * k:index + (j + 1) * k] for j in range(arity)]
-                for weight, bits in enumerate(counter(*blocks)):
-                    out[c + weight].append(bits)
-                index += arity * k
+        index = 0
+        for arity, k in _counter_blocks(len(column), first):
+            blocks = [column[index + j * k:index + (j + 1) * k] for j in range(arity)]
+            counter = _counter_6_3 if arity == 6 else _full_adder
+            for weight, bits in enumerate(counter(*blocks)):
+                out[c + weight].append(bits)
+            index += arity * k
         out[c].append(column[index:])
     columns = [Cat(*pieces) for pieces in out]
     while columns and not len(columns[-1]):
@@ -82,15 +103,30 @@ def _compress(columns: list[Value], first: bool) -> list[Value]:
     return columns
 
 
+def _compressed_lengths(lengths: list[int], first: bool) -> list[int]:
+    """Column lengths after one level of :func:`_compress`."""
+    out = [0] * (len(lengths) + 2)
+    for c, n_bits in enumerate(lengths):
+        for arity, k in _counter_blocks(n_bits, first):
+            for weight in range(_COUNTER_OUTPUTS[arity]):
+                out[c + weight] += k
+            n_bits -= arity * k
+        out[c] += n_bits
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+@functools.lru_cache(maxsize=None)
 def popcount_levels(n_bits: int, style: str = "adder") -> int:
     """Logic levels of a popcount of ``n_bits`` bits (where pipeline registers may go)."""
     if style not in POPCOUNT_STYLES:
         raise ValueError(f"Popcount style must be one of {POPCOUNT_STYLES!r}, not {style!r}")
     if style == "adder":
         return max(0, n_bits - 1).bit_length()
-    columns, levels = [Const(0, n_bits)], 0   # constants of the right widths: only lengths count
-    while max(map(len, columns), default=0) > 2:
-        columns, levels = _compress(columns, levels == 0), levels + 1
+    lengths, levels = [n_bits], 0
+    while max(lengths, default=0) > 2:
+        lengths, levels = _compressed_lengths(lengths, levels == 0), levels + 1
     return levels + 1
 
 
@@ -187,3 +223,59 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
         items, level = paired, level + 1
         items = register(items, level, width)
     return items[0][0]
+
+
+class Popcount(wiring.Component):
+    """A pipelined population count, as a unit of its own.
+
+    The same tree as :func:`pipelined_popcount`. A design usually holds many equal trees (one
+    per lane and bit-plane); when it is elaborated for Verilog with a platform that has a
+    ``shared(key, build)`` method (:class:`~.rom.RomFiles`), each distinct tree is converted
+    once, as a Verilog module of its own, and every unit becomes an instance of it.
+
+    Parameters
+    ----------
+    width : int
+        Bits to count.
+    stages : int
+        Register stages (see :func:`register_levels`); their clock enable is ``en``.
+    style : str
+        See :data:`POPCOUNT_STYLES`.
+
+    Members
+    -------
+    i : ``In(width)``
+        Bits to count.
+    en : ``In(1)``
+        Clock enable of the pipeline registers.
+    o : ``Out(width.bit_length())``
+        The count of the bits of ``i`` ``stages`` enabled cycles earlier.
+    """
+
+    def __init__(self, width: int, *, stages: int = 0, style: str = "adder"):
+        if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+            raise TypeError(f"Popcount width must be a positive integer, not {width!r}")
+        register_levels(width, stages, style)   # checks stages and style
+        self.width, self.stages, self.style = width, stages, style
+        super().__init__({"i": In(width), "en": In(1), "o": Out(width.bit_length())})
+
+    @property
+    def key(self) -> str:
+        """Names the tree: equal keys, equal logic."""
+        return f"popcount{self.width}_{self.style}_s{self.stages}"
+
+    def elaborate(self, platform):
+        m = Module()
+        shared = getattr(platform, "shared", None)
+        if shared is not None:
+            name = shared(self.key, lambda: Popcount(self.width, stages=self.stages,
+                                                     style=self.style))
+            ports = {"i_i": self.i, "i_en": self.en, "o_o": self.o}
+            if self.stages:
+                ports.update(i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"))
+            m.submodules.tree = Instance(name, **ports)
+        else:
+            m.d.comb += self.o.eq(pipelined_popcount(m, self.i, stages=self.stages,
+                                                     enable=self.en, name="count",
+                                                     style=self.style))
+        return m

@@ -8,7 +8,9 @@ object as its platform (``verilog.convert(top, platform=RomFiles(...))``), each
 :class:`WeightRom` becomes instead an instance of a small generated Verilog module whose
 contents are loaded with ``$readmemh`` from a hex file (one word per line, as FINN does).
 The module has the read port's exact behaviour: ``data`` takes ``mem[addr]`` at the clock
-edge when ``en`` is high and keeps its value otherwise. The hex files are named relative to
+edge when ``en`` is high and keeps its value otherwise. The same platform converts units
+that a design repeats (:class:`~.popcount.Popcount` trees) once each, see
+:meth:`RomFiles.shared`. The hex files are named relative to
 the folder of the Verilog file, so Yosys and Verilator must run with that folder as their
 working directory (YoWASP tools only see that tree anyway).
 """
@@ -67,6 +69,7 @@ class RomFiles:
         self.prefix = prefix
         self.files: list[Path] = []
         self._modules: list[str] = []
+        self._shared: dict[str, str] = {}
 
     def add(self, width: int, depth: int, init) -> str:
         """Write ``init`` (``depth`` words of ``width`` bits) to a hex file; returns the name
@@ -89,8 +92,22 @@ class RomFiles:
             depth_1=depth - 1, abits_1=max(1, (depth - 1).bit_length()) - 1))
         return name
 
+    def shared(self, key: str, build) -> str:
+        """Name of a Verilog module implementing the unit that ``build()`` returns; ``build``
+        is called, and its unit converted, on the first call with this ``key`` only, so units
+        with equal keys must have equal logic and ports."""
+        if not key.isidentifier():
+            raise ValueError(f"Shared module key must be a Verilog identifier, not {key!r}")
+        if key not in self._shared:
+            from amaranth.back import verilog
+            name = f"{self.prefix}_{key}"
+            self._modules.append(verilog.convert(build(), name=name, emit_src=False))
+            self._shared[key] = name
+        return self._shared[key]
+
     def verilog(self) -> str:
-        """The Verilog modules of the ROMs added so far (to append to the design's file)."""
+        """The Verilog modules of the ROMs and shared units added so far (to append to the
+        design's file)."""
         return "\n".join(self._modules)
 
 

@@ -105,3 +105,14 @@ def test_levels_and_register_placement(width, style, levels):
     assert marks == sorted(marks) and marks[-1] == got and len(marks) == 3
     with pytest.raises(ValueError, match="Popcount style must be one of"):
         popcount_levels(4, "magic")
+
+
+@pytest.mark.parametrize("width", [1, 3, 7, 49, 100, 256, 1000])
+def test_compressor_level_count_matches_the_tree(width):
+    """The level count the planner uses (from column lengths alone) is that of the tree."""
+    from fewmul.gateware.popcount import _compress, _compressed_lengths
+    columns, lengths, first = [Signal(width)], [width], True
+    while max(lengths) > 2:
+        columns, lengths = _compress(columns, first), _compressed_lengths(lengths, first)
+        assert [len(c) for c in columns] == lengths
+        first = False

@@ -89,3 +89,39 @@ def test_simulator_folder_links_to_the_rom_files(tmp_path):
     for _ in range(2):
         _link_rom_files(tmp_path, tmp_path / "sim_build")
         assert stale.is_symlink() and (stale / "top_rom0.hex").read_text() == "01\n"
+
+
+def test_equal_popcount_trees_become_one_module(tmp_path):
+    """A design's Verilog holds one module per distinct popcount tree, instanced per unit;
+    the Amaranth simulator's elaboration (no platform) keeps the trees inline."""
+    from amaranth.hdl import Cat, Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from fewmul.gateware.popcount import Popcount
+
+    class Trees(wiring.Component):
+        i: In(12)
+        o: Out(20)
+
+        def elaborate(self, platform):
+            m = Module()
+            units = [Popcount(12, stages=1, style="compressor") for _ in range(3)]
+            units += [Popcount(12, stages=0, style="compressor"), Popcount(7, stages=1)]
+            for index, unit in enumerate(units):
+                m.submodules[f"pc{index}"] = unit
+                m.d.comb += [unit.i.eq(self.i), unit.en.eq(1)]
+            m.d.comb += self.o.eq(Cat(*(unit.o for unit in units)))
+            return m
+
+    text = convert_with_rom_files(Trees(), tmp_path, name="top")
+    modules = [line.split()[1].split("(")[0] for line in text.splitlines()
+               if line.startswith("module ")]
+    trees = [name for name in modules if name.startswith("top_popcount")]
+    assert sorted(trees) == sorted(["top_popcount12_compressor_s1",
+                                    "top_popcount12_compressor_s0", "top_popcount7_adder_s1"])
+    assert text.count("top_popcount12_compressor_s1 ") == 3     # instances, not definitions
+    with pytest.raises(ValueError, match="Verilog identifier"):
+        RomFiles(tmp_path).shared("a-b", lambda: Popcount(2))
+    with pytest.raises(TypeError, match="positive integer"):
+        Popcount(0)
