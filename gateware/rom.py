@@ -92,16 +92,17 @@ class RomFiles:
             depth_1=depth - 1, abits_1=max(1, (depth - 1).bit_length()) - 1))
         return name
 
-    def shared(self, key: str, build) -> str:
-        """Name of a Verilog module implementing the unit that ``build()`` returns; ``build``
-        is called, and its unit converted, on the first call with this ``key`` only, so units
-        with equal keys must have equal logic and ports."""
+    def shared(self, key: str, verilog) -> str:
+        """Name of a Verilog module for a unit a design repeats.
+
+        ``verilog(name)`` returns the module's Verilog text; it is called on the first call
+        with this ``key`` only, so units with equal keys must have equal logic and ports.
+        """
         if not key.isidentifier():
             raise ValueError(f"Shared module key must be a Verilog identifier, not {key!r}")
         if key not in self._shared:
-            from amaranth.back import verilog
             name = f"{self.prefix}_{key}"
-            self._modules.append(verilog.convert(build(), name=name, emit_src=False))
+            self._modules.append(verilog(name))
             self._shared[key] = name
         return self._shared[key]
 

@@ -122,6 +122,6 @@ def test_equal_popcount_trees_become_one_module(tmp_path):
                                     "top_popcount12_compressor_s0", "top_popcount7_adder_s1"])
     assert text.count("top_popcount12_compressor_s1 ") == 3     # instances, not definitions
     with pytest.raises(ValueError, match="Verilog identifier"):
-        RomFiles(tmp_path).shared("a-b", lambda: Popcount(2))
+        RomFiles(tmp_path).shared("a-b", Popcount(2).verilog)
     with pytest.raises(TypeError, match="positive integer"):
         Popcount(0)
