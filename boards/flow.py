@@ -171,6 +171,8 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
             # Yosys' BUFGCTRL model lacks Vivado's SIM_DEVICE parameter; the estimate
             # reads a copy without it (the Vivado bundle keeps it).
             verilog = (out / "vivado" / "top.v").read_text()
+            verilog += "".join(f"\n{platform.extra_files[name]}"     # e.g. popcount trees
+                               for name in platform.iter_files(".v"))
             write_atomic(out / "top.v", re.sub(r'#\(\s*\.SIM_DEVICE\("[^"]*"\)\s*\)', "", verilog))
             steps.update()
             steps.set_postfix_str("yosys synth_xilinx")

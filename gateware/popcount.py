@@ -225,16 +225,23 @@ def pipelined_popcount(m: Module, value: ValueLike, *, stages: int, enable: Valu
     return items[0][0]
 
 
+#: ``$countones`` covers at most ``2 ** COUNTONES_LEVELS`` bits (one machine word in Verilator;
+#: Yosys' front end expands it recursively and runs out of stack on a 1024-bit one).
+COUNTONES_LEVELS = 6
+
+
 def adder_tree_verilog(name: str, n_bits: int, stages: int) -> str:
-    """Verilog module ``name`` of the pipelined ``adder`` tree, with ``$countones``.
+    """Verilog module ``name`` of the pipelined ``adder`` tree, counting words with
+    ``$countones``.
 
     Node ``j`` after ``l`` levels of the adder tree (:func:`pipelined_popcount`) is the count of
-    bits ``j * 2^l`` to ``(j + 1) * 2^l - 1``. The module registers exactly those nodes where the
-    pipeline does (:func:`register_levels`), computing the first registered level as
-    ``$countones`` of each range and later ones as sums of the registered counts: the same
-    values in the same registers, cycle for cycle. Yosys expands ``$countones`` to an adder tree
-    (on ECP5 and Xilinx 7 as small as the explicit one, measured on 256 bits); Verilator
-    evaluates it a machine word at a time, an order of magnitude faster than the explicit tree.
+    bits ``j * 2^l`` to ``(j + 1) * 2^l - 1``. This module computes the nodes of up to
+    :data:`COUNTONES_LEVELS` levels as ``$countones`` of their ranges and every node above as
+    the sum of its two children, and registers the nodes where the pipeline does
+    (:func:`register_levels`): the same values in the same registers, cycle for cycle. Yosys
+    expands ``$countones`` to an adder tree (on 256 bits as small as the explicit one on ECP5
+    and Xilinx 7); Verilator counts a machine word at a time, an order of magnitude faster than
+    it evaluates the explicit tree.
 
     Ports: ``clk``, ``rst`` (synchronous, clears the registers), ``en`` (clock enable), ``i``
     (``n_bits``) and ``o`` (the count, ``n_bits.bit_length()`` bits); no ``clk`` and ``rst``
@@ -247,28 +254,37 @@ def adder_tree_verilog(name: str, n_bits: int, stages: int) -> str:
              f"module {name}({', '.join(ports)});"]
     lines += ["  input clk;", "  input rst;"] if stages else []
     lines += ["  input en;", f"  input [{n_bits - 1}:0] i;", f"  output [{out_bits - 1}:0] o;"]
-    if not stages:
-        return "\n".join(lines + ["  assign o = $countones(i);", "endmodule", ""])
-    loads, clears = [], []
-    previous = None     # (level, names of its registers) of the last registered level
+
+    def count(lo, level):   # the range of bits [lo, lo + 2^level), clipped to n_bits
+        return f"$countones(i[{min(lo + (1 << level), n_bits) - 1}:{lo}])"
+
+    def node(level, j, base):
+        """Expression of node ``j`` at ``level`` over ``base``: (level, names) of registered
+        nodes, or None for the input bits."""
+        if base is None and level <= COUNTONES_LEVELS:
+            return count(j << level, level)
+        if base is not None and level == base[0]:
+            return base[1][j]
+        left = node(level - 1, 2 * j, base)
+        if (2 * j + 1) << (level - 1) >= n_bits:    # no right child: carried up unchanged
+            return left
+        return f"({left} + {node(level - 1, 2 * j + 1, base)})"
+
+    loads, clears, base = [], [], None
     for stage, level in enumerate(register_levels(n_bits, stages, "adder")):
         size, names = 1 << level, []
         for j, lo in enumerate(range(0, n_bits, size)):
-            hi = min(lo + size, n_bits)
-            reg, width = f"r{stage}_{j}", (hi - lo).bit_length()
-            if previous is None:
-                value = f"$countones(i[{hi - 1}:{lo}])"
-            else:
-                step = 1 << (level - previous[0])
-                value = " + ".join(previous[1][j * step:(j + 1) * step])
+            reg, width = f"r{stage}_{j}", (min(lo + size, n_bits) - lo).bit_length()
             lines.append(f"  reg [{width - 1}:0] {reg} = {width}'d0;")
-            loads.append(f"      {reg} <= {value};")
+            loads.append(f"      {reg} <= {node(level, j, base)};")
             clears.append(f"      {reg} <= {width}'d0;")
             names.append(reg)
-        previous = (level, names)
-    lines += ["  always @(posedge clk) begin", "    if (en) begin", *loads, "    end",
-              "    if (rst) begin", *clears, "    end", "  end",
-              f"  assign o = {previous[1][0]};", "endmodule", ""]
+        base = (level, names)
+    if stages:
+        lines += ["  always @(posedge clk) begin", "    if (en) begin", *loads, "    end",
+                  "    if (rst) begin", *clears, "    end", "  end"]
+    levels = popcount_levels(n_bits, "adder")
+    lines += [f"  assign o = {node(levels, 0, base)};", "endmodule", ""]
     return "\n".join(lines)
 
 
@@ -278,7 +294,9 @@ class Popcount(wiring.Component):
     The same tree as :func:`pipelined_popcount`. A design usually holds many equal trees (one
     per lane and bit-plane); when it is elaborated for Verilog with a platform that has a
     ``shared(key, verilog)`` method (:class:`~.rom.RomFiles`), each distinct tree becomes one
-    Verilog module (:meth:`verilog`) and every unit an instance of it.
+    Verilog module (:meth:`verilog`) and every unit an instance of it. A board build
+    (a platform with ``add_file``) gets the same module for an adder tree, so the bitstream
+    is built from the Verilog that was simulated.
 
     Parameters
     ----------
@@ -323,8 +341,14 @@ class Popcount(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         shared = getattr(platform, "shared", None)
+        name = None
         if shared is not None:
             name = shared(self.key, self.verilog)
+        elif self.style == "adder" and hasattr(platform, "add_file"):
+            # A board build (amaranth.build) reads the module Verilator simulated in top.v.
+            name = f"fewmul_{self.key}"
+            platform.add_file(f"{name}.v", self.verilog(name))
+        if name is not None:
             ports = {"i_i": self.i, "i_en": self.en, "o_o": self.o}
             if self.stages:
                 ports.update(i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"))
