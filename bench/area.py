@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.hdl import Module
 
 from fewmul.compiler.area import classify, synth_cells
+from fewmul.compiler.verilog import convert_with_rom_files
 from fewmul.compiler.yosys import YosysError
 from fewmul.gateware import MatrixVectorUnit, ThresholdUnit
 
@@ -59,7 +59,8 @@ def measure(pe: int, simd: int, style: str, targets, n: int = 1024) -> dict:
     top = Layer(weights, thresholds, pe=pe, simd=simd, style=style)
     out = {}
     with tempfile.TemporaryDirectory(prefix="fewmul-area-") as tmp:
-        Path(tmp, "top.v").write_text(verilog.convert(top, name="top"))
+        # As `fewmul compile` writes it: ROMs from $readmemh files, one module per popcount tree
+        Path(tmp, "top.v").write_text(convert_with_rom_files(top, Path(tmp), name="top"))
         for target in targets:
             t0 = time.perf_counter()
             try:
