@@ -17,7 +17,7 @@ from pathlib import Path
 from fewmul.nn.integer import IntegerNet, fold
 
 from .artifacts import write_atomic
-from .verilog import convert_with_rom_files
+from .verilog import convert_and_check
 from .lower import LayerPlan, lower, plan_folding
 from .spec import dump_spec
 from .training import load_run
@@ -63,7 +63,10 @@ def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tupl
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     top = lower(net, plans)
-    write_atomic(build_dir / "top.v", convert_with_rom_files(top, build_dir))
+    t0 = time.perf_counter()
+    verilog, generic = convert_and_check(top, build_dir)
+    generic["seconds"] = time.perf_counter() - t0
+    write_atomic(build_dir / "top.v", verilog)
     net.save(build_dir / "net.npz")
     _write_weights(build_dir, net, top)
 
@@ -95,7 +98,7 @@ def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tupl
         cycles_per_inference=top.cycles_per_inference, latency_cycles=top.latency_cycles)
     write_atomic(build_dir / "manifest.json", manifest.to_json())
     return top, {"layers": layers, "cycles_per_inference": top.cycles_per_inference,
-                 "latency_cycles": top.latency_cycles}
+                 "latency_cycles": top.latency_cycles, "yosys": {"generic": generic}}
 
 
 def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None) -> dict:
@@ -108,8 +111,10 @@ def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None) 
     from .area import SYNTH, synth_layers
     from .yosys import yosys_stat
 
-    yosys = {}
+    yosys = dict(report.get("yosys", {}))    # emit_build's generic statistics
     for target in synth:
+        if target in yosys:
+            continue
         t1 = time.perf_counter()
         if target in SYNTH and top is not None:
             per_layer = synth_layers(build_dir, top.layers, target)

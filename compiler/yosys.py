@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["ECP5_SCRIPT", "XILINX_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts",
-           "yosys_stat", "YosysError", "yosys_command"]
+           "stat_summary", "yosys_stat", "YosysError", "yosys_command"]
 
 #: ``synth_ecp5`` with ABC in place of ABC9 for the LUT mapping (the YoWASP build's ABC9 step
 #: fails on some designs), then the usual cell mapping.
@@ -60,16 +60,18 @@ def yosys_command() -> list[str]:
     return [found]
 
 
-def run_stat(work_dir: Path, verilog: str, script: str, name: str, top: str = "top") -> dict:
+def run_stat(work_dir: Path, verilog: str, script: str, name: str, top: str = "top", *,
+             read: str | None = None) -> dict:
     """Run ``read_verilog verilog; script; stat -json`` in ``work_dir``; the design's ``stat``.
 
-    Output goes to ``work_dir/name.json``; on failure Yosys' output is kept in
+    ``read`` replaces the ``read_verilog`` command (``verilog`` then only names the design in
+    errors). Output goes to ``work_dir/name.json``; on failure Yosys' output is kept in
     ``work_dir/name.log`` and :class:`YosysError` names it.
     """
     work_dir = Path(work_dir)
     out, log = work_dir / f"{name}.json", work_dir / f"{name}.log"
     out.unlink(missing_ok=True)
-    command = f"read_verilog {verilog}; {script}; tee -q -o {out.name} stat -json"
+    command = f"{read or f'read_verilog {verilog}'}; {script}; tee -q -o {out.name} stat -json"
     proc = subprocess.run(yosys_command() + ["-q", "-p", command], cwd=work_dir,
                           capture_output=True, text=True)
     if proc.returncode != 0 or not out.exists():
@@ -95,6 +97,11 @@ def yosys_stat(build_dir: Path, verilog: str = "top.v", target: str = "generic",
         raise ValueError(f"Synthesis target must be one of {sorted(SYNTH_TARGETS)}, not {target!r}")
     design = run_stat(build_dir, verilog, SYNTH_TARGETS[target].format(top=top),
                       f"stat_{target}", top)
+    return stat_summary(design, target)
+
+
+def stat_summary(design: dict, target: str) -> dict:
+    """The :func:`yosys_stat` figures of a :func:`run_stat` result."""
     cells = cell_counts(design)
     return {"target": target, "num_cells": int(design.get("num_cells", sum(cells.values()))),
             "wires": int(design.get("num_wires", 0)), "cells": cells,
