@@ -351,7 +351,8 @@ class Popcount(wiring.Component):
         if name is not None:
             ports = {"i_i": self.i, "i_en": self.en, "o_o": self.o}
             if self.stages:
-                ports.update(i_clk=ClockSignal("sync"), i_rst=ResetSignal("sync"))
+                ports.update(i_clk=ClockSignal("sync"),
+                             i_rst=ResetSignal("sync", allow_reset_less=True))
             m.submodules.tree = Instance(name, **ports)
         else:
             m.d.comb += self.o.eq(pipelined_popcount(m, self.i, stages=self.stages,

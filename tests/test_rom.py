@@ -125,3 +125,27 @@ def test_equal_popcount_trees_become_one_module(tmp_path):
         RomFiles(tmp_path).shared("a-b", Popcount(2).verilog)
     with pytest.raises(TypeError, match="positive integer"):
         Popcount(0)
+
+
+def test_shared_popcount_in_a_reset_less_domain(tmp_path):
+    """Boards such as the ULX3S clock the design from a domain without reset: the shared
+    tree's reset input is then tied low."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from fewmul.gateware.popcount import Popcount
+
+    class Tree(wiring.Component):
+        i: In(9)
+        o: Out(4)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.domains.sync = ClockDomain(reset_less=True)
+            m.submodules.pc = unit = Popcount(9, stages=2)
+            m.d.comb += [unit.i.eq(self.i), unit.en.eq(1), self.o.eq(unit.o)]
+            return m
+
+    text = convert_with_rom_files(Tree(), tmp_path, name="top")
+    assert "top_popcount9_adder_s2" in text
