@@ -1,4 +1,9 @@
-"""Population counts as balanced adder trees, optionally pipelined."""
+"""Population counts: balanced adder trees or Wallace trees, optionally pipelined.
+
+:func:`pipelined_popcount` builds a tree inline; :class:`Popcount` wraps it as a unit that a
+Verilog emission platform turns into one shared module per distinct tree (for the adder
+tree, the ``$countones`` form of :func:`adder_tree_verilog`).
+"""
 
 import functools
 
@@ -8,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["POPCOUNT_STYLES", "Popcount", "popcount", "pipelined_popcount", "popcount_levels",
-           "register_levels"]
+           "register_levels", "adder_tree_verilog"]
 
 
 def popcount(value: ValueLike) -> Value:
