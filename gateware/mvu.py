@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .popcount import POPCOUNT_STYLES, pipelined_popcount
+from .queue import CreditQueue
 from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
@@ -174,6 +175,9 @@ class MatrixVectorUnit(wiring.Component):
         self.sum_shape = self.widths.acc_shape
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
+        # A group's sum is reserved a place when its last fold is issued and written
+        # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
+        self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
         xnor = input_kind == "bipolar" and weight_kind == "binary"
         # Padded inputs are 0; with XNOR, weight 1 makes them count as a mismatch, which the
         # accumulator's start value of -N expects.
@@ -190,6 +194,10 @@ class MatrixVectorUnit(wiring.Component):
         folds, groups, words = self.folds, self.groups, self.groups * self.folds
 
         m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+        # The sums wait for `o.ready` in a queue with room for every group in flight, so the
+        # datapath never stalls and `o.ready` reaches no enable of it.
+        m.submodules.queue = queue = CreditQueue(self.o.payload.shape(), self.queue_capacity)
+        wiring.connect(m, queue.o, wiring.flipped(self.o))
 
         # --- Issue: walk the (group, fold) words of the latched vector -------------------------
         # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
@@ -199,18 +207,17 @@ class MatrixVectorUnit(wiring.Component):
         fold   = Signal(range(folds))
         group  = Signal(range(groups))
         addr   = Signal(range(words))
-        advance = Signal()  # the whole datapath moves: the output register is free or taken
         # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, so that
         # `i.ready` and the counters' wrap-around are a gate or two from registers.
         fold_last  = Signal(init=folds == 1)
         group_last = Signal(init=groups == 1)
         issue_last = busy & fold_last & group_last
-        issue = busy & advance
+        issue = busy & queue.credit    # a word goes into the datapath
         m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(~busy | (issue_last & advance)),
+            self.i.ready.eq(~busy | (issue_last & queue.credit)),
+            queue.reserve.eq(issue & fold_last),   # the group's sum will need a place
             rd.addr.eq(addr),
-            rd.en.eq(advance),
+            rd.en.eq(1),
         ]
         with m.If(issue):
             m.d.sync += [
@@ -237,10 +244,12 @@ class MatrixVectorUnit(wiring.Component):
             m.d.comb += sig.eq(value)
             return sig
 
-        def stage(value, name):  # a register of the datapath, moving with `advance`
+        # The datapath registers have no enable: a valid bit travels with the data.
+        advance = Const(1)
+
+        def stage(value, name):  # a register of the datapath
             reg = Signal(len(Value.cast(value)), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(value)
+            m.d.sync += reg.eq(value)
             return reg
 
         # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
@@ -251,7 +260,7 @@ class MatrixVectorUnit(wiring.Component):
                 if folds > 1 else plane
             slices.append(stage(chosen, f"slice_{i}"))
         valid, first, last = (stage(v, name) for v, name in
-                              [(busy, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
         for index in range(self.pipeline):  # the control follows the datapath's registers
             valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
                                   [(valid, "valid"), (first, "first"), (last, "last")])
@@ -294,10 +303,9 @@ class MatrixVectorUnit(wiring.Component):
                                   for i, q in enumerate(slices))
             partials.append(partial)
 
-        # --- Accumulate over the folds; the last fold's total goes to the output register -----
+        # --- Accumulate over the folds; the last fold's total goes to the queue ---------------
         init = Const(self.widths.acc_init, self.sum_shape)
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid & last)
+        m.d.comb += queue.i.valid.eq(valid & last)
         for p, partial in enumerate(partials):
             part = Signal(self.widths.partial_shape, name=f"partial_{p}")
             total = Signal(self.sum_shape, name=f"total_{p}")
@@ -305,10 +313,9 @@ class MatrixVectorUnit(wiring.Component):
             if folds > 1:
                 acc = Signal(self.sum_shape, name=f"acc_{p}")
                 m.d.comb += total.eq(Mux(first, init, acc) + part)
-                with m.If(advance & valid):
+                with m.If(valid):
                     m.d.sync += acc.eq(total)
             else:
                 m.d.comb += total.eq(init + part)
-            with m.If(advance & valid & last):
-                m.d.sync += self.o.payload[p].eq(total)
+            m.d.comb += queue.i.payload[p].eq(total)
         return m

@@ -82,7 +82,7 @@ def test_inference_with_stalls(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_timing_without_stalls(name):
-    net, in_mon, out_mon = run(name, vectors=20)
+    net, in_mon, out_mon = run(name, vectors=30)
     sizes, pes, _, _, options = NETWORKS[name]
     simds = options.get("simds") or sizes[:-1]
     groups = [m // pe for m, pe in zip(sizes[1:], pes)]
@@ -95,9 +95,11 @@ def test_timing_without_stalls(name):
                                      for l, g, f in zip(latency, groups, folds)) + argmax_rounds
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
-    # register, the skid buffer, the collector) are full, inputs (like outputs) move every
-    # `cycles_per_inference` cycles.
-    warm_up = (4 + options.get("pipeline", 0)) * len(groups)
+    # queue, the skid buffer, the collector) are full, inputs (like outputs) move every
+    # `cycles_per_inference` cycles. The queue holds up to `queue_capacity` sums, beats of
+    # `groups` per vector.
+    warm_up = sum(4 + options.get("pipeline", 0) + -(-(mvu.queue_capacity - 1) // mvu.groups)
+                  for mvu in net.mvus)
     assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
     assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
 
@@ -117,8 +119,9 @@ def test_no_multipliers(name):
                                                 **options)))
     assert "$mul" not in text
     assert "$shift" not in text     # no variable shifts either (a folded slice is a case)
-    # one weight memory per layer
-    assert len(re.findall(r"^ *memory ", text, re.M)) == len(pes)
+    # one weight memory per layer (and a small one in each layer's output queue)
+    assert len(re.findall(r"^ *memory .*\\memory$", text, re.M)) == len(pes)
+    assert len(re.findall(r"^ *memory .*\\storage$", text, re.M)) <= len(pes)
 
 
 def test_errors():
