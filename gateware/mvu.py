@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .popcount import POPCOUNT_STYLES, pipelined_popcount
 from .queue import CreditQueue
+from .registered_rom import RegisteredRom
 from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
@@ -83,9 +84,11 @@ class MatrixVectorUnit(wiring.Component):
     ``pe`` neurons are computed in parallel, each over ``simd`` inputs per cycle: an input
     vector takes ``folds = ceil(N / simd)`` cycles per group of ``pe`` neurons, and
     ``M / pe`` groups. ``simd`` need not divide ``N``: the last fold is padded with inputs that
-    contribute nothing. Each cycle reads one word of the weight
-    :class:`~.rom.WeightRom` (``M / pe * folds`` words, synchronous read port, so
-    it maps to block RAM; layout in :func:`pack_rows`).
+    contribute nothing. Each issued fold reads one word of the weight memory
+    (``M / pe * folds`` words, layout in :func:`pack_rows`): a :class:`~.rom.WeightRom`
+    (synchronous read port, so it maps to block RAM) without pipeline, a
+    :class:`~.registered_rom.RegisteredRom` (the block RAM's output register is the first
+    pipeline stage) with one.
 
     Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
     XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
@@ -95,9 +98,13 @@ class MatrixVectorUnit(wiring.Component):
     are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
     proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
-    The whole datapath advances only when the output register is empty or being taken, so a
-    stalled output loses nothing. The vector is latched; the next one is accepted in the cycle
-    its predecessor's last fold is issued.
+    The datapath never stalls: its registers have no enable, and a valid bit travels with each
+    word. The sums wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
+    :attr:`queue_capacity` places (its head is the output register), and a fold is only issued
+    while the queue has a credit, so a stalled output loses nothing and ``o.ready`` drives
+    no enable of the datapath. The capacity lets the unit run at full rate when the output is
+    always taken. The vector is latched; the next one is accepted in the cycle its
+    predecessor's last fold is issued.
 
     Timing, with the input always valid and the output always ready: an input is accepted every
     :attr:`cycles_per_vector` ``= M / pe * folds`` cycles; beat ``g`` is valid
@@ -138,6 +145,9 @@ class MatrixVectorUnit(wiring.Component):
         Initial contents of the weight memory.
     cycles_per_vector, latency : int
         See above.
+    queue_capacity : int
+        Sums the output queue holds, ``ceil((pipeline + 2) / folds) + 1``: a group's place is
+        reserved when its last fold is issued, its sum written ``pipeline + 1`` cycles later.
 
     Members
     -------
@@ -193,7 +203,13 @@ class MatrixVectorUnit(wiring.Component):
         n, k, simd = self.n_inputs, self.input_bits, self.simd
         folds, groups, words = self.folds, self.groups, self.groups * self.folds
 
-        m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+        if self.pipeline:
+            # The first pipeline register is the memory's output register (in the block RAM on
+            # the ECP5, whose clock-to-output is slow without it).
+            m.submodules.weights = rd = RegisteredRom(self.word_bits, words, self.rows)
+        else:
+            m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+            m.d.comb += rd.en.eq(1)
         # The sums wait for `o.ready` in a queue with room for every group in flight, so the
         # datapath never stalls and `o.ready` reaches no enable of it.
         m.submodules.queue = queue = CreditQueue(self.o.payload.shape(), self.queue_capacity)
@@ -217,7 +233,6 @@ class MatrixVectorUnit(wiring.Component):
             self.i.ready.eq(~busy | (issue_last & queue.credit)),
             queue.reserve.eq(issue & fold_last),   # the group's sum will need a place
             rd.addr.eq(addr),
-            rd.en.eq(1),
         ]
         with m.If(issue):
             m.d.sync += [
@@ -267,9 +282,8 @@ class MatrixVectorUnit(wiring.Component):
 
         # --- Pipeline: the first register holds the memory's word (the block RAM's slow
         # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
-        word = rd.data
+        word = rd.data   # with a pipeline, already through the memory's output register
         if self.pipeline:
-            word = stage(word, "word_2")
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
 
         def count(value, name):
