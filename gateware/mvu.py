@@ -126,7 +126,9 @@ class MatrixVectorUnit(wiring.Component):
         ``"binary"`` or ``"ternary"``.
     pipeline : int
         Register stages between the weight memory and the accumulators: the first on the
-        memory's output, the others spread over each popcount tree, the last on its result.
+        memory's output, the others spread over each popcount tree, the last on its result;
+        from 3 stages on, unless the partial sum is one XNOR-popcount, the last one is on the
+        partial sums instead (after the adders that combine the popcounts).
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
         see :data:`~.popcount.POPCOUNT_STYLES`.
@@ -145,6 +147,8 @@ class MatrixVectorUnit(wiring.Component):
         Initial contents of the weight memory.
     cycles_per_vector, latency : int
         See above.
+    combine_stage : int
+        1 if the last pipeline register holds the partial sums, else 0.
     queue_capacity : int
         Sums the output queue holds, ``ceil((pipeline + 2) / folds) + 1``: a group's place is
         reserved when its last fold is issued, its sum written ``pipeline + 1`` cycles later.
@@ -185,10 +189,13 @@ class MatrixVectorUnit(wiring.Component):
         self.sum_shape = self.widths.acc_shape
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
+        # Whether the last pipeline register holds the partial sums: with 3 stages or more, when
+        # the popcounts are combined by adders (all but XNOR-popcounts).
+        xnor = input_kind == "bipolar" and weight_kind == "binary"
+        self.combine_stage = int(pipeline >= 3 and not xnor)
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
         self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
-        xnor = input_kind == "bipolar" and weight_kind == "binary"
         # Padded inputs are 0; with XNOR, weight 1 makes them count as a mismatch, which the
         # accumulator's start value of -N expects.
         self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=int(xnor))
@@ -223,34 +230,43 @@ class MatrixVectorUnit(wiring.Component):
         fold   = Signal(range(folds))
         group  = Signal(range(groups))
         addr   = Signal(range(words))
-        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, so that
-        # `i.ready` and the counters' wrap-around are a gate or two from registers.
+        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, and
+        # `busy` and both as one more flag (`issue_last`), so that `i.ready` (the enable of the
+        # latched planes, and of the previous layer's collector) is one gate from registers.
         fold_last  = Signal(init=folds == 1)
         group_last = Signal(init=groups == 1)
-        issue_last = busy & fold_last & group_last
+        issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
+        busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
         issue = busy & queue.credit    # a word goes into the datapath
         m.d.comb += [
             self.i.ready.eq(~busy | (issue_last & queue.credit)),
             queue.reserve.eq(issue & fold_last),   # the group's sum will need a place
             rd.addr.eq(addr),
+            busy_next.eq(busy),
+            fold_last_next.eq(fold_last),
+            group_last_next.eq(group_last),
         ]
         with m.If(issue):
             m.d.sync += [
                 addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
                 fold.eq(Mux(fold_last, 0, fold + 1)),
-                fold_last.eq(Mux(fold_last, folds == 1, fold == folds - 2)),
             ]
+            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold == folds - 2))
             with m.If(fold_last):
-                m.d.sync += [
-                    group.eq(Mux(group_last, 0, group + 1)),
-                    group_last.eq(Mux(group_last, groups == 1, group == groups - 2)),
-                ]
+                m.d.sync += group.eq(Mux(group_last, 0, group + 1))
+                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
             with m.If(issue_last):
-                m.d.sync += busy.eq(0)
+                m.d.comb += busy_next.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += busy.eq(1)
+            m.d.comb += busy_next.eq(1)
             m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
                          for i, plane in enumerate(planes)]
+        m.d.sync += [
+            busy.eq(busy_next),
+            fold_last.eq(fold_last_next),
+            group_last.eq(group_last_next),
+            issue_last.eq(busy_next & fold_last_next & group_last_next),
+        ]
 
         # Operands are driven onto signals first: a popcount tree slices its operand once per
         # bit, and slicing a signal keeps the netlist linear in its width.
@@ -285,9 +301,12 @@ class MatrixVectorUnit(wiring.Component):
         word = rd.data   # with a pipeline, already through the memory's output register
         if self.pipeline:
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        # From three stages on, the last one holds the partial sums (the popcounts combined,
+        # see `combine_stage`) rather than the popcounts; the others go in the trees.
+        tree_stages = max(0, self.pipeline - 1 - self.combine_stage)
 
         def count(value, name):
-            return pipelined_popcount(m, wire(value, name), stages=max(0, self.pipeline - 1),
+            return pipelined_popcount(m, wire(value, name), stages=tree_stages,
                                       enable=advance, name=f"{name}_count",
                                       style=self.popcount_style)
 
@@ -324,6 +343,8 @@ class MatrixVectorUnit(wiring.Component):
             part = Signal(self.widths.partial_shape, name=f"partial_{p}")
             total = Signal(self.sum_shape, name=f"total_{p}")
             m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
+            if self.combine_stage:
+                part = stage(part, f"partial_{p}_r")
             if folds > 1:
                 acc = Signal(self.sum_shape, name=f"acc_{p}")
                 m.d.comb += total.eq(Mux(first, init, acc) + part)

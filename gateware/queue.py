@@ -15,7 +15,7 @@ class CreditQueue(wiring.Component):
     starts an item, which it may do while ``credit`` is high, and writes the item
     (``i.valid``) any number of cycles later. A credit is returned when an item leaves on
     ``o``, so the queue always has room for what was reserved and ``i`` has no ``ready``.
-    ``credit`` comes from a counter register, and ``o.ready`` reaches only the output register,
+    ``credit`` is a register, and ``o.ready`` reaches only the output register,
     the read pointer and the counters: no enable of the writer's pipeline depends on it.
 
     The output is a register (the head); the other ``capacity - 1`` payloads wait in a small
@@ -68,10 +68,12 @@ class CreditQueue(wiring.Component):
         m = Module()
         depth = self.capacity - 1           # payloads waiting behind the output register
         free = Signal(range(self.capacity + 1), init=self.capacity)  # credits left
+        free_next = Signal.like(free)
+        credit = Signal(init=1)   # free != 0, as a register of its own
         pop = self.o.valid & self.o.ready
         head_free = ~self.o.valid | self.o.ready
-        m.d.comb += self.credit.eq(free != 0)
-        m.d.sync += free.eq(free - self.reserve + pop)
+        m.d.comb += [free_next.eq(free - self.reserve + pop), self.credit.eq(credit)]
+        m.d.sync += [free.eq(free_next), credit.eq(free_next != 0)]
 
         if depth == 0:
             with m.If(head_free):
