@@ -127,7 +127,7 @@ class MatrixVectorUnit(wiring.Component):
     pipeline : int
         Register stages between the weight memory and the accumulators: the first on the
         memory's output, the others spread over each popcount tree, the last on its result;
-        from 3 stages on, unless the partial sum is one XNOR-popcount, the last one is on the
+        from 4 stages on, unless the partial sum is one XNOR-popcount, the last one is on the
         partial sums instead (after the adders that combine the popcounts).
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
@@ -189,10 +189,11 @@ class MatrixVectorUnit(wiring.Component):
         self.sum_shape = self.widths.acc_shape
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
-        # Whether the last pipeline register holds the partial sums: with 3 stages or more, when
-        # the popcounts are combined by adders (all but XNOR-popcounts).
+        # Whether the last pipeline register holds the partial sums: with 4 stages or more (with
+        # fewer, the trees need them more), when the popcounts are combined by adders (all but
+        # XNOR-popcounts).
         xnor = input_kind == "bipolar" and weight_kind == "binary"
-        self.combine_stage = int(pipeline >= 3 and not xnor)
+        self.combine_stage = int(pipeline >= 4 and not xnor)
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
         self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
@@ -301,7 +302,7 @@ class MatrixVectorUnit(wiring.Component):
         word = rd.data   # with a pipeline, already through the memory's output register
         if self.pipeline:
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
-        # From three stages on, the last one holds the partial sums (the popcounts combined,
+        # From four stages on, the last one holds the partial sums (the popcounts combined,
         # see `combine_stage`) rather than the popcounts; the others go in the trees.
         tree_stages = max(0, self.pipeline - 1 - self.combine_stage)
 
@@ -344,7 +345,9 @@ class MatrixVectorUnit(wiring.Component):
             total = Signal(self.sum_shape, name=f"total_{p}")
             m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
             if self.combine_stage:
-                part = stage(part, f"partial_{p}_r")
+                held = Signal(self.widths.partial_shape, name=f"partial_{p}_r")
+                m.d.sync += held.eq(part)
+                part = held
             if folds > 1:
                 acc = Signal(self.sum_shape, name=f"acc_{p}")
                 m.d.comb += total.eq(Mux(first, init, acc) + part)

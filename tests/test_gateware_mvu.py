@@ -19,6 +19,7 @@ CASES = [
     (8, 16, "unsigned", 4, "binary", 4, 6, 1),
     (5, 7, "unsigned", 8, "binary", 5, 3, 0),       # 8-bit bit-planes
     (4, 9, "unsigned", 8, "binary", 1, 9, 3),       # more stages than adder levels
+    (4, 9, "unsigned", 4, "binary", 2, 5, 5),       # the last stage on the partial sums
     (12, 3, "unsigned", 4, "binary", 12, 2, 0),
     (6, 10, "bipolar", 1, "ternary", 3, 4, 0),
     (6, 10, "bipolar", 1, "ternary", 1, None, 1),
@@ -29,7 +30,7 @@ CASES = [
     (6, 10, "bipolar", 1, "binary", 3, 7, 2, "compressor"),
     (4, 13, "unsigned", 8, "binary", 2, 13, 0, "compressor"),
     (6, 11, "unsigned", 2, "ternary", 3, 6, 1, "compressor"),
-    (4, 9, "bipolar", 1, "ternary", 4, 9, 3, "compressor"),
+    (4, 9, "bipolar", 1, "ternary", 4, 9, 4, "compressor"),  # partial-sum stage
 ]
 
 
