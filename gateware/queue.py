@@ -15,11 +15,12 @@ class CreditQueue(wiring.Component):
     starts an item, which it may do while ``credit`` is high, and writes the item
     (``i.valid``) any number of cycles later. A credit is returned when an item leaves on
     ``o``, so the queue always has room for what was reserved and ``i`` has no ``ready``.
-    ``credit`` is a register, and ``o.ready`` reaches only the output register,
-    the read pointer and the counters: no enable of the writer's pipeline depends on it.
+    ``credit`` is a register, and ``o.ready`` reaches only the read pointer and the counters:
+    no enable of the writer's pipeline depends on it.
 
-    The output is a register (the head); the other ``capacity - 1`` payloads wait in a small
-    memory (distributed RAM on an FPGA), read asynchronously into the head.
+    The items wait in a small memory (distributed RAM or registers on an FPGA): an item is
+    written straight into its place, and ``o.payload`` reads the oldest one asynchronously;
+    ``o.valid`` is a register.
 
     Timing: an item written into an empty queue is offered on ``o`` ``latency = 1`` cycle
     later. A writer that reserves an item every ``p`` cycles and writes it ``d`` cycles after
@@ -66,49 +67,40 @@ class CreditQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        depth = self.capacity - 1           # payloads waiting behind the output register
         free = Signal(range(self.capacity + 1), init=self.capacity)  # credits left
         free_next = Signal.like(free)
         credit = Signal(init=1)   # free != 0, as a register of its own
         pop = self.o.valid & self.o.ready
-        head_free = ~self.o.valid | self.o.ready
         m.d.comb += [free_next.eq(free - self.reserve + pop), self.credit.eq(credit)]
         m.d.sync += [free.eq(free_next), credit.eq(free_next != 0)]
 
-        if depth == 0:
-            with m.If(head_free):
-                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload)]
-            return m
-
+        # A circular buffer: an item is written straight into its place (no multiplexer in
+        # front of the writer's last register), and the output reads the oldest one.
         width = Shape.cast(self.i.payload.shape()).width
-        m.submodules.storage = memory = Memory(shape=width, depth=depth, init=[])
+        m.submodules.storage = memory = Memory(shape=width, depth=self.capacity, init=[])
         write = memory.write_port()
         read = memory.read_port(domain="comb")
-        wptr = Signal(range(depth))
-        rptr = Signal(range(depth))
-        stored = Signal(range(depth + 1))   # payloads in the memory
-        waiting = stored != 0
+        wptr = Signal(range(self.capacity))
+        rptr = Signal(range(self.capacity))
+        stored = Signal(range(self.capacity + 1))   # items in the queue
+        stored_next = Signal.like(stored)
 
         def step(ptr):
-            return ptr.eq(ptr + 1) if depth & (depth - 1) == 0 else \
-                ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+            if self.capacity & (self.capacity - 1) == 0:
+                return ptr.eq(ptr + 1)
+            return ptr.eq(Mux(ptr == self.capacity - 1, 0, ptr + 1))
 
-        take = head_free & waiting          # the head is refilled from the memory
-        put = self.i.valid & (waiting | ~head_free)  # the new item waits in the memory
         m.d.comb += [
-            read.addr.eq(rptr),
             write.addr.eq(wptr),
             write.data.eq(Value.cast(self.i.payload)),
-            write.en.eq(put),
+            write.en.eq(self.i.valid),
+            read.addr.eq(rptr),
+            self.o.payload.eq(read.data),
+            stored_next.eq(stored + self.i.valid - pop),
         ]
-        with m.If(head_free):
-            m.d.sync += [
-                self.o.valid.eq(waiting | self.i.valid),
-                self.o.payload.eq(Mux(waiting, read.data, Value.cast(self.i.payload))),
-            ]
-        with m.If(take):
-            m.d.sync += step(rptr)
-        with m.If(put):
+        with m.If(self.i.valid):
             m.d.sync += step(wptr)
-        m.d.sync += stored.eq(stored + put - take)
+        with m.If(pop):
+            m.d.sync += step(rptr)
+        m.d.sync += [stored.eq(stored_next), self.o.valid.eq(stored_next != 0)]
         return m
