@@ -82,24 +82,25 @@ def test_inference_with_stalls(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_timing_without_stalls(name):
-    net, in_mon, out_mon = run(name, vectors=30)
+    net, in_mon, out_mon = run(name, vectors=40)
     sizes, pes, _, _, options = NETWORKS[name]
     simds = options.get("simds") or sizes[:-1]
     groups = [m // pe for m, pe in zip(sizes[1:], pes)]
     folds = [-(-n // simd) for n, simd in zip(sizes[:-1], simds)]
     latency = [f + 2 + options.get("pipeline", 0) for f in folds]
-    argmax_rounds = max(1, (sizes[-1] - 1).bit_length())
-    assert net.cycles_per_inference == max(argmax_rounds, *(g * f for g, f in zip(groups, folds)))
+    argmax_cycles = 2 * max(1, (sizes[-1] - 1).bit_length()) + 1  # two per round, and one
+    assert net.cycles_per_inference == max(argmax_cycles, *(g * f for g, f in zip(groups, folds)))
     # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector
     assert net.latency_cycles == sum(l + (g - 1) * f + 2
-                                     for l, g, f in zip(latency, groups, folds)) + argmax_rounds
+                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
-    # queue, the skid buffer, the collector) are full, inputs (like outputs) move every
-    # `cycles_per_inference` cycles. The queue holds up to `queue_capacity` sums, beats of
-    # `groups` per vector.
-    warm_up = sum(4 + options.get("pipeline", 0) + -(-(mvu.queue_capacity - 1) // mvu.groups)
-                  for mvu in net.mvus)
+    # queue, the skid buffer, the collector) and the argmax are full, inputs (like outputs) move
+    # every `cycles_per_inference` cycles. Beats in the datapath, the queue and the skid buffer
+    # count `groups` to a vector.
+    pipeline = options.get("pipeline", 0)
+    warm_up = 2 + sum(3 + -(-(pipeline + 2 + mvu.queue_capacity + 2) // mvu.groups)
+                      for mvu in net.mvus)
     assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
     assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
 
