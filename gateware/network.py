@@ -169,12 +169,12 @@ class Network(wiring.Component):
     Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
     valid and the output always ready: an input is accepted every ``cycles_per_inference =
     max(max_L G_L F_L, A)`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`,
-    or the argmax's ``A`` rounds), and a
+    or the argmax's ``A`` cycles), and a
     result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 2) + A`` cycles after
     its input was transferred into an idle network (per layer: the unit's latency to its first
     beat, ``G_L - 1`` more beats, 1 cycle in the skid buffer and 1 in the collector; then
-    ``A = max(1, ceil(log2 M))``
-    rounds of the argmax over the ``M`` scores).
+    ``A = 2 max(1, ceil(log2 M)) + 1`` cycles of the argmax over the ``M`` scores, two per
+    round).
 
     Parameters
     ----------
