@@ -11,9 +11,10 @@ same cycle behaviour.
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, unsigned
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .rom import WeightRom
+from .rom import RomFiles, WeightRom
 
 __all__ = ["RegisteredRom", "dp16kd_initvals", "DP16KD_DEPTH", "DP16KD_WIDTH"]
 
@@ -96,10 +97,18 @@ class RegisteredRom(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5" and self.depth <= DP16KD_DEPTH:
             self._dp16kd(m)
-        else:
+        elif platform is None or isinstance(platform, RomFiles):
             m.submodules.rom = rom = WeightRom(self.width, self.depth, self.init)
             m.d.comb += [rom.addr.eq(self.addr), rom.en.eq(1)]
             m.d.sync += self.data.eq(rom.data)
+        else:
+            # A board: the memory goes into block RAM even when it is small (Yosys would make a
+            # shallow ROM logic, which costs a device like the iCE40UP5K most of its cells).
+            m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
+                                                  init=self.init, attrs={"rom_style": "block"})
+            port = memory.read_port()
+            m.d.comb += port.addr.eq(self.addr)
+            m.d.sync += self.data.eq(port.data)
         return m
 
     def _dp16kd(self, m):

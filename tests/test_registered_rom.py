@@ -71,3 +71,16 @@ def test_errors():
         RegisteredRom(4, 0, [])
     with pytest.raises(ValueError, match="more than its depth"):
         RegisteredRom(4, 2, [1, 2, 3])
+
+
+def test_boards_put_small_memories_in_block_ram():
+    """On a board other than the ECP5 (here any platform object), the memory asks Yosys for
+    block RAM; without a platform (simulation) it is a WeightRom."""
+    class Board:
+        pass
+
+    memory = RegisteredRom(8, 6, [1, 2]).elaborate(Board()).submodules.memory
+    assert dict(memory.attrs) == {"rom_style": "block"}
+    assert list(memory.init) == [1, 2, 0, 0, 0, 0]
+    m = RegisteredRom(8, 6, [1, 2]).elaborate(None)
+    assert type(m.submodules.rom).__name__ == "WeightRom"
