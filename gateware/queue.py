@@ -18,9 +18,10 @@ class CreditQueue(wiring.Component):
     ``credit`` is a register, and ``o.ready`` reaches only the read pointer and the counters:
     no enable of the writer's pipeline depends on it.
 
-    The items wait in a small memory (distributed RAM or registers on an FPGA): an item is
-    written straight into its place, and ``o.payload`` reads the oldest one asynchronously;
-    ``o.valid`` is a register.
+    An item is written into a register of its own (so the writer's result feeds one register,
+    as it would an output register) and moves into a small memory (distributed RAM or
+    registers on an FPGA) when the next one arrives; ``o.payload`` is the oldest item, read
+    asynchronously, and ``o.valid`` is a register.
 
     Timing: an item written into an empty queue is offered on ``o`` ``latency = 1`` cycle
     later. A writer that reserves an item every ``p`` cycles and writes it ``d`` cycles after
@@ -74,33 +75,54 @@ class CreditQueue(wiring.Component):
         m.d.comb += [free_next.eq(free - self.reserve + pop), self.credit.eq(credit)]
         m.d.sync += [free.eq(free_next), credit.eq(free_next != 0)]
 
-        # A circular buffer: an item is written straight into its place (no multiplexer in
-        # front of the writer's last register), and the output reads the oldest one.
+        # The newest item is written into a register of its own (`last`, one load per bit of
+        # the writer's result, as an output register would be) and moves on into a circular
+        # buffer of the older ones when the next item arrives; `o` reads the oldest.
         width = Shape.cast(self.i.payload.shape()).width
-        m.submodules.storage = memory = Memory(shape=width, depth=self.capacity, init=[])
+        last = Signal(width)
+        last_valid = Signal()
+        with m.If(self.i.valid):
+            m.d.sync += last.eq(Value.cast(self.i.payload))
+        depth = self.capacity - 1   # older items
+        if depth == 0:
+            m.d.comb += self.o.payload.eq(last)
+            m.d.sync += self.o.valid.eq(self.i.valid | (self.o.valid & ~self.o.ready))
+            return m
+
+        m.submodules.storage = memory = Memory(shape=width, depth=depth, init=[])
         write = memory.write_port()
         read = memory.read_port(domain="comb")
-        wptr = Signal(range(self.capacity))
-        rptr = Signal(range(self.capacity))
-        stored = Signal(range(self.capacity + 1))   # items in the queue
+        wptr = Signal(range(depth))
+        rptr = Signal(range(depth))
+        stored = Signal(range(depth + 1))   # items in the memory
+        waiting = Signal()                  # stored != 0, as a register
         stored_next = Signal.like(stored)
+        last_valid_next = Signal()
 
         def step(ptr):
-            if self.capacity & (self.capacity - 1) == 0:
+            if depth & (depth - 1) == 0:
                 return ptr.eq(ptr + 1)
-            return ptr.eq(Mux(ptr == self.capacity - 1, 0, ptr + 1))
+            return ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
 
+        pop_last = pop & ~waiting           # the item taken is the one in `last`
+        move = self.i.valid & last_valid & ~pop_last   # `last` goes into the memory
         m.d.comb += [
             write.addr.eq(wptr),
-            write.data.eq(Value.cast(self.i.payload)),
-            write.en.eq(self.i.valid),
+            write.data.eq(last),
+            write.en.eq(move),
             read.addr.eq(rptr),
-            self.o.payload.eq(read.data),
-            stored_next.eq(stored + self.i.valid - pop),
+            self.o.payload.eq(Mux(waiting, read.data, last)),
+            stored_next.eq(stored + move - (pop & waiting)),
+            last_valid_next.eq(self.i.valid | (last_valid & ~pop_last)),
         ]
-        with m.If(self.i.valid):
+        with m.If(move):
             m.d.sync += step(wptr)
-        with m.If(pop):
+        with m.If(pop & waiting):
             m.d.sync += step(rptr)
-        m.d.sync += [stored.eq(stored_next), self.o.valid.eq(stored_next != 0)]
+        m.d.sync += [
+            stored.eq(stored_next),
+            waiting.eq(stored_next != 0),
+            last_valid.eq(last_valid_next),
+            self.o.valid.eq((stored_next != 0) | last_valid_next),
+        ]
         return m
