@@ -128,7 +128,8 @@ class MatrixVectorUnit(wiring.Component):
         Register stages between the weight memory and the accumulators: the first on the
         memory's output, the others spread over each popcount tree, the last on its result;
         from 4 stages on, unless the partial sum is one XNOR-popcount, the last one is on the
-        partial sums instead (after the adders that combine the popcounts).
+        partial sums instead (after the adders that combine the popcounts); from 5 stages on,
+        the second one holds the memory's word again, in the logic next to the popcounts.
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
         see :data:`~.popcount.POPCOUNT_STYLES`.
@@ -149,6 +150,8 @@ class MatrixVectorUnit(wiring.Component):
         See above.
     combine_stage : int
         1 if the last pipeline register holds the partial sums, else 0.
+    word_stage : int
+        1 if the second pipeline register holds the memory's word, else 0.
     queue_capacity : int
         Sums the output queue holds, ``ceil((pipeline + 2) / folds) + 1``: a group's place is
         reserved when its last fold is issued, its sum written ``pipeline + 1`` cycles later.
@@ -194,6 +197,8 @@ class MatrixVectorUnit(wiring.Component):
         # XNOR-popcounts).
         xnor = input_kind == "bipolar" and weight_kind == "binary"
         self.combine_stage = int(pipeline >= 4 and not xnor)
+        # Whether the second register holds the memory's word again, in the logic: from 5 stages.
+        self.word_stage = int(pipeline >= 5)
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
         self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
@@ -302,9 +307,12 @@ class MatrixVectorUnit(wiring.Component):
         word = rd.data   # with a pipeline, already through the memory's output register
         if self.pipeline:
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        if self.word_stage:   # the memory's outputs get a cycle of routing of their own
+            word = stage(word, "word_3")
+            slices = [stage(q, f"slice_{i}_3") for i, q in enumerate(slices)]
         # From four stages on, the last one holds the partial sums (the popcounts combined,
         # see `combine_stage`) rather than the popcounts; the others go in the trees.
-        tree_stages = max(0, self.pipeline - 1 - self.combine_stage)
+        tree_stages = max(0, self.pipeline - 1 - self.word_stage - self.combine_stage)
 
         def count(value, name):
             return pipelined_popcount(m, wire(value, name), stages=tree_stages,

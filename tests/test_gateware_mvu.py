@@ -20,6 +20,7 @@ CASES = [
     (5, 7, "unsigned", 8, "binary", 5, 3, 0),       # 8-bit bit-planes
     (4, 9, "unsigned", 8, "binary", 1, 9, 3),       # more stages than adder levels
     (4, 9, "unsigned", 4, "binary", 2, 5, 5),       # the last stage on the partial sums
+    (6, 10, "bipolar", 1, "binary", 3, 4, 6),       # the word registered again
     (12, 3, "unsigned", 4, "binary", 12, 2, 0),
     (6, 10, "bipolar", 1, "ternary", 3, 4, 0),
     (6, 10, "bipolar", 1, "ternary", 1, None, 1),
