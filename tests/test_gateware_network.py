@@ -90,9 +90,10 @@ def test_timing_without_stalls(name):
     latency = [f + 2 + options.get("pipeline", 0) for f in folds]
     argmax_cycles = 2 * max(1, (sizes[-1] - 1).bit_length()) + 1  # two per round, and one
     assert net.cycles_per_inference == max(argmax_cycles, *(g * f for g, f in zip(groups, folds)))
-    # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector
+    # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector;
+    # then the argmax and the skid buffer after it
     assert net.latency_cycles == sum(l + (g - 1) * f + 2
-                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles
+                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles + 1
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
     # queue, the skid buffer, the collector) and the argmax are full, inputs (like outputs) move
