@@ -5,7 +5,9 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .popcount import POPCOUNT_STYLES, Popcount
+from .popcount import POPCOUNT_STYLES, Popcount, spread_registers
+from .queue import CreditQueue
+from .registered_rom import RegisteredRom
 from .rom import WeightRom
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
@@ -82,9 +84,11 @@ class MatrixVectorUnit(wiring.Component):
     ``pe`` neurons are computed in parallel, each over ``simd`` inputs per cycle: an input
     vector takes ``folds = ceil(N / simd)`` cycles per group of ``pe`` neurons, and
     ``M / pe`` groups. ``simd`` need not divide ``N``: the last fold is padded with inputs that
-    contribute nothing. Each cycle reads one word of the weight
-    :class:`~.rom.WeightRom` (``M / pe * folds`` words, synchronous read port, so
-    it maps to block RAM; layout in :func:`pack_rows`).
+    contribute nothing. Each issued fold reads one word of the weight memory
+    (``M / pe * folds`` words, layout in :func:`pack_rows`): a :class:`~.rom.WeightRom`
+    (synchronous read port, so it maps to block RAM), or, in the stall-free datapath, a
+    :class:`~.registered_rom.RegisteredRom` (the block RAM's output register is the first
+    pipeline stage).
 
     Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
     XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
@@ -94,9 +98,16 @@ class MatrixVectorUnit(wiring.Component):
     are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
     proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
-    The whole datapath advances only when the output register is empty or being taken, so a
-    stalled output loses nothing. The vector is latched; the next one is accepted in the cycle
-    its predecessor's last fold is issued.
+    With up to 3 pipeline stages the whole datapath advances only when the output register is
+    empty or being taken, so a stalled output loses nothing. From 4 stages on the datapath is
+    :attr:`stall_free`: its registers have no enable, and a valid bit travels with each word.
+    The sums then wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
+    :attr:`queue_capacity` places, and a fold is only issued while the queue has a credit, so
+    ``o.ready`` drives no enable of the datapath (on a large design that enable is the slowest
+    net); the capacity lets the unit run at full rate when the output is always taken. The
+    stalling datapath is smaller, which matters on small devices such as the iCE40UP5K. The
+    vector is latched; the next one is accepted in the cycle its predecessor's last fold is
+    issued.
 
     Timing, with the input always valid and the output always ready: an input is accepted every
     :attr:`cycles_per_vector` ``= M / pe * folds`` cycles; beat ``g`` is valid
@@ -119,6 +130,10 @@ class MatrixVectorUnit(wiring.Component):
     pipeline : int
         Register stages between the weight memory and the accumulators: the first on the
         memory's output, the others spread over each popcount tree, the last on its result.
+        From 4 stages on (the stall-free datapath), the adders that combine a lane's popcounts
+        get one stage per two levels (:attr:`combine_stages`, the last on the partial sum);
+        from 5 stages on, the second stage holds the memory's word again, in the logic next to
+        the popcounts.
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
         see :data:`~.popcount.POPCOUNT_STYLES`.
@@ -137,6 +152,19 @@ class MatrixVectorUnit(wiring.Component):
         Initial contents of the weight memory.
     cycles_per_vector, latency : int
         See above.
+    stall_free : bool
+        Whether the datapath has no enable and the sums wait in a queue (from 4 stages on).
+    combine_levels, combine_stages : int
+        Adder levels that combine a lane's popcounts into its partial sum, and the pipeline
+        registers among them (in the stall-free datapath, one per two levels).
+    tree_stages : int
+        Pipeline registers in each popcount tree.
+    word_stage : int
+        1 if the second pipeline register holds the memory's word, else 0.
+    queue_capacity : int
+        Sums the output queue of the stall-free datapath holds,
+        ``ceil((pipeline + 2) / folds) + 1``: a group's place is reserved when its last fold is
+        issued, its sum written ``pipeline + 1`` cycles later.
 
     Members
     -------
@@ -175,6 +203,22 @@ class MatrixVectorUnit(wiring.Component):
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
         xnor = input_kind == "bipolar" and weight_kind == "binary"
+        self.stall_free = pipeline >= 4
+        # Whether the second register holds the memory's word again, in the logic: from 5 stages.
+        self.word_stage = int(pipeline >= 5)
+        # The popcounts of a lane are combined by a tree of adders: a difference per bit-plane
+        # (a positive and a negative count), then the planes' differences, shifted, added
+        # pairwise. In the stall-free datapath that tree gets a register per two levels (but
+        # leaves the popcount trees one at least), the popcount trees the other stages.
+        planes = input_bits if input_kind == "unsigned" else 1
+        self.combine_levels = 0 if xnor else 1 + (planes - 1).bit_length()
+        tree_and_combine = max(0, pipeline - 1 - self.word_stage)
+        self.combine_stages = min(-(-self.combine_levels // 2), tree_and_combine - 1) \
+            if self.stall_free else 0
+        self.tree_stages = tree_and_combine - self.combine_stages
+        # A group's sum is reserved a place when its last fold is issued and written
+        # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
+        self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
         # Padded inputs are 0; with XNOR, weight 1 makes them count as a mismatch, which the
         # accumulator's start value of -N expects.
         self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=int(xnor))
@@ -189,7 +233,22 @@ class MatrixVectorUnit(wiring.Component):
         n, k, simd = self.n_inputs, self.input_bits, self.simd
         folds, groups, words = self.folds, self.groups, self.groups * self.folds
 
-        m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+        if self.stall_free:
+            # The first pipeline register is the memory's output register (in the block RAM on
+            # the ECP5, whose clock-to-output is slow without it).
+            m.submodules.weights = rd = RegisteredRom(self.word_bits, words, self.rows)
+            # The sums wait for `o.ready` in a queue with room for every group in flight, so
+            # the datapath never stalls and `o.ready` reaches no enable of it.
+            m.submodules.queue = queue = CreditQueue(self.o.payload.shape(),
+                                                     self.queue_capacity)
+            wiring.connect(m, queue.o, wiring.flipped(self.o))
+            advance = Const(1)        # the datapath registers have no enable
+            credit = queue.credit     # the queue has room for one more group's sum
+        else:
+            m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+            advance = Signal()        # the whole datapath moves: the output register is free
+            m.d.comb += [advance.eq(~self.o.valid | self.o.ready), rd.en.eq(advance)]
+            credit = advance
 
         # --- Issue: walk the (group, fold) words of the latched vector -------------------------
         # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
@@ -199,39 +258,47 @@ class MatrixVectorUnit(wiring.Component):
         fold   = Signal(range(folds))
         group  = Signal(range(groups))
         addr   = Signal(range(words))
-        advance = Signal()  # the whole datapath moves: the output register is free or taken
-        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, so that
-        # `i.ready` and the counters' wrap-around are a gate or two from registers.
+        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, and
+        # `busy` and both as one more flag (`issue_last`), so that `i.ready` (the enable of the
+        # latched planes, and of the previous layer's collector) is one gate from registers.
         fold_last  = Signal(init=folds == 1)
         group_last = Signal(init=groups == 1)
-        issue_last = busy & fold_last & group_last
-        issue = busy & advance
+        issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
+        busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
+        issue = busy & credit    # a word goes into the datapath
         m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(~busy | (issue_last & advance)),
+            self.i.ready.eq(~busy | (issue_last & credit)),
             rd.addr.eq(addr),
-            rd.en.eq(advance),
+            busy_next.eq(busy),
+            fold_last_next.eq(fold_last),
+            group_last_next.eq(group_last),
         ]
         with m.If(issue):
             m.d.sync += [
                 addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
                 fold.eq(Mux(fold_last, 0, fold + 1)),
-                fold_last.eq(Mux(fold_last, folds == 1, fold == folds - 2)),
             ]
+            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold == folds - 2))
             with m.If(fold_last):
-                m.d.sync += [
-                    group.eq(Mux(group_last, 0, group + 1)),
-                    group_last.eq(Mux(group_last, groups == 1, group == groups - 2)),
-                ]
+                m.d.sync += group.eq(Mux(group_last, 0, group + 1))
+                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
             with m.If(issue_last):
-                m.d.sync += busy.eq(0)
+                m.d.comb += busy_next.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += busy.eq(1)
+            m.d.comb += busy_next.eq(1)
             m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
                          for i, plane in enumerate(planes)]
+        if self.stall_free:
+            m.d.comb += queue.reserve.eq(issue & fold_last)   # the group's sum needs a place
+        m.d.sync += [
+            busy.eq(busy_next),
+            fold_last.eq(fold_last_next),
+            group_last.eq(group_last_next),
+            issue_last.eq(busy_next & fold_last_next & group_last_next),
+        ]
 
         def stage(value, name):  # a register of the datapath, moving with `advance`
-            reg = Signal(len(Value.cast(value)), name=name)
+            reg = Signal(Value.cast(value).shape(), name=name)
             with m.If(advance):
                 m.d.sync += reg.eq(value)
             return reg
@@ -244,23 +311,43 @@ class MatrixVectorUnit(wiring.Component):
                 if folds > 1 else plane
             slices.append(stage(chosen, f"slice_{i}"))
         valid, first, last = (stage(v, name) for v, name in
-                              [(busy, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
         for index in range(self.pipeline):  # the control follows the datapath's registers
             valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
                                   [(valid, "valid"), (first, "first"), (last, "last")])
 
         # --- Pipeline: the first register holds the memory's word (the block RAM's slow
         # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
-        word = rd.data
+        word = rd.data   # stall-free: already through the memory's output register
         if self.pipeline:
-            word = stage(word, "word_2")
+            if not self.stall_free:
+                word = stage(word, "word_2")
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        if self.word_stage:   # the memory's outputs get a cycle of routing of their own
+            word = stage(word, "word_3")
+            slices = [stage(q, f"slice_{i}_3") for i, q in enumerate(slices)]
 
         def count(value, name):  # a popcount unit; its input port is the operand's signal
             m.submodules[f"{name}_count"] = unit = Popcount(
-                len(value), stages=max(0, self.pipeline - 1), style=self.popcount_style)
+                len(value), stages=self.tree_stages, style=self.popcount_style)
             m.d.comb += [unit.i.eq(value), unit.en.eq(advance)]
             return unit.o
+
+        registered = set(spread_registers(self.combine_levels, self.combine_stages))
+
+        def combine(differences, name):
+            """``sum_i (a_i - b_i) << i`` over ``differences = [(a_i, b_i), ...]``, as a tree of
+            adders with registers after the levels in ``registered``."""
+            values, level = [a - b for a, b in differences], 1
+            while True:
+                if level in registered:
+                    values = [stage(v, f"{name}_l{level}_{j}") for j, v in enumerate(values)]
+                if len(values) == 1:
+                    return values[0]
+                shift = 1 << (level - 1)   # the planes each value spans, and its weight's step
+                values = [values[j] + (values[j + 1] << shift) if j + 1 < len(values)
+                          else values[j] for j in range(0, len(values), 2)]
+                level += 1
 
         # --- Popcounts and partial sums --------------------------------------------------------
         shared = None
@@ -273,25 +360,30 @@ class MatrixVectorUnit(wiring.Component):
                 if self.input_kind == "bipolar":
                     partial = count(~(slices[0] ^ w), f"match_{p}") << 1
                 else:
-                    partial = sum(((count(q & w, f"and_{p}_{i}") << 1) - shared[i]) << i
-                                  for i, q in enumerate(slices))
+                    partial = combine([(count(q & w, f"and_{p}_{i}") << 1, shared[i])
+                                       for i, q in enumerate(slices)], f"partial_{p}")
             else:
                 pos = word[2 * p * simd:(2 * p + 1) * simd]
                 neg = word[(2 * p + 1) * simd:(2 * p + 2) * simd]
                 if self.input_kind == "bipolar":
                     a = slices[0]
-                    partial = (count((a & pos) | (~a & neg), f"agree_{p}") -
-                               count((~a & pos) | (a & neg), f"disagree_{p}"))
+                    partial = combine([(count((a & pos) | (~a & neg), f"agree_{p}"),
+                                        count((~a & pos) | (a & neg), f"disagree_{p}"))],
+                                      f"partial_{p}")
                 else:
-                    partial = sum((count(q & pos, f"pos_{p}_{i}") -
-                                   count(q & neg, f"neg_{p}_{i}")) << i
-                                  for i, q in enumerate(slices))
+                    partial = combine([(count(q & pos, f"pos_{p}_{i}"),
+                                        count(q & neg, f"neg_{p}_{i}"))
+                                       for i, q in enumerate(slices)], f"partial_{p}")
             partials.append(partial)
 
-        # --- Accumulate over the folds; the last fold's total goes to the output register -----
+        # --- Accumulate over the folds; the last fold's total goes to the output register or
+        # the queue --------------------------------------------------------------------------
         init = Const(self.widths.acc_init, self.sum_shape)
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid & last)
+        if self.stall_free:
+            m.d.comb += queue.i.valid.eq(valid & last)
+        else:
+            with m.If(advance):
+                m.d.sync += self.o.valid.eq(valid & last)
         for p, partial in enumerate(partials):
             part = Signal(self.widths.partial_shape, name=f"partial_{p}")
             total = Signal(self.sum_shape, name=f"total_{p}")
@@ -303,6 +395,9 @@ class MatrixVectorUnit(wiring.Component):
                     m.d.sync += acc.eq(total)
             else:
                 m.d.comb += total.eq(init + part)
-            with m.If(advance & valid & last):
-                m.d.sync += self.o.payload[p].eq(total)
+            if self.stall_free:
+                m.d.comb += queue.i.payload[p].eq(total)
+            else:
+                with m.If(advance & valid & last):
+                    m.d.sync += self.o.payload[p].eq(total)
         return m

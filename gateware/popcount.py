@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["POPCOUNT_STYLES", "Popcount", "popcount", "pipelined_popcount", "popcount_levels",
-           "register_levels", "adder_tree_verilog"]
+           "register_levels", "spread_registers", "adder_tree_verilog"]
 
 
 def popcount(value: ValueLike) -> Value:
@@ -145,7 +145,12 @@ def register_levels(n_bits: int, stages: int, style: str = "adder") -> list[int]
     """
     if not isinstance(stages, int) or stages < 0:
         raise TypeError(f"Pipeline stages must be a non-negative integer, not {stages!r}")
-    levels = popcount_levels(n_bits, style)
+    return spread_registers(popcount_levels(n_bits, style), stages)
+
+
+def spread_registers(levels: int, stages: int) -> list[int]:
+    """Levels after which ``stages`` registers sit when spread evenly over ``levels`` levels of
+    logic, the last one on the result (level ``levels``)."""
     return [-(-levels * (j + 1) // stages) for j in range(stages)]
 
 

@@ -29,11 +29,12 @@ def test_argmax(n, score_shape):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10, 17])
 def test_timing(n):
-    """A vector every ``latency = max(1, ceil(log2 n))`` cycles, labelled ``latency`` cycles
-    after it was taken."""
+    """A vector every ``latency = 2 * max(1, ceil(log2 n)) + 1`` cycles, labelled ``latency``
+    cycles after it was taken."""
     scores = np.random.default_rng(n).integers(-8, 8, size=(12, n))
     dut = Argmax(n, signed(4))
-    assert dut.latency == dut.cycles_per_vector == max(1, int(np.ceil(np.log2(n))))
+    assert dut.rounds == max(1, int(np.ceil(np.log2(n))))
+    assert dut.latency == dut.cycles_per_vector == 2 * dut.rounds + 1
     in_mon, out_mon = simulate(dut, scores.tolist(), len(scores))
     assert set(np.diff(in_mon.cycles)) == {dut.latency}
     assert out_mon.cycles == [c + dut.latency for c in in_mon.cycles]

@@ -19,6 +19,10 @@ CASES = [
     (8, 16, "unsigned", 4, "binary", 4, 6, 1),
     (5, 7, "unsigned", 8, "binary", 5, 3, 0),       # 8-bit bit-planes
     (4, 9, "unsigned", 8, "binary", 1, 9, 3),       # more stages than adder levels
+    (4, 9, "unsigned", 4, "binary", 2, 5, 5),       # the last stage on the partial sums
+    (6, 10, "bipolar", 1, "binary", 3, 4, 6),       # the word registered again
+    (5, 7, "unsigned", 3, "binary", 5, 3, 4),       # three planes: an odd one in the combining
+    (4, 9, "unsigned", 8, "ternary", 2, 5, 7),      # two registers among four combining levels
     (12, 3, "unsigned", 4, "binary", 12, 2, 0),
     (6, 10, "bipolar", 1, "ternary", 3, 4, 0),
     (6, 10, "bipolar", 1, "ternary", 1, None, 1),
@@ -29,7 +33,7 @@ CASES = [
     (6, 10, "bipolar", 1, "binary", 3, 7, 2, "compressor"),
     (4, 13, "unsigned", 8, "binary", 2, 13, 0, "compressor"),
     (6, 11, "unsigned", 2, "ternary", 3, 6, 1, "compressor"),
-    (4, 9, "bipolar", 1, "ternary", 4, 9, 3, "compressor"),
+    (4, 9, "bipolar", 1, "ternary", 4, 9, 4, "compressor"),  # partial-sum stage
 ]
 
 
@@ -190,3 +194,22 @@ def test_errors():
         MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=-1)
     with pytest.raises(ValueError, match="Popcount style must be one of"):
         MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, popcount_style="x")
+
+
+@pytest.mark.parametrize("pipeline, kind, bits, wkind, expected", [
+    # (word_stage, combine_levels, combine_stages, tree_stages)
+    (3, "unsigned", 4, "binary", (0, 3, 0, 2)),      # stalling: no register in the combining
+    (4, "unsigned", 4, "binary", (0, 3, 2, 1)),
+    (6, "unsigned", 4, "binary", (1, 3, 2, 2)),
+    (6, "unsigned", 8, "ternary", (1, 4, 2, 2)),
+    (5, "bipolar", 1, "ternary", (1, 1, 1, 2)),
+    (6, "bipolar", 1, "binary", (1, 0, 0, 4)),        # one XNOR-popcount: nothing to combine
+])
+def test_stage_allocation(pipeline, kind, bits, wkind, expected):
+    weights = np.ones((2, 64), dtype=int)
+    dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=1, weight_kind=wkind,
+                           pipeline=pipeline)
+    assert dut.stall_free == (pipeline >= 4)
+    assert (dut.word_stage, dut.combine_levels, dut.combine_stages, dut.tree_stages) == expected
+    # every stage is somewhere: the memory's output register, the word, the combining, the trees
+    assert 1 + dut.word_stage + dut.combine_stages + dut.tree_stages == pipeline

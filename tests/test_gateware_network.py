@@ -55,6 +55,11 @@ NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
                      dict(simds=[3, 12, 1], weight_kind="ternary")),
     "compressor":   ([16, 12, 8, 5], [4, 4, 5], "unsigned", 8,
                      dict(simds=[7, 12, 4], pipeline=2, popcount_style="compressor")),
+    # the stall-free datapath (from 4 stages on), the partial-sum stage, the word registered again
+    "stall_free":   ([16, 12, 8, 5], [4, 2, 5], "unsigned", 4,
+                     dict(simds=[5, 4, 3], pipeline=4)),
+    "stall_free_6": ([16, 12, 8, 5], [6, 4, 1], "unsigned", 2,
+                     dict(simds=[16, 5, 8], weight_kind="ternary", act_bits=2, pipeline=6)),
 }
 
 
@@ -82,22 +87,26 @@ def test_inference_with_stalls(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_timing_without_stalls(name):
-    net, in_mon, out_mon = run(name, vectors=20)
+    net, in_mon, out_mon = run(name, vectors=40)
     sizes, pes, _, _, options = NETWORKS[name]
     simds = options.get("simds") or sizes[:-1]
     groups = [m // pe for m, pe in zip(sizes[1:], pes)]
     folds = [-(-n // simd) for n, simd in zip(sizes[:-1], simds)]
     latency = [f + 2 + options.get("pipeline", 0) for f in folds]
-    argmax_rounds = max(1, (sizes[-1] - 1).bit_length())
-    assert net.cycles_per_inference == max(argmax_rounds, *(g * f for g, f in zip(groups, folds)))
-    # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector
+    argmax_cycles = 2 * max(1, (sizes[-1] - 1).bit_length()) + 1  # two per round, and one
+    assert net.cycles_per_inference == max(argmax_cycles, *(g * f for g, f in zip(groups, folds)))
+    # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector;
+    # then the argmax and the skid buffer after it
     assert net.latency_cycles == sum(l + (g - 1) * f + 2
-                                     for l, g, f in zip(latency, groups, folds)) + argmax_rounds
+                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles + 1
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
-    # register, the skid buffer, the collector) are full, inputs (like outputs) move every
-    # `cycles_per_inference` cycles.
-    warm_up = (4 + options.get("pipeline", 0)) * len(groups)
+    # queue, the skid buffer, the collector) and the argmax are full, inputs (like outputs) move
+    # every `cycles_per_inference` cycles. Beats in the datapath, the queue and the skid buffer
+    # count `groups` to a vector.
+    pipeline = options.get("pipeline", 0)
+    warm_up = 2 + sum(3 + -(-(pipeline + 2 + mvu.queue_capacity + 2) // mvu.groups)
+                      for mvu in net.mvus)
     assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
     assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
 
@@ -117,8 +126,9 @@ def test_no_multipliers(name):
                                                 **options)))
     assert "$mul" not in text
     assert "$shift" not in text     # no variable shifts either (a folded slice is a case)
-    # one weight memory per layer
-    assert len(re.findall(r"^ *memory ", text, re.M)) == len(pes)
+    # one weight memory per layer (and a small one in each layer's output queue)
+    assert len(re.findall(r"^ *memory .*\\memory$", text, re.M)) == len(pes)
+    assert len(re.findall(r"^ *memory .*\\storage$", text, re.M)) <= len(pes)
 
 
 def test_errors():
