@@ -18,10 +18,10 @@ class CreditQueue(wiring.Component):
     ``credit`` is a register, and ``o.ready`` reaches only the read pointer and the counters:
     no enable of the writer's pipeline depends on it.
 
-    An item is written into a register of its own (so the writer's result feeds one register,
-    as it would an output register) and moves into a small memory (distributed RAM or
-    registers on an FPGA) when the next one arrives; ``o.payload`` is the oldest item, read
-    asynchronously, and ``o.valid`` is a register.
+    The oldest item is in an output register (``o.payload`` and ``o.valid`` are registers, so
+    the reader's logic starts from registers); the others wait in a small circular buffer
+    (distributed RAM or registers on an FPGA). An item written while the output register is
+    free or being taken, and nothing older waits, goes straight into it.
 
     Timing: an item written into an empty queue is offered on ``o`` ``latency = 1`` cycle
     later. A writer that reserves an item every ``p`` cycles and writes it ``d`` cycles after
@@ -75,54 +75,46 @@ class CreditQueue(wiring.Component):
         m.d.comb += [free_next.eq(free - self.reserve + pop), self.credit.eq(credit)]
         m.d.sync += [free.eq(free_next), credit.eq(free_next != 0)]
 
-        # The newest item is written into a register of its own (`last`, one load per bit of
-        # the writer's result, as an output register would be) and moves on into a circular
-        # buffer of the older ones when the next item arrives; `o` reads the oldest.
-        width = Shape.cast(self.i.payload.shape()).width
-        last = Signal(width)
-        last_valid = Signal()
-        with m.If(self.i.valid):
-            m.d.sync += last.eq(Value.cast(self.i.payload))
-        depth = self.capacity - 1   # older items
+        # The oldest item is in the output register, the others wait in the buffer in order; the
+        # buffer's read is asynchronous, and its output feeds only the output register.
+        head_free = ~self.o.valid | pop     # the output register may load
+        depth = self.capacity - 1           # items behind the output register
         if depth == 0:
-            m.d.comb += self.o.payload.eq(last)
-            m.d.sync += self.o.valid.eq(self.i.valid | (self.o.valid & ~self.o.ready))
+            with m.If(head_free):
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
             return m
 
+        width = Shape.cast(self.i.payload.shape()).width
         m.submodules.storage = memory = Memory(shape=width, depth=depth, init=[])
         write = memory.write_port()
         read = memory.read_port(domain="comb")
         wptr = Signal(range(depth))
         rptr = Signal(range(depth))
-        stored = Signal(range(depth + 1))   # items in the memory
+        stored = Signal(range(depth + 1))   # items in the buffer
         waiting = Signal()                  # stored != 0, as a register
         stored_next = Signal.like(stored)
-        last_valid_next = Signal()
 
         def step(ptr):
             if depth & (depth - 1) == 0:
                 return ptr.eq(ptr + 1)
             return ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
 
-        pop_last = pop & ~waiting           # the item taken is the one in `last`
-        move = self.i.valid & last_valid & ~pop_last   # `last` goes into the memory
+        bypass = head_free & ~waiting       # an item written now goes to the output register
+        store = self.i.valid & ~bypass      # ... or into the buffer
+        take = head_free & waiting          # the oldest buffered item moves to the output
         m.d.comb += [
             write.addr.eq(wptr),
-            write.data.eq(last),
-            write.en.eq(move),
+            write.data.eq(Value.cast(self.i.payload)),
+            write.en.eq(store),
             read.addr.eq(rptr),
-            self.o.payload.eq(Mux(waiting, read.data, last)),
-            stored_next.eq(stored + move - (pop & waiting)),
-            last_valid_next.eq(self.i.valid | (last_valid & ~pop_last)),
+            stored_next.eq(stored + store - take),
         ]
-        with m.If(move):
+        with m.If(store):
             m.d.sync += step(wptr)
-        with m.If(pop & waiting):
-            m.d.sync += step(rptr)
-        m.d.sync += [
-            stored.eq(stored_next),
-            waiting.eq(stored_next != 0),
-            last_valid.eq(last_valid_next),
-            self.o.valid.eq((stored_next != 0) | last_valid_next),
-        ]
+        with m.If(take):
+            m.d.sync += [step(rptr), Value.cast(self.o.payload).eq(read.data),
+                         self.o.valid.eq(1)]
+        with m.Elif(head_free):
+            m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        m.d.sync += [stored.eq(stored_next), waiting.eq(stored_next != 0)]
         return m
