@@ -95,15 +95,26 @@ class HostLink(wiring.Component):
         m.d.comb += net.i.payload.eq(image[:fmt.input_count * fmt.input_bits])
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += net.i.valid.eq(0)
+        # A byte of the image is shifted in the cycle after it is received: the enable of every
+        # image bit is then a register (`shift`), not the receiver's logic.
+        byte = Signal(8)
+        shift = Signal()
+        last_byte = Signal()
+        m.d.sync += shift.eq(0)
+        with m.If(shift):
+            m.d.sync += image.eq(Cat(image[8:], byte))
+            with m.If(last_byte):
+                m.d.sync += net.i.valid.eq(1)
         with m.If(urx.o.valid):
             m.d.sync += idle.eq(0)
             with m.If(received == 0):
                 with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid):
                     m.d.sync += received.eq(1)
             with m.Else():
-                m.d.sync += [image.eq(Cat(image[8:], urx.o.payload)), received.eq(received + 1)]
+                m.d.sync += [byte.eq(urx.o.payload), shift.eq(1),
+                             last_byte.eq(received == fmt.in_bytes), received.eq(received + 1)]
                 with m.If(received == fmt.in_bytes):
-                    m.d.sync += [received.eq(0), net.i.valid.eq(1)]
+                    m.d.sync += received.eq(0)
         with m.Elif(received != 0):
             m.d.sync += idle.eq(idle + 1)
             with m.If(idle == timeout):
