@@ -267,7 +267,6 @@ class MatrixVectorUnit(wiring.Component):
         busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
         issue = busy & credit    # a word goes into the datapath
         m.d.comb += [
-            self.i.ready.eq(~busy | (issue_last & credit)),
             rd.addr.eq(addr),
             busy_next.eq(busy),
             fold_last_next.eq(fold_last),
@@ -296,6 +295,16 @@ class MatrixVectorUnit(wiring.Component):
             group_last.eq(group_last_next),
             issue_last.eq(busy_next & fold_last_next & group_last_next),
         ]
+        if self.stall_free:
+            # `i.ready` is a register too, loaded with its next value: it enables the latched
+            # planes and, upstream, the collector's whole vector, so it is the net with the
+            # largest fanout of the datapath and should start at a flip-flop.
+            ready = Signal(init=1)
+            m.d.sync += ready.eq(~busy_next |
+                                 (busy_next & fold_last_next & group_last_next & queue.credit_next))
+            m.d.comb += self.i.ready.eq(ready)
+        else:
+            m.d.comb += self.i.ready.eq(~busy | (issue_last & credit))
 
         def stage(value, name):  # a register of the datapath, moving with `advance`
             reg = Signal(Value.cast(value).shape(), name=name)
