@@ -6,6 +6,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, ShapeLike, Valu
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .compare import greater
 from .mvu import check_pe, signed_shape
 from .popcount import popcount
 
@@ -149,8 +150,9 @@ class ThresholdUnit(_GroupwiseUnit):
         self._threshold_shape = signed_shape(-sum_bound, sum_bound + 1)
 
     def lane(self, total, select):
-        reached = [total >= select(lambda n, j=j: Const(self._rows[n][j],
-                                                        self._threshold_shape))
+        reached = [greater(total, select(lambda n, j=j: Const(self._rows[n][j],
+                                                              self._threshold_shape)),
+                           or_equal=True)
                    for j in range(self.levels)]
         return popcount(Cat(*reached))
 

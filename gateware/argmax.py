@@ -4,6 +4,8 @@ from amaranth.hdl import Const, Module, Mux, Shape, ShapeLike, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .compare import greater
+
 __all__ = ["Argmax"]
 
 
@@ -80,7 +82,7 @@ class Argmax(wiring.Component):
             flags = []
             for k in range(len(pairs) // 2):
                 flag = Signal(name=f"{name}_{k}")
-                m.d.sync += flag.eq(pairs[2 * k + 1][1] > pairs[2 * k][1])
+                m.d.sync += flag.eq(greater(pairs[2 * k + 1][1], pairs[2 * k][1]))
                 flags.append(flag)
             return flags
 
