@@ -266,6 +266,10 @@ class MatrixVectorUnit(wiring.Component):
         issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
         busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
         issue = busy & credit    # a word goes into the datapath
+        # The latched vector may be replaced: nothing is latched, or its last word is issued.
+        # The control reads this from its own registers; `i.ready` is the same value (in the
+        # stall-free datapath, a register of its own, see below).
+        free = ~busy | (issue_last & credit)
         m.d.comb += [
             rd.addr.eq(addr),
             busy_next.eq(busy),
@@ -283,8 +287,9 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
             with m.If(issue_last):
                 m.d.comb += busy_next.eq(0)
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(self.i.valid & free):
             m.d.comb += busy_next.eq(1)
+        with m.If(self.i.valid & self.i.ready):
             m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
                          for i, plane in enumerate(planes)]
         if self.stall_free:
@@ -296,15 +301,16 @@ class MatrixVectorUnit(wiring.Component):
             issue_last.eq(busy_next & fold_last_next & group_last_next),
         ]
         if self.stall_free:
-            # `i.ready` is a register too, loaded with its next value: it enables the latched
-            # planes and, upstream, the collector's whole vector, so it is the net with the
-            # largest fanout of the datapath and should start at a flip-flop.
+            # `i.ready` is `free` as a register of its own, loaded with its next value: it
+            # enables the latched planes and, upstream, the collector's whole vector, so it is
+            # the net with the largest fanout of the datapath and should start at a flip-flop;
+            # the control keeps `free`, so that its logic does not wait on that net.
             ready = Signal(init=1)
             m.d.sync += ready.eq(~busy_next |
                                  (busy_next & fold_last_next & group_last_next & queue.credit_next))
             m.d.comb += self.i.ready.eq(ready)
         else:
-            m.d.comb += self.i.ready.eq(~busy | (issue_last & credit))
+            m.d.comb += self.i.ready.eq(free)
 
         def stage(value, name):  # a register of the datapath, moving with `advance`
             reg = Signal(Value.cast(value).shape(), name=name)
