@@ -131,7 +131,8 @@ class MatrixVectorUnit(wiring.Component):
         Register stages between the weight memory and the accumulators: the first on the
         memory's output, the others spread over each popcount tree, the last on its result.
         From 4 stages on (the stall-free datapath), the adders that combine a lane's popcounts
-        get one stage per two levels (:attr:`combine_stages`, the last on the partial sum);
+        get one stage per two levels, from 8 stages on one per level (:attr:`combine_stages`,
+        the last on the partial sum);
         from 5 stages on, the second stage holds the memory's word again, in the logic next to
         the popcounts.
     popcount_style : str
@@ -208,13 +209,15 @@ class MatrixVectorUnit(wiring.Component):
         self.word_stage = int(pipeline >= 5)
         # The popcounts of a lane are combined by a tree of adders: a difference per bit-plane
         # (a positive and a negative count), then the planes' differences, shifted, added
-        # pairwise. In the stall-free datapath that tree gets a register per two levels (but
-        # leaves the popcount trees one at least), the popcount trees the other stages.
+        # pairwise. In the stall-free datapath that tree gets a register per two levels, from 8
+        # stages on one per level (but leaves the popcount trees one at least); the popcount
+        # trees get the other stages. Its adders are wider than most of a popcount tree's.
         planes = input_bits if input_kind == "unsigned" else 1
         self.combine_levels = 0 if xnor else 1 + (planes - 1).bit_length()
         tree_and_combine = max(0, pipeline - 1 - self.word_stage)
-        self.combine_stages = min(-(-self.combine_levels // 2), tree_and_combine - 1) \
-            if self.stall_free else 0
+        per_register = 1 if pipeline >= 8 else 2
+        self.combine_stages = min(-(-self.combine_levels // per_register),
+                                  tree_and_combine - 1) if self.stall_free else 0
         self.tree_stages = tree_and_combine - self.combine_stages
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.

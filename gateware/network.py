@@ -164,17 +164,18 @@ class Network(wiring.Component):
     followed by an :class:`Argmax`.
 
     Submodules are named ``layer{L}_mvu``, ``layer{L}_act``, ``layer{L}_skid``,
-    ``layer{L}_collect``, ``argmax`` and ``out_skid``.
+    ``layer{L}_collect`` and ``argmax``.
 
     Timing, with ``G_L = M_L / pe_L`` beats of ``F_L`` folds in layer ``L``, the input always
     valid and the output always ready: an input is accepted every ``cycles_per_inference =
     max(max_L G_L F_L, A)`` cycles in the steady state (the slowest :class:`MatrixVectorUnit`,
     or the argmax's ``A`` cycles), and a
-    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 2) + A + 1`` cycles
+    result is valid ``latency_cycles = sum_L (latency_L + (G_L - 1) F_L + 2) + A`` cycles
     after its input was transferred into an idle network (per layer: the unit's latency to its
     first beat, ``G_L - 1`` more beats, 1 cycle in the skid buffer and 1 in the collector; then
     ``A = 2 max(1, ceil(log2 M)) + 1`` cycles of the argmax over the ``M`` scores, two per
-    round, and 1 in the skid buffer after it).
+    round). The argmax's output register is the network's: its consumer (the host link) answers
+    ``ready`` from a register.
 
     Parameters
     ----------
@@ -216,7 +217,7 @@ class Network(wiring.Component):
 
         self.cycles_per_inference = max(self.argmax.cycles_per_vector,
                                         *(mvu.cycles_per_vector for mvu in self.mvus))
-        self.latency_cycles = self.argmax.latency + SkidBuffer.latency + sum(
+        self.latency_cycles = self.argmax.latency + sum(
             mvu.latency + (mvu.groups - 1) * mvu.folds + SkidBuffer.latency + collector.latency
             for mvu, collector in zip(self.mvus, self.collectors))
         super().__init__({
@@ -231,9 +232,6 @@ class Network(wiring.Component):
         for index, units in enumerate(zip(self.mvus, self.activations, self.collectors)):
             upstream = _chain(m, units, upstream, f"layer{index}_")
         m.submodules.argmax = self.argmax
-        # A skid buffer after the argmax too: the consumer's `ready` reaches no enable of it.
-        m.submodules.out_skid = out = SkidBuffer(self.argmax.o.payload.shape())
         wiring.connect(m, upstream, self.argmax.i)
-        wiring.connect(m, self.argmax.o, out.i)
-        wiring.connect(m, out.o, wiring.flipped(self.o))
+        wiring.connect(m, self.argmax.o, wiring.flipped(self.o))
         return m

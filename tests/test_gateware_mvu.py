@@ -23,6 +23,7 @@ CASES = [
     (6, 10, "bipolar", 1, "binary", 3, 4, 6),       # the word registered again
     (5, 7, "unsigned", 3, "binary", 5, 3, 4),       # three planes: an odd one in the combining
     (4, 9, "unsigned", 8, "ternary", 2, 5, 7),      # two registers among four combining levels
+    (4, 9, "unsigned", 4, "binary", 2, 5, 8),       # a register after every combining level
     (12, 3, "unsigned", 4, "binary", 12, 2, 0),
     (6, 10, "bipolar", 1, "ternary", 3, 4, 0),
     (6, 10, "bipolar", 1, "ternary", 1, None, 1),
@@ -204,6 +205,8 @@ def test_errors():
     (6, "unsigned", 8, "ternary", (1, 4, 2, 2)),
     (5, "bipolar", 1, "ternary", (1, 1, 1, 2)),
     (6, "bipolar", 1, "binary", (1, 0, 0, 4)),        # one XNOR-popcount: nothing to combine
+    (8, "unsigned", 4, "binary", (1, 3, 3, 3)),      # a register per combining level
+    (8, "unsigned", 8, "binary", (1, 4, 4, 2)),
 ])
 def test_stage_allocation(pipeline, kind, bits, wkind, expected):
     weights = np.ones((2, 64), dtype=int)

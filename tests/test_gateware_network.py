@@ -98,7 +98,7 @@ def test_timing_without_stalls(name):
     # per layer: first beat, the other beats, 1 cycle in the skid buffer, 1 in the collector;
     # then the argmax and the skid buffer after it
     assert net.latency_cycles == sum(l + (g - 1) * f + 2
-                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles + 1
+                                     for l, g, f in zip(latency, groups, folds)) + argmax_cycles
     assert out_mon.cycles[0] - in_mon.cycles[0] == net.latency_cycles
     # Once the buffers of every layer (the latched vector, the datapath registers, the output
     # queue, the skid buffer, the collector) and the argmax are full, inputs (like outputs) move
