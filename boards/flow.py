@@ -171,12 +171,13 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    network, plans = build_network(net, pe, default=default, simd=simd, pipeline=pipeline)
+    target_hz = board.target_hz if target_hz is None else target_hz
+    network, plans = build_network(net, pe, default=default, simd=simd, pipeline=pipeline,
+                                   clock_hz=target_hz)
     top = BoardTop(network, baud)
     write_atomic(out / "link.json", top.format.to_json())
     platform = board.platform()
     clock_hz = platform.default_clk_frequency
-    target_hz = board.target_hz if target_hz is None else target_hz
     if target_hz:
         aim_clocks(platform, target_hz)
     env = tool_env(board)

@@ -80,7 +80,8 @@ def load_build(build_dir: Path) -> IntegerNet:
 
 
 def build_network(net: IntegerNet, pe=None, *, default=None, simd=None,
-                  pipeline: int | None = None) -> tuple[Network, list[LayerPlan]]:
+                  pipeline: int | None = None,
+                  clock_hz: float | None = None) -> tuple[Network, list[LayerPlan]]:
     """The gateware network of ``net`` and its folding plans.
 
     Parameters
@@ -91,6 +92,9 @@ def build_network(net: IntegerNet, pe=None, *, default=None, simd=None,
         A folding as :func:`report_folding` returns it (or a list of per-layer ``pe``).
     simd, pipeline : optional
         Inputs per neuron per cycle and popcount register stages, for planners that have them.
+    clock_hz : float, optional
+        The clock ``pipeline="auto"`` chooses its stages for (see
+        :func:`~fewmul.compiler.planner.auto_pipeline`).
     """
     if pe is not None:
         folding = {"pe": pe}
@@ -102,6 +106,8 @@ def build_network(net: IntegerNet, pe=None, *, default=None, simd=None,
         folding["simd"] = simd
     if pipeline is not None:
         folding["pipeline"] = pipeline
+    if folding.get("pipeline") == "auto" and clock_hz is not None:
+        folding["clock_hz"] = clock_hz
     options = inspect.signature(plan_folding).parameters
     for key in ("simd", "pipeline"):
         if key in folding and key not in options:

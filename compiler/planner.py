@@ -175,21 +175,38 @@ def _per_layer(value, n_layers: int, name: str) -> list:
 
 #: Adder levels of a popcount tree between two registers with ``pipeline="auto"``.
 AUTO_LEVELS_PER_STAGE = 3
+#: Clock frequencies from which ``pipeline="auto"`` builds the deep, stall-free datapath.
+FAST_CLOCK_HZ = 100e6
 
 
-def auto_pipeline(simd: int, popcount_style: str = "adder") -> int:
-    """Pipeline stages for clock speed: one on the weight memory's output, then one every
-    :data:`AUTO_LEVELS_PER_STAGE` logic levels of the popcount trees over ``simd`` bits."""
-    return 1 + math.ceil(popcount_levels(simd, popcount_style) / AUTO_LEVELS_PER_STAGE)
+def auto_pipeline(simd: int, popcount_style: str = "adder", *, combine_levels: int = 0,
+                  clock_hz: float | None = None) -> int:
+    """Pipeline stages for clock speed.
+
+    For a clock below :data:`FAST_CLOCK_HZ` (or None): one on the weight memory's output,
+    then one every :data:`AUTO_LEVELS_PER_STAGE` logic levels of the popcount trees over
+    ``simd`` bits. From that clock on, the stall-free datapath of
+    :class:`~fewmul.gateware.MatrixVectorUnit` with a register every two popcount levels and
+    after every level of the ``combine_levels`` adders that combine the popcounts: two stages
+    for the memory's output and its word, ``ceil(levels / 2) + combine_levels`` more (at least
+    4 in all, and at least 8 when the popcounts are combined, so that each combining level
+    gets its register).
+    """
+    levels = popcount_levels(simd, popcount_style)
+    if clock_hz is None or clock_hz < FAST_CLOCK_HZ:
+        return 1 + math.ceil(levels / AUTO_LEVELS_PER_STAGE)
+    stages = 2 + math.ceil(levels / 2) + combine_levels
+    return max(4, stages, 8 if combine_levels else 0)
 
 
 def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,
                  simd="auto", max_luts: int | None = None, pipeline: int | str = 0,
-                 popcount_style: str = "adder") -> list[LayerPlan]:
+                 popcount_style: str = "adder", clock_hz: float | None = None) -> list[LayerPlan]:
     """Choose ``pe`` and ``simd`` per layer (see :func:`_plan_folding` for the parameters).
 
     ``pipeline`` is a number of stages for every layer, a list of one per layer, or ``"auto"``
-    for :func:`auto_pipeline` stages in each layer.
+    for :func:`auto_pipeline` stages in each layer, for a clock of ``clock_hz`` (None: a slow
+    one).
     """
     stages = _per_layer(pipeline, len(net.layers), "pipeline") if pipeline != "auto" else []
     if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in stages):
@@ -198,7 +215,8 @@ def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *
     plans = _plan_folding(net, pe, target_cycles, simd=simd, max_luts=max_luts,
                           popcount_style=popcount_style)
     if pipeline == "auto":
-        stages = [auto_pipeline(plan.simd, plan.popcount_style) for plan in plans]
+        stages = [auto_pipeline(plan.simd, plan.popcount_style, clock_hz=clock_hz,
+                                combine_levels=plan.widths.combine_levels) for plan in plans]
     return [replace(plan, pipeline=p) for plan, p in zip(plans, stages)]
 
 

@@ -207,13 +207,11 @@ class MatrixVectorUnit(wiring.Component):
         self.stall_free = pipeline >= 4
         # Whether the second register holds the memory's word again, in the logic: from 5 stages.
         self.word_stage = int(pipeline >= 5)
-        # The popcounts of a lane are combined by a tree of adders: a difference per bit-plane
-        # (a positive and a negative count), then the planes' differences, shifted, added
-        # pairwise. In the stall-free datapath that tree gets a register per two levels, from 8
-        # stages on one per level (but leaves the popcount trees one at least); the popcount
-        # trees get the other stages. Its adders are wider than most of a popcount tree's.
-        planes = input_bits if input_kind == "unsigned" else 1
-        self.combine_levels = 0 if xnor else 1 + (planes - 1).bit_length()
+        # The popcounts of a lane are combined by a tree of adders (Widths.combine_levels). In
+        # the stall-free datapath that tree gets a register per two levels, from 8 stages on
+        # one per level (but leaves the popcount trees one at least); the popcount trees get
+        # the other stages. Its adders are wider than most of a popcount tree's.
+        self.combine_levels = self.widths.combine_levels
         tree_and_combine = max(0, pipeline - 1 - self.word_stage)
         per_register = 1 if pipeline >= 8 else 2
         self.combine_stages = min(-(-self.combine_levels // per_register),

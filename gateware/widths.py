@@ -113,6 +113,16 @@ class Widths:
         return self.input_kind == "bipolar" and self.weight_kind == "binary"
 
     @property
+    def combine_levels(self) -> int:
+        """Adder levels that combine a lane's popcounts into its partial sum: none for one
+        XNOR-popcount; else a difference per bit-plane (a positive and a negative count), then
+        the planes' differences, shifted, added pairwise."""
+        if self._xnor:
+            return 0
+        planes = self.input_bits if self.input_kind == "unsigned" else 1
+        return 1 + (planes - 1).bit_length()
+
+    @property
     def popcount_bits(self) -> int:
         return self.simd.bit_length()
 

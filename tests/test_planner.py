@@ -97,6 +97,17 @@ def test_pipeline_stages_auto_list_and_errors():
         [1 + -(-max(0, p.simd - 1).bit_length() // 3) for p in plans]
     assert all(p.pipeline >= 1 for p in plans)
     assert auto_pipeline(1) == 1 and auto_pipeline(8) == 2 and auto_pipeline(256) == 4
+    # for a fast clock: memory and word, a register per two popcount levels and per combining
+    # level (at least 8 stages then, so that each has its own), at least 4 (stall-free)
+    assert auto_pipeline(64, clock_hz=40e6) == 3
+    assert auto_pipeline(64, combine_levels=3, clock_hz=150e6) == 8      # 4-bit input layer
+    assert auto_pipeline(256, clock_hz=150e6) == 6                        # XNOR layer
+    assert auto_pipeline(4, clock_hz=150e6) == 4
+    fast = plan_folding(net, "auto", 1024, pipeline="auto", clock_hz=150e6)
+    assert [p.pipeline for p in fast] == [
+        auto_pipeline(p.simd, combine_levels=p.widths.combine_levels, clock_hz=150e6)
+        for p in fast]
+    assert all(p.pipeline >= 8 for p in fast if p.widths.combine_levels)
     listed = plan_folding(net, "auto", 1024, pipeline=[3, 0, 1, 2])
     assert [p.pipeline for p in listed] == [3, 0, 1, 2]
     assert [p.pe for p in listed] == [p.pe for p in plans]
