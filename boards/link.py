@@ -123,13 +123,17 @@ class HostLink(wiring.Component):
         # Results -> frames.
         frame = Signal(8 * (1 + fmt.out_bytes))
         left = Signal(range(fmt.out_bytes + 2))
-        m.d.comb += [net.o.ready.eq(left == 0), utx.i.payload.eq(frame[:8]),
-                     utx.i.valid.eq(left != 0)]
+        # `left != 0` as a register: the network's `o.ready` enables its whole result register.
+        sending = Signal()
+        m.d.comb += [net.o.ready.eq(~sending), utx.i.payload.eq(frame[:8]),
+                     utx.i.valid.eq(sending)]
         with m.If(net.o.valid & net.o.ready):
             m.d.sync += [frame.eq(Cat(Const(RESULT_SYNC, 8), net.o.payload.as_value())),
-                         left.eq(fmt.out_bytes + 1)]
+                         left.eq(fmt.out_bytes + 1), sending.eq(1)]
         with m.If(utx.i.valid & utx.i.ready):
             m.d.sync += [frame.eq(frame >> 8), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += sending.eq(0)
         return m
 
 

@@ -189,14 +189,12 @@ def auto_pipeline(simd: int, popcount_style: str = "adder", *, combine_levels: i
     :class:`~fewmul.gateware.MatrixVectorUnit` with a register every two popcount levels and
     after every level of the ``combine_levels`` adders that combine the popcounts: two stages
     for the memory's output and its word, ``ceil(levels / 2) + combine_levels`` more (at least
-    4 in all, and at least 8 when the popcounts are combined, so that each combining level
-    gets its register).
+    4 in all).
     """
     levels = popcount_levels(simd, popcount_style)
     if clock_hz is None or clock_hz < FAST_CLOCK_HZ:
         return 1 + math.ceil(levels / AUTO_LEVELS_PER_STAGE)
-    stages = 2 + math.ceil(levels / 2) + combine_levels
-    return max(4, stages, 8 if combine_levels else 0)
+    return max(4, 2 + math.ceil(levels / 2) + combine_levels)
 
 
 def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,

@@ -5,7 +5,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .popcount import POPCOUNT_STYLES, Popcount, spread_registers
+from .popcount import POPCOUNT_STYLES, Popcount, popcount_levels, spread_registers
 from .queue import CreditQueue
 from .registered_rom import RegisteredRom
 from .rom import WeightRom
@@ -130,9 +130,9 @@ class MatrixVectorUnit(wiring.Component):
     pipeline : int
         Register stages between the weight memory and the accumulators: the first on the
         memory's output, the others spread over each popcount tree, the last on its result.
-        From 4 stages on (the stall-free datapath), the adders that combine a lane's popcounts
-        get one stage per two levels, from 8 stages on one per level (:attr:`combine_stages`,
-        the last on the partial sum);
+        Once the trees have a stage per two levels, the next stages go after each level of the
+        adders that combine a lane's popcounts (:attr:`combine_stages`, the last on the partial
+        sum), any more to the trees again;
         from 5 stages on, the second stage holds the memory's word again, in the logic next to
         the popcounts.
     popcount_style : str
@@ -157,7 +157,7 @@ class MatrixVectorUnit(wiring.Component):
         Whether the datapath has no enable and the sums wait in a queue (from 4 stages on).
     combine_levels, combine_stages : int
         Adder levels that combine a lane's popcounts into its partial sum, and the pipeline
-        registers among them (in the stall-free datapath, one per two levels).
+        registers among them.
     tree_stages : int
         Pipeline registers in each popcount tree.
     word_stage : int
@@ -207,15 +207,15 @@ class MatrixVectorUnit(wiring.Component):
         self.stall_free = pipeline >= 4
         # Whether the second register holds the memory's word again, in the logic: from 5 stages.
         self.word_stage = int(pipeline >= 5)
-        # The popcounts of a lane are combined by a tree of adders (Widths.combine_levels). In
-        # the stall-free datapath that tree gets a register per two levels, from 8 stages on
-        # one per level (but leaves the popcount trees one at least); the popcount trees get
-        # the other stages. Its adders are wider than most of a popcount tree's.
+        # The stages after the memory's (and the word's) go first to the popcount trees, up to
+        # one per two levels; then one after each level of the adders that combine a lane's
+        # popcounts (Widths.combine_levels, wider adders than most of a tree's); any more to
+        # the trees again. Adding a stage never takes one from the trees.
         self.combine_levels = self.widths.combine_levels
         tree_and_combine = max(0, pipeline - 1 - self.word_stage)
-        per_register = 1 if pipeline >= 8 else 2
-        self.combine_stages = min(-(-self.combine_levels // per_register),
-                                  tree_and_combine - 1) if self.stall_free else 0
+        tree_levels = popcount_levels(simd, popcount_style)
+        self.combine_stages = min(self.combine_levels,
+                                  max(0, tree_and_combine - -(-tree_levels // 2)))
         self.tree_stages = tree_and_combine - self.combine_stages
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.

@@ -156,8 +156,11 @@ class WeightRom(wiring.Component):
             m.submodules.rom = Instance(name, i_clk=ClockSignal("sync"), i_en=self.en,
                                         i_addr=addr, o_data=self.data)
         else:
+            # On a board the memory goes into block RAM even when it is small: Yosys would make
+            # a shallow ROM logic, which costs a device like the iCE40UP5K most of its cells.
+            attrs = {"rom_style": "block"} if platform is not None else {}
             m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
-                                                  init=self.init)
+                                                  init=self.init, attrs=attrs)
             port = memory.read_port()
             m.d.comb += [port.addr.eq(self.addr), port.en.eq(self.en), self.data.eq(port.data)]
         return m

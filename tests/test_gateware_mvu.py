@@ -198,15 +198,16 @@ def test_errors():
 
 
 @pytest.mark.parametrize("pipeline, kind, bits, wkind, expected", [
-    # (word_stage, combine_levels, combine_stages, tree_stages)
-    (3, "unsigned", 4, "binary", (0, 3, 0, 2)),      # stalling: no register in the combining
-    (4, "unsigned", 4, "binary", (0, 3, 2, 1)),
-    (6, "unsigned", 4, "binary", (1, 3, 2, 2)),
-    (6, "unsigned", 8, "ternary", (1, 4, 2, 2)),
-    (5, "bipolar", 1, "ternary", (1, 1, 1, 2)),
+    # (word_stage, combine_levels, combine_stages, tree_stages); 64 inputs: 6 popcount levels
+    (3, "unsigned", 4, "binary", (0, 3, 0, 2)),
+    (4, "unsigned", 4, "binary", (0, 3, 0, 3)),      # the trees first: a stage per two levels
+    (6, "unsigned", 4, "binary", (1, 3, 1, 3)),      # then the combining levels
+    (8, "unsigned", 4, "binary", (1, 3, 3, 3)),      # a register after each of them
+    (9, "unsigned", 4, "binary", (1, 3, 3, 4)),      # and any more to the trees again
+    (6, "unsigned", 8, "ternary", (1, 4, 1, 3)),
+    (8, "unsigned", 8, "binary", (1, 4, 3, 3)),
+    (5, "bipolar", 1, "ternary", (1, 1, 0, 3)),
     (6, "bipolar", 1, "binary", (1, 0, 0, 4)),        # one XNOR-popcount: nothing to combine
-    (8, "unsigned", 4, "binary", (1, 3, 3, 3)),      # a register per combining level
-    (8, "unsigned", 8, "binary", (1, 4, 4, 2)),
 ])
 def test_stage_allocation(pipeline, kind, bits, wkind, expected):
     weights = np.ones((2, 64), dtype=int)
