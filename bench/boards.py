@@ -9,7 +9,8 @@ that fits at one PE per layer, searched by halving the gap between a size
 that fits and one that does not.
 
 Every design is built with ``--pipeline auto`` (a register on each weight
-memory's output and one every 3 adder levels of the popcount trees).
+memory's output and one every 2 adder levels of the popcount trees, more on
+the ECP5 for its 150 MHz target: see ``fewmul.compiler.planner.auto_pipeline``).
 Fmax is compared with the goals (40 MHz on iCE40UP5K, 150 MHz on ECP5), and
 inferences/s with the NumPy golden model on this machine, one image at a time,
 measured in the same run.

@@ -174,7 +174,7 @@ def _per_layer(value, n_layers: int, name: str) -> list:
 
 
 #: Adder levels of a popcount tree between two registers with ``pipeline="auto"``.
-AUTO_LEVELS_PER_STAGE = 3
+AUTO_LEVELS_PER_STAGE = 2
 #: Clock frequencies from which ``pipeline="auto"`` builds the deep, stall-free datapath.
 FAST_CLOCK_HZ = 100e6
 
@@ -189,12 +189,12 @@ def auto_pipeline(simd: int, popcount_style: str = "adder", *, combine_levels: i
     :class:`~fewmul.gateware.MatrixVectorUnit` with a register every two popcount levels and
     after every level of the ``combine_levels`` adders that combine the popcounts: two stages
     for the memory's output and its word, ``ceil(levels / 2) + combine_levels`` more (at least
-    4 in all).
+    5 in all).
     """
     levels = popcount_levels(simd, popcount_style)
     if clock_hz is None or clock_hz < FAST_CLOCK_HZ:
         return 1 + math.ceil(levels / AUTO_LEVELS_PER_STAGE)
-    return max(4, 2 + math.ceil(levels / 2) + combine_levels)
+    return max(5, 2 + math.ceil(levels / 2) + combine_levels)
 
 
 def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,

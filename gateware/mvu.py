@@ -98,8 +98,8 @@ class MatrixVectorUnit(wiring.Component):
     are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
     proved sufficient by :meth:`~.widths.Widths.prove` at construction.
 
-    With up to 3 pipeline stages the whole datapath advances only when the output register is
-    empty or being taken, so a stalled output loses nothing. From 4 stages on the datapath is
+    With up to 4 pipeline stages the whole datapath advances only when the output register is
+    empty or being taken, so a stalled output loses nothing. From 5 stages on the datapath is
     :attr:`stall_free`: its registers have no enable, and a valid bit travels with each word.
     The sums then wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
     :attr:`queue_capacity` places, and a fold is only issued while the queue has a credit, so
@@ -154,7 +154,7 @@ class MatrixVectorUnit(wiring.Component):
     cycles_per_vector, latency : int
         See above.
     stall_free : bool
-        Whether the datapath has no enable and the sums wait in a queue (from 4 stages on).
+        Whether the datapath has no enable and the sums wait in a queue (from 5 stages on).
     combine_levels, combine_stages : int
         Adder levels that combine a lane's popcounts into its partial sum, and the pipeline
         registers among them.
@@ -204,7 +204,7 @@ class MatrixVectorUnit(wiring.Component):
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
         xnor = input_kind == "bipolar" and weight_kind == "binary"
-        self.stall_free = pipeline >= 4
+        self.stall_free = pipeline >= 5
         # Whether the second register holds the memory's word again, in the logic: from 5 stages.
         self.word_stage = int(pipeline >= 5)
         # The stages after the memory's (and the word's) go first to the popcount trees, up to

@@ -213,7 +213,7 @@ def test_stage_allocation(pipeline, kind, bits, wkind, expected):
     weights = np.ones((2, 64), dtype=int)
     dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=1, weight_kind=wkind,
                            pipeline=pipeline)
-    assert dut.stall_free == (pipeline >= 4)
+    assert dut.stall_free == (pipeline >= 5)
     assert (dut.word_stage, dut.combine_levels, dut.combine_stages, dut.tree_stages) == expected
     # every stage is somewhere: the memory's output register, the word, the combining, the trees
     assert 1 + dut.word_stage + dut.combine_stages + dut.tree_stages == pipeline

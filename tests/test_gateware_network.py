@@ -55,9 +55,9 @@ NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
                      dict(simds=[3, 12, 1], weight_kind="ternary")),
     "compressor":   ([16, 12, 8, 5], [4, 4, 5], "unsigned", 8,
                      dict(simds=[7, 12, 4], pipeline=2, popcount_style="compressor")),
-    # the stall-free datapath (from 4 stages on), the partial-sum stage, the word registered again
+    # the stall-free datapath (from 5 stages on), with the word registered again
     "stall_free":   ([16, 12, 8, 5], [4, 2, 5], "unsigned", 4,
-                     dict(simds=[5, 4, 3], pipeline=4)),
+                     dict(simds=[5, 4, 3], pipeline=5)),
     "stall_free_6": ([16, 12, 8, 5], [6, 4, 1], "unsigned", 2,
                      dict(simds=[16, 5, 8], weight_kind="ternary", act_bits=2, pipeline=6)),
 }

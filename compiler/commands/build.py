@@ -28,7 +28,7 @@ def register(sub) -> None:
                    help="register stages between each weight memory and its accumulators: the "
                    "first on the memory output, the others in the popcount trees "
                    "(raises Fmax; default: what 'fewmul compile' chose); 'auto': for the "
-                   "target clock (--target-mhz): one more every 3 adder levels of the "
+                   "target clock (--target-mhz): one more every 2 adder levels of the "
                    "popcount trees below 100 MHz, the deep stall-free datapath above")
     b.add_argument("--baud", type=positive_int, default=115200,
                    help="serial rate of the host link (default 115200)")

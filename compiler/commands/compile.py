@@ -27,8 +27,9 @@ def register(sub) -> None:
                         "(default: all inputs)")
     c.add_argument("--pipeline", type=pipeline_arg, default=None, metavar="N|auto",
                    help="register stages between each weight memory and its accumulators: the "
-                   "first on the memory output, the others in the popcount trees "
-                   "(raises Fmax, adds latency; default 0); 'auto': one more every 3 "
+                   "first on the memory output, the others in the popcount trees and "
+                   "the adders that combine them; from 5 the datapath is stall-free "
+                   "(raises Fmax, adds latency; default 0); 'auto': one more every 2 "
                    "adder levels of the popcount trees")
     c.add_argument("--synth", nargs="*", default=["generic"],
                    choices=["generic", "ecp5", "ice40", "xilinx"],
