@@ -99,11 +99,11 @@ def test_pipeline_stages_auto_list_and_errors():
         [1 + -(-max(0, p.simd - 1).bit_length() // 2) for p in plans]
     assert all(p.pipeline >= 1 for p in plans)
     assert auto_pipeline(1) == 1 and auto_pipeline(8) == 3 and auto_pipeline(256) == 5
-    # for a fast clock: memory and word, a register per two popcount levels and per combining
-    # level, at least 4 (stall-free)
+    # for a fast clock: memory and word, registers after 3 of every 4 popcount levels and after
+    # each combining level, at least 5 (stall-free)
     assert auto_pipeline(64, clock_hz=40e6) == 4     # the iCE40's 40 MHz
-    assert auto_pipeline(64, combine_levels=3, clock_hz=150e6) == 8      # 4-bit input layer
-    assert auto_pipeline(256, clock_hz=150e6) == 6                        # XNOR layer
+    assert auto_pipeline(64, combine_levels=3, clock_hz=150e6) == 10     # 4-bit input layer
+    assert auto_pipeline(256, clock_hz=150e6) == 8                        # XNOR layer
     assert auto_pipeline(4, clock_hz=150e6) == 5
     fast = plan_folding(net, "auto", 1024, pipeline="auto", clock_hz=150e6)
     assert [p.pipeline for p in fast] == [
