@@ -258,7 +258,7 @@ def test_ulx3s_bitstream_of_the_smallest_design(tmp_path):
     report = build_design(net, "ulx3s", tmp_path, pe=1, progress=False)
     assert (tmp_path / "top.bit").stat().st_size > 100_000
     assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
-    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(150, abs=0.01)
+    assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(150, abs=0.05)
     assert report["target_met"] == (report["fmax_mhz"] >= 150)
     assert 'FREQUENCY PORT "clk25_0__io" 150000000.0 HZ;' in (tmp_path / "top.lpf").read_text()
     assert report["cycles_per_inference"] == gateware_of(net, 1)[1]
