@@ -74,6 +74,7 @@ class Argmax(wiring.Component):
         winners = [(Signal(self.label_width, name=f"index_{k}"),
                     Signal(score_shape, name=f"score_{k}")) for k in range(-(-self.n // 2))]
         left = Signal(range(2 * rounds + 1))  # cycles of the tournament still to go
+        idle = Signal(init=1)                 # left == 0, as a register: `i.ready` is one gate
         first = Signal()                      # the next selection is the first round's
         accept = self.i.valid & self.i.ready
 
@@ -101,7 +102,7 @@ class Argmax(wiring.Component):
         first_round = list(play(inputs, compare(inputs, "higher_first")))
         later_round = list(play(winners, compare(winners, "higher")))
         m.d.comb += [
-            self.i.ready.eq((left == 0) & (~self.o.valid | self.o.ready)),
+            self.i.ready.eq(idle & (~self.o.valid | self.o.ready)),
             self.o.payload.label.eq(winners[0][0]),
         ]
 
@@ -111,9 +112,9 @@ class Argmax(wiring.Component):
 
         with m.If(accept):
             m.d.sync += [self.o.payload.scores.eq(self.i.payload), left.eq(2 * rounds),
-                         first.eq(1)]
-        with m.Elif(left != 0):
-            m.d.sync += left.eq(left - 1)
+                         first.eq(1), idle.eq(0)]
+        with m.Elif(~idle):
+            m.d.sync += [left.eq(left - 1), idle.eq(left == 1)]
             with m.If(left[0]):   # the last cycle registered the comparisons: select
                 m.d.sync += first.eq(0)
                 with m.If(first):
