@@ -273,11 +273,13 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None, pipeline: in
                 progress: bool = True) -> dict:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
-    The folding is ``pe`` (with ``simd``, ``pipeline``) if given, else what the compiler chose
-    (``BUILD/report.json``).
+    The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
+    (``BUILD/report.json``); the pipeline stages are ``pipeline`` if given, else ``"auto"`` for
+    the target clock (the compiler's choice is for simulation, a board wants its clock's).
     """
     build_dir = Path(build_dir)
     net = load_build(build_dir)
     return build_design(net, board, build_dir / get_board(board).name, pe=pe, simd=simd,
-                        pipeline=pipeline, default=report_folding(build_dir), baud=baud,
+                        pipeline="auto" if pipeline is None else pipeline,
+                        default=report_folding(build_dir), baud=baud,
                         target_hz=target_hz, progress=progress)
