@@ -8,7 +8,7 @@ with a place and route flow (``--largest``), the largest 64-H-H-10 network
 that fits at one PE per layer, searched by halving the gap between a size
 that fits and one that does not.
 
-Every design is built with ``--pipeline auto`` (a register on each weight
+Every design but the largest is built with ``--pipeline auto`` (a register on each weight
 memory's output and one every 2 adder levels of the popcount trees, more on
 the ECP5 for its 150 MHz target: see ``fewmul.compiler.planner.auto_pipeline``).
 Fmax is compared with the goals (40 MHz on iCE40UP5K, 150 MHz on ECP5), and
@@ -123,13 +123,14 @@ def print_row(r: dict) -> None:
 
 
 def largest_fit(board: str, out: Path, cpu_rate: float, sizes=(64, 96, 128)) -> dict:
-    """The largest 64-H-H-10 network (pe=1) that fits ``board``, H searched by bisection."""
+    """The largest 64-H-H-10 network (pe=1) that fits ``board``, H searched by bisection,
+    unpipelined: the largest network at all, at the Fmax it reaches."""
     best = None
     candidates = list(sizes)
     while candidates:
         h = candidates.pop(len(candidates) // 2)
         net = random_net([64, h, h, 10], seed=0)
-        result = try_build(net, board, out / f"h{h}", pe=1)
+        result = try_build(net, board, out / f"h{h}", pe=1, pipeline=0)
         fits = not isinstance(result, FitError)
         print(f"   64-{h}-{h}-10 pe=1 on {board}: "
               + (f"fits ({result['used']['lut']:g} LUTs)" if fits else f"does not fit: {result}"))

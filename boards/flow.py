@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from fewmul.compiler.artifacts import write_atomic
+from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.integer import IntegerNet
 
 from .fit import FitError, check_fit, pnr_utilisation_from_log
@@ -268,18 +269,24 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     return report
 
 
+def _fast(board: str) -> bool:
+    return (get_board(board).target_hz or 0) >= FAST_CLOCK_HZ
+
+
 def build_board(build_dir: Path, board: str, *, pe=None, simd=None, pipeline: int | None = None,
                 baud: int = DEFAULT_BAUD, target_hz: float | None = None,
                 progress: bool = True) -> dict:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
     The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
-    (``BUILD/report.json``); the pipeline stages are ``pipeline`` if given, else ``"auto"`` for
-    the target clock (the compiler's choice is for simulation, a board wants its clock's).
+    (``BUILD/report.json``). So are the pipeline stages, except on a board with a fast target
+    clock (the ECP5): there they are ``"auto"`` for that clock unless ``pipeline`` is given. The
+    compiler's choice (0 by default) suits simulation and small devices, where stages cost logic
+    cells that a full iCE40UP5K lacks; the ECP5 has room, and its 150 MHz needs them.
     """
     build_dir = Path(build_dir)
     net = load_build(build_dir)
     return build_design(net, board, build_dir / get_board(board).name, pe=pe, simd=simd,
-                        pipeline="auto" if pipeline is None else pipeline,
+                        pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
                         default=report_folding(build_dir), baud=baud,
                         target_hz=target_hz, progress=progress)

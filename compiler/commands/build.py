@@ -27,7 +27,8 @@ def register(sub) -> None:
     b.add_argument("--pipeline", type=pipeline_arg, default=None, metavar="N|auto",
                    help="register stages between each weight memory and its accumulators: the "
                    "first on the memory output, the others in the popcount trees "
-                   "(raises Fmax; default: auto); 'auto': for the "
+                   "(raises Fmax; default: auto on the ULX3S, else what 'fewmul compile' "
+                   "chose); 'auto': for the "
                    "target clock (--target-mhz): one more every 2 adder levels of the "
                    "popcount trees below 100 MHz, the deep stall-free datapath above")
     b.add_argument("--baud", type=positive_int, default=115200,
