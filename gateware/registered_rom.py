@@ -11,10 +11,9 @@ same cycle behaviour.
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .rom import RomFiles, WeightRom
+from .rom import WeightRom, check_rom
 
 __all__ = ["RegisteredRom", "dp16kd_initvals", "DP16KD_DEPTH", "DP16KD_WIDTH"]
 
@@ -83,13 +82,7 @@ class RegisteredRom(wiring.Component):
     latency = 2
 
     def __init__(self, width: int, depth: int, init):
-        if not isinstance(width, int) or width <= 0:
-            raise TypeError(f"ROM width must be a positive integer, not {width!r}")
-        if not isinstance(depth, int) or depth <= 0:
-            raise TypeError(f"ROM depth must be a positive integer, not {depth!r}")
-        self.width, self.depth, self.init = width, depth, list(init)
-        if len(self.init) > depth:
-            raise ValueError(f"ROM init has {len(self.init)} words, more than its depth {depth}")
+        self.width, self.depth, self.init = width, depth, check_rom(width, depth, init)
         self.shape = unsigned(width)
         super().__init__({"addr": In(range(depth)), "data": Out(width)})
 
@@ -97,18 +90,10 @@ class RegisteredRom(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5" and self.depth <= DP16KD_DEPTH:
             self._dp16kd(m)
-        elif platform is None or isinstance(platform, RomFiles):
+        else:   # the simulator, RomFiles, another board (block RAM there, see WeightRom)
             m.submodules.rom = rom = WeightRom(self.width, self.depth, self.init)
             m.d.comb += [rom.addr.eq(self.addr), rom.en.eq(1)]
             m.d.sync += self.data.eq(rom.data)
-        else:
-            # A board: the memory goes into block RAM even when it is small (Yosys would make a
-            # shallow ROM logic, which costs a device like the iCE40UP5K most of its cells).
-            m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
-                                                  init=self.init, attrs={"rom_style": "block"})
-            port = memory.read_port()
-            m.d.comb += port.addr.eq(self.addr)
-            m.d.sync += self.data.eq(port.data)
         return m
 
     def _dp16kd(self, m):

@@ -24,7 +24,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RomFiles", "WeightRom", "ROM_FOLDER"]
+__all__ = ["RomFiles", "WeightRom", "check_rom", "ROM_FOLDER"]
 
 #: Folder, relative to the Verilog file, of the ``$readmemh`` files.
 ROM_FOLDER = "rom"
@@ -112,6 +112,18 @@ class RomFiles:
         return "\n".join(self._modules)
 
 
+def check_rom(width: int, depth: int, init) -> list[int]:
+    """Check the size of a read-only memory and its contents; returns them as a list."""
+    if not isinstance(width, int) or width <= 0:
+        raise TypeError(f"ROM width must be a positive integer, not {width!r}")
+    if not isinstance(depth, int) or depth <= 0:
+        raise TypeError(f"ROM depth must be a positive integer, not {depth!r}")
+    init = list(init)
+    if len(init) > depth:
+        raise ValueError(f"ROM init has {len(init)} words, more than its depth {depth}")
+    return init
+
+
 class WeightRom(wiring.Component):
     """A ``depth`` x ``width`` read-only memory with one synchronous read port.
 
@@ -140,11 +152,7 @@ class WeightRom(wiring.Component):
     """
 
     def __init__(self, width: int, depth: int, init):
-        if not isinstance(width, int) or width <= 0:
-            raise TypeError(f"ROM width must be a positive integer, not {width!r}")
-        if not isinstance(depth, int) or depth <= 0:
-            raise TypeError(f"ROM depth must be a positive integer, not {depth!r}")
-        self.width, self.depth, self.init = width, depth, list(init)
+        self.width, self.depth, self.init = width, depth, check_rom(width, depth, init)
         self.shape = unsigned(width)
         super().__init__({"addr": In(range(depth)), "en": In(1), "data": Out(width)})
 

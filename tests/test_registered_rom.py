@@ -74,13 +74,15 @@ def test_errors():
 
 
 def test_boards_put_small_memories_in_block_ram():
-    """On a board other than the ECP5 (here any platform object), the memory asks Yosys for
-    block RAM; without a platform (simulation) it is a WeightRom."""
+    """On a board other than the ECP5 (here any platform object) the memory is a WeightRom, which
+    asks Yosys for block RAM there; without a platform (simulation) it asks nothing."""
     class Board:
         pass
 
-    memory = RegisteredRom(8, 6, [1, 2]).elaborate(Board()).submodules.memory
+    m = RegisteredRom(8, 6, [1, 2]).elaborate(Board())
+    rom = m.submodules.rom
+    assert type(rom).__name__ == "WeightRom"
+    memory = rom.elaborate(Board()).submodules.memory
     assert dict(memory.attrs) == {"rom_style": "block"}
     assert list(memory.init) == [1, 2, 0, 0, 0, 0]
-    m = RegisteredRom(8, 6, [1, 2]).elaborate(None)
-    assert type(m.submodules.rom).__name__ == "WeightRom"
+    assert dict(rom.elaborate(None).submodules.memory.attrs) == {}

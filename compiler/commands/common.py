@@ -33,24 +33,22 @@ def pipeline_arg(text: str):
     return value
 
 
-def positive_int(text: str) -> int:
+def _positive(text: str, convert, expected: str):
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
         value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _positive(text, int, "a positive integer")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _positive(text, float, "a positive number")
 
 
 def print_train(summary: dict) -> None:
