@@ -205,8 +205,9 @@ class MatrixVectorUnit(wiring.Component):
         self.latency = self.folds + 2 + pipeline
         xnor = input_kind == "bipolar" and weight_kind == "binary"
         self.stall_free = pipeline >= 5
-        # Whether the second register holds the memory's word again, in the logic: from 5 stages.
-        self.word_stage = int(pipeline >= 5)
+        # Whether the second register holds the memory's word again, in the logic: with the
+        # stall-free datapath, whose memory's own output register is the first.
+        self.word_stage = int(self.stall_free)
         # The stages after the memory's (and the word's) go first to the popcount trees, up to
         # one per two levels; then one after each level of the adders that combine a lane's
         # popcounts (Widths.combine_levels, wider adders than most of a tree's); any more to
@@ -293,8 +294,6 @@ class MatrixVectorUnit(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
                          for i, plane in enumerate(planes)]
-        if self.stall_free:
-            m.d.comb += queue.reserve.eq(issue & fold_last)   # the group's sum needs a place
         m.d.sync += [
             busy.eq(busy_next),
             fold_last.eq(fold_last_next),
@@ -302,13 +301,14 @@ class MatrixVectorUnit(wiring.Component):
             issue_last.eq(busy_next & fold_last_next & group_last_next),
         ]
         if self.stall_free:
+            m.d.comb += queue.reserve.eq(issue & fold_last)   # the group's sum needs a place
             # `i.ready` is `free` as a register of its own, loaded with its next value: it
             # enables the latched planes and, upstream, the collector's whole vector, so it is
             # the net with the largest fanout of the datapath and should start at a flip-flop;
             # the control keeps `free`, so that its logic does not wait on that net.
             ready = Signal(init=1)
             m.d.sync += ready.eq(~busy_next |
-                                 (busy_next & fold_last_next & group_last_next & queue.credit_next))
+                                 (fold_last_next & group_last_next & queue.credit_next))
             m.d.comb += self.i.ready.eq(ready)
         else:
             m.d.comb += self.i.ready.eq(free)
