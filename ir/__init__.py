@@ -1,0 +1,1 @@
+"""fewmul.ir: the network IR, a graph of typed ops with shapes, an exact NumPy forward and a hardware binding."""
