@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    from fewmul.compiler.commands.demo import example_spec
+    from fewmul.cli.demo import example_spec
     demo = args.build or demo_build(out, example_spec(), "demo")
     cpu_rate = golden_rate(demo)
     print(f"NumPy golden model (baseline, this machine): {cpu_rate:,.0f} inferences/s")

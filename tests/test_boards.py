@@ -22,7 +22,7 @@ from fewmul.boards.nets import build_network, random_net
 from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat
 from fewmul.boards.targets import BOARDS, get_board
 from fewmul.boards.uart_sim import simulate_link
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.compiler.lower import plan_folding
 
 SMALL = [16, 8, 4]

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from fewmul.compiler.cli import build_parser, main
+from fewmul.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["train", "compile", "sim", "demo"])
+@pytest.mark.parametrize("command", ["train", "count", "data", "compile", "sim", "build", "run", "demo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -55,7 +55,7 @@ def test_train_writes_the_run_folder(tmp_path, capsys):
 def test_tool_failures_are_one_line_errors(monkeypatch, capsys, error):
     """A failing external tool ends in one line naming its log, exit code 1, no traceback."""
     from fewmul.boards.flow import BuildError
-    from fewmul.compiler.commands import count
+    from fewmul.cli import count
     from fewmul.compiler.yosys import YosysError
     from fewmul.sim.runner import SimulationError
     exc = {"yosys": YosysError, "simulation": SimulationError, "build": BuildError}[error]

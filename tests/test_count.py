@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.nn.config import LayerConfig
 from fewmul.nn.count import count_layer, count_network, total
 

@@ -8,7 +8,7 @@ import gzip
 import numpy as np
 import pytest
 
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import IDX_FILES, download_mnist, load_dataset, verify_checksums
 from fewmul.nn.idx import IdxError, md5, read_idx, write_idx

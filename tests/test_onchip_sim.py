@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.sim.train_runner import TrainingBuild
 
 SPEC = "examples/digits-onchip.yaml"

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.compiler.emit import compile_run
 from fewmul.compiler.training import train_run
 from fewmul.compiler.spec import load_spec

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fewmul.compiler.cli import main
+from fewmul.cli import main
 from fewmul.compiler.training import train_run
 from fewmul.nn.checkpoint import load_checkpoint
 

@@ -45,12 +45,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     if args.train:
-        from ..emit_train import compile_training, format_report
+        from fewmul.compiler.emit_train import compile_training, format_report
         report = compile_training(args.run, args.output, synth=tuple(args.synth),
                                   units=not args.no_area)
         print(format_report(report, args.output))
         return 0
-    from ..emit import compile_run
+    from fewmul.compiler.emit import compile_run
     report = compile_run(args.run, args.output, pe=args.pe, target_cycles=args.target_cycles,
                          synth=tuple(args.synth), simd=args.simd, max_luts=args.max_luts,
                          pipeline=args.pipeline)

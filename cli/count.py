@@ -26,9 +26,9 @@ def _fmt(v: int) -> str:
 
 
 def run(args) -> int:
+    from fewmul.compiler.spec import load_spec
     from fewmul.nn.count import count_network, total
     from fewmul.nn.data import INPUTS
-    from ..spec import load_spec
     spec = load_spec(args.spec)
     inputs = INPUTS[spec.data.set]
     batch = args.batch or spec.train.optimizer.batch

@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training import train_run
+    from fewmul.compiler.training import train_run
     if args.resume is not None:
         if args.spec is not None or args.output is not None:
             raise ValueError("--resume RUN/ takes neither SPEC nor -o (the run folder has both)")

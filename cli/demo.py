@@ -24,9 +24,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from fewmul.compiler.emit import compile_run
+    from fewmul.compiler.training import train_run
     from fewmul.sim.check import check_build
-    from ..emit import compile_run
-    from ..training import train_run
     out = Path(args.output)
     spec = args.spec or example_spec()
     print(f"== train {spec}")

@@ -1,11 +1,12 @@
-"""Argument types and result printers shared by the subcommands."""
+"""Argument types, result printers and tool errors shared by the subcommands."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-__all__ = ["pe_arg", "positive_int", "print_train", "print_compile", "print_sim", "sim_ok"]
+__all__ = ["pe_arg", "pipeline_arg", "positive_int", "positive_float", "print_train", "print_compile",
+           "print_sim", "sim_ok", "tool_errors"]
 
 
 def pe_arg(text: str):
@@ -84,7 +85,15 @@ def print_sim(result: dict) -> None:
         print(f"error: {result['error']}")
 
 
-
-
 def sim_ok(result: dict) -> bool:
     return result["mismatches"] == 0 and not result.get("error")
+
+
+def tool_errors() -> tuple[type[Exception], ...]:
+    """Failures of an external tool (Yosys, nextpnr, Verilator, the serial link): reported in
+    one line that names the tool's log, not as a traceback."""
+    from fewmul.boards.flow import BuildError
+    from fewmul.boards.host import HostLinkError
+    from fewmul.compiler.yosys import YosysError
+    from fewmul.sim.runner import SimulationError
+    return YosysError, SimulationError, BuildError, HostLinkError

@@ -1,0 +1,7 @@
+"""``python -m fewmul.cli``: the same as the ``fewmul`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
