@@ -121,20 +121,6 @@ def _nextpnr_results(board: Board, out: Path) -> tuple[dict, float | None, float
     return used, fmax, target
 
 
-def aim_clocks(platform, hz: float) -> None:
-    """Give place and route the timing constraint ``hz`` for every clock of ``platform`` (or the
-    clock's own frequency if higher).
-
-    Place and route works towards its constraints: with only the board's 25 MHz it stops
-    improving a path once it meets 40 ns. The constraint files are written after elaboration,
-    so the design itself (the UART's divisor, the reset delay) still uses the board's clock.
-    """
-    for name in ("iter_port_clock_constraints", "iter_signal_clock_constraints"):
-        constraints = getattr(platform, name)
-        setattr(platform, name, lambda constraints=constraints:
-                ((clock, max(frequency, hz)) for clock, frequency in constraints()))
-
-
 def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, default=None,
                  simd=None, pipeline: int | None = None, baud: int = DEFAULT_BAUD,
                  target_hz: float | None = None, progress: bool = True) -> dict:
@@ -151,7 +137,8 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
     baud : int
         Serial rate of the host link.
     target_hz : float or None
-        Clock frequency place and route aims for (:func:`aim_clocks`); None for the board's
+        Clock frequency place and route aims for
+        (:class:`~fewmul.boards.platforms.AimedClocks`); None for the board's
         :attr:`~fewmul.boards.targets.Board.target_hz`.
 
     Returns
@@ -177,10 +164,8 @@ def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, def
                                    clock_hz=target_hz)
     top = BoardTop(network, baud)
     write_atomic(out / "link.json", top.format.to_json())
-    platform = board.platform()
+    platform = board.platform(target_hz=target_hz)
     clock_hz = platform.default_clk_frequency
-    if target_hz:
-        aim_clocks(platform, target_hz)
     env = tool_env(board)
     steps = tqdm(total=4 if board.family != "xilinx" else 2, desc=f"build {board.name}",
                  unit="step", disable=not progress, leave=False)

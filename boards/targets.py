@@ -9,7 +9,10 @@ route flow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from amaranth.build import Platform
 
 __all__ = ["Board", "BOARDS", "get_board"]
 
@@ -25,7 +28,8 @@ class Board:
     title : str
         Board and device, for messages.
     platform : callable
-        Returns a fresh ``amaranth.build.Platform``.
+        Returns a fresh ``amaranth.build.Platform``, an
+        :class:`~fewmul.boards.platforms.AimedClocks` one; keyword argument ``target_hz``.
     family : str
         ``"ice40"``, ``"ecp5"`` or ``"xilinx"`` (no open place and route: synthesis only).
     tools : dict
@@ -40,12 +44,13 @@ class Board:
         Yosys cell-name prefix -> kind.
     target_hz : float or None
         Clock frequency place and route aims for by default (the project's goal for the
-        device): the timing constraint it is given, while the design runs on the board's
+        device): the timing constraint it is given (see
+        :class:`~fewmul.boards.platforms.AimedClocks`), while the design runs on the board's
         clock. None where there is no place and route.
     """
     name: str
     title: str
-    platform: Callable
+    platform: Callable[..., Platform]
     family: str
     tools: dict = field(default_factory=dict)
     bitstream: str | None = None
@@ -62,19 +67,21 @@ class Board:
         return None
 
 
-def _icebreaker():
-    from amaranth_boards.icebreaker import ICEBreakerPlatform
-    return ICEBreakerPlatform()
+# The platforms are imported when first used, so that naming a board imports no Amaranth.
+
+def _icebreaker(*, target_hz: float | None = None) -> Platform:
+    from .platforms import ICEBreakerPlatform
+    return ICEBreakerPlatform(target_hz=target_hz)
 
 
-def _ulx3s():
-    from amaranth_boards.ulx3s import ULX3S_85F_Platform
-    return ULX3S_85F_Platform()
+def _ulx3s(*, target_hz: float | None = None) -> Platform:
+    from .platforms import ULX3S_85F_Platform
+    return ULX3S_85F_Platform(target_hz=target_hz)
 
 
-def _arty():
-    from amaranth_boards.arty_a7 import ArtyA7_35Platform
-    return ArtyA7_35Platform(toolchain="Vivado")
+def _arty(*, target_hz: float | None = None) -> Platform:
+    from .platforms import ArtyA7_35Platform
+    return ArtyA7_35Platform(toolchain="Vivado", target_hz=target_hz)
 
 
 BOARDS = {board.name: board for board in [

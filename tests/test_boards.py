@@ -15,10 +15,11 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from fewmul.boards.fit import FitError, check_fit, pe_work, pnr_utilisation_from_log
-from fewmul.boards.flow import aim_clocks, build_design
+from fewmul.boards.flow import build_design
 from fewmul.boards.host import HostLinkError, check_board, exchange, find_board_dir
 from fewmul.boards.link import link_format
 from fewmul.boards.nets import build_network, random_net
+from fewmul.boards.platforms import aim_clocks
 from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat
 from fewmul.boards.targets import BOARDS, get_board
 from fewmul.boards.uart_sim import simulate_link
