@@ -37,110 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
+
+# OnChipConfig is defined in fewmul.arith.onchip (the gateware reads it too) and re-exported.
 __all__ = ["OnChipConfig", "Lfsr", "qbp_exponents", "rshift_round", "OnChipNet", "StepTrace",
            "FloatTwin", "train_order"]
-
-#: Taps (1-based, as in the usual tables) of the 32-bit maximal-length LFSR
-#: ``x^32 + x^22 + x^2 + x + 1``.
-LFSR_TAPS = (32, 22, 2, 1)
-LFSR_WIDTH = 32
-
-
-@dataclass(frozen=True)
-class OnChipConfig:
-    """Sizes and fixed-point scales of the on-chip trainer.
-
-    Attributes
-    ----------
-    inputs, hidden, classes : int
-        ``N``, ``M`` and ``C``.
-    input_bits : int
-        Bits per unsigned input pixel ``k``.
-    weight_bits : int
-        Hidden weights are clipped to ``[-W0, W0]``, ``W0 = 2**weight_bits``.
-    score_shift : int
-        The hinge margin is ``2**score_shift`` in units of the output sum ``s2``.
-    gate_shift : int
-        The straight-through gate of hidden unit ``j`` is open when ``|s1_j| < 2**gate_shift``.
-    lr_shift1, lr_shift2 : int
-        Right shifts of the error in the updates of layer 1 and layer 2 (a power-of-two
-        learning rate); ``lr_shift1 >= input_bits`` so that no QBP exponent makes it negative.
-    lr_decay_steps, lr_decay_max : int
-        Both shifts grow by one every ``lr_decay_steps`` steps (0: never), at most
-        ``lr_decay_max`` times.
-    seed : int
-        Seed of the initial hidden weights (uniform in ``[-W0, W0]``).
-    lfsr_seed : int
-        Non-zero initial state of the LFSR.
-    """
-    inputs: int = 64
-    hidden: int = 64
-    classes: int = 10
-    input_bits: int = 4
-    weight_bits: int = 6
-    score_shift: int = 4
-    gate_shift: int = 6
-    lr_shift1: int = 6
-    lr_shift2: int = 2
-    lr_decay_steps: int = 300
-    lr_decay_max: int = 2
-    seed: int = 0
-    lfsr_seed: int = 0x1D872B41
-
-    def __post_init__(self):
-        for name in ("inputs", "hidden", "classes", "input_bits", "weight_bits"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("score_shift", "gate_shift", "lr_shift1", "lr_shift2", "lr_decay_steps",
-                     "lr_decay_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
-        if self.input_bits > 8:
-            raise ValueError(f"input_bits must be between 1 and 8, not {self.input_bits!r}")
-        if self.lr_shift1 < self.input_bits:
-            raise ValueError(f"lr_shift1 must be at least input_bits={self.input_bits} (the "
-                             f"largest QBP exponent), not {self.lr_shift1!r}")
-        if not 0 < self.lfsr_seed < (1 << LFSR_WIDTH):
-            raise ValueError(f"lfsr_seed must be a non-zero {LFSR_WIDTH}-bit integer, not "
-                             f"{self.lfsr_seed!r}")
-
-    @property
-    def w0(self) -> int:
-        return 1 << self.weight_bits
-
-    @property
-    def random_bits(self) -> int:
-        """LFSR bits drawn per input pixel for its QBP rounding (``input_bits - 1``)."""
-        return self.input_bits - 1
-
-    def lr_extra(self, steps_done: int) -> int:
-        """Extra shift of both updates in the step after ``steps_done`` steps."""
-        if not self.lr_decay_steps:
-            return 0
-        return min(steps_done // self.lr_decay_steps, self.lr_decay_max)
-
-    @property
-    def max_exponent(self) -> int:
-        """Largest QBP exponent, ``input_bits`` (a pixel ``2**k - 1`` may round up to ``2**k``)."""
-        return self.input_bits
-
-    # Bounds the hardware sizes its registers with.
-    @property
-    def s1_bound(self) -> int:
-        return self.inputs * ((1 << self.input_bits) - 1)
-
-    @property
-    def d2_bound(self) -> int:
-        return (1 << self.score_shift) + self.hidden
-
-    @property
-    def d1_bound(self) -> int:
-        return self.classes * self.d2_bound
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class Lfsr:

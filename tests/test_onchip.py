@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from fewmul.arith.onchip import LFSR_WIDTH, OnChipConfig
+from fewmul.nn import onchip
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import load_dataset
-from fewmul.nn.onchip import (FloatTwin, Lfsr, OnChipConfig, OnChipNet, qbp_exponents,
-                              rshift_round, train_order)
+from fewmul.nn.onchip import FloatTwin, Lfsr, OnChipNet, qbp_exponents, rshift_round, train_order
 
 
 def test_lfsr_is_a_maximal_length_sequence_over_a_window():
@@ -50,6 +51,16 @@ def test_config_rejects_bad_values():
         OnChipConfig(lr_shift1=3)
     with pytest.raises(ValueError, match="hidden must be a positive integer, not 0"):
         OnChipConfig(hidden=0)
+    with pytest.raises(ValueError, match=f"lfsr_seed must be a non-zero {LFSR_WIDTH}-bit"):
+        OnChipConfig(lfsr_seed=1 << LFSR_WIDTH)
+
+
+def test_config_is_defined_once_and_round_trips():
+    assert onchip.OnChipConfig is OnChipConfig      # the golden model's is the shared one
+    cfg = OnChipConfig(inputs=12, hidden=9, lr_decay_steps=0, lfsr_seed=5)
+    assert OnChipConfig(**cfg.to_dict()) == cfg     # as a build's train.json stores it
+    assert cfg.max_lr_extra == 0 and OnChipConfig().max_lr_extra == 2
+    assert (cfg.s1_bound, cfg.s2_bound, cfg.d2_bound, cfg.d1_bound) == (12 * 15, 9, 25, 250)
 
 
 def _reference_step(cfg, w1, w2, q, label, exps, step):
