@@ -4,8 +4,10 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..mvu import signed_shape, sum_bound
+from fewmul.arith.dot import DotProduct
+
 from ..popcount import popcount
+from ..widths import signed_shape
 
 __all__ = ["RowDot"]
 
@@ -13,8 +15,9 @@ __all__ = ["RowDot"]
 class RowDot(wiring.Component):
     """``sum = sum_j sign_j * x_j`` with ``sign_j = +1`` where bit ``j`` of ``signs`` is set.
 
-    For bipolar inputs (bit 1 means +1) the sum is ``2 popcount(XNOR(x, signs)) - N``; for
-    ``k``-bit unsigned inputs it goes bit-plane by bit-plane,
+    The sum is the popcount form of :class:`~fewmul.arith.dot.DotProduct` with binary
+    weights (the mask is ``signs``): for bipolar inputs (bit 1 means +1)
+    ``2 popcount(XNOR(x, signs)) - N``; for ``k``-bit unsigned inputs, bit-plane by bit-plane,
     ``sum_i 2^i (2 popcount(x_i AND signs) - popcount(x_i))``. Combinational.
 
     Parameters
@@ -26,6 +29,13 @@ class RowDot(wiring.Component):
     input_bits : int
         ``k`` (1 for bipolar inputs).
 
+    Attributes
+    ----------
+    dot : DotProduct
+        The popcount form of the sum.
+    bound : int
+        ``|sum| <= bound``.
+
     Members
     -------
     signs : ``In(n_inputs)``
@@ -34,7 +44,8 @@ class RowDot(wiring.Component):
     """
 
     def __init__(self, n_inputs: int, *, input_kind: str, input_bits: int):
-        self.bound = sum_bound(n_inputs, input_kind, input_bits)
+        self.dot = DotProduct(input_kind, input_bits, "binary")
+        self.bound = self.dot.sum_bound(n_inputs)
         self.n_inputs, self.input_kind, self.input_bits = n_inputs, input_kind, input_bits
         self.sum_shape = signed_shape(-self.bound, self.bound)
         super().__init__({
@@ -45,22 +56,23 @@ class RowDot(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n = self.n_inputs
+        n, dot = self.n_inputs, self.dot
+        masks = [self.signs]
 
-        def wire(value, name):
-            sig = Signal(len(value), name=name)
-            m.d.comb += sig.eq(value)
-            return sig
+        def count(term, plane, i):
+            bits = Signal(n, name=f"{term.name}_{i}")
+            m.d.comb += bits.eq(term.bits(plane, masks))
+            return popcount(bits)
 
-        # Differences wrap modulo their width; the true sum fits `sum_shape`.
-        if self.input_kind == "bipolar":
-            match = wire(~(self.x.as_value() ^ self.signs), "match")
-            m.d.comb += self.sum.eq((popcount(match) << 1) - n)
-        else:
-            planes = [wire(Cat(self.x[j][i] for j in range(n)), f"plane_{i}")
-                      for i in range(self.input_bits)]
-            total = sum(popcount(plane) << i for i, plane in enumerate(planes))
-            agree = sum(popcount(wire(plane & self.signs, f"and_{i}")) << i
-                        for i, plane in enumerate(planes))
-            m.d.comb += self.sum.eq((agree << 1) - total)
+        # The positive and the negative popcounts are weighted by their planes and added
+        # apart, and subtracted once; the true sum fits `sum_shape`.
+        positive, negative = 0, 0
+        for i in range(dot.planes):
+            plane = Signal(n, name=f"plane_{i}")
+            m.d.comb += plane.eq(Cat(self.x[j][i] for j in range(n)))
+            positive = positive + (count(dot.positive, plane, i) << i)
+            if dot.negative is not None:
+                negative = negative + (count(dot.negative, plane, i) << i)
+        total = dot.init(n) + (positive << dot.positive_shift) - negative
+        m.d.comb += self.sum.eq(total)
         return m
