@@ -17,8 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fewmul.arith.onchip import OnChipConfig
 from fewmul.nn.data import load_dataset
-from fewmul.nn.onchip import OnChipConfig, OnChipNet
+from fewmul.nn.onchip import OnChipNet
 
 from .artifacts import save_npz, write_atomic
 from .spec import NetworkSpec, dump_spec, load_spec
@@ -72,15 +73,6 @@ def onchip_config(spec: NetworkSpec, where: str, **overrides) -> OnChipConfig:
                          f"{spec.layers[1].units}")
     return OnChipConfig(inputs=data.inputs, hidden=spec.layers[0].units, classes=data.classes,
                         input_bits=spec.data.input_bits, seed=spec.train.seed, **overrides)
-
-
-def trainer_params(cfg: OnChipConfig):
-    from fewmul.gateware.training import TrainerParams
-    return TrainerParams(input_bits=cfg.input_bits, weight_bits=cfg.weight_bits,
-                         score_shift=cfg.score_shift, gate_shift=cfg.gate_shift,
-                         lr_shift1=cfg.lr_shift1, lr_shift2=cfg.lr_shift2,
-                         lr_decay_steps=cfg.lr_decay_steps, lr_decay_max=cfg.lr_decay_max,
-                         lfsr_seed=cfg.lfsr_seed)
 
 
 def _layout(top) -> dict:
@@ -155,7 +147,7 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     net = OnChipNet.init(cfg)
-    top = OnChipTrainer(net.w1, net.w2, trainer_params(cfg))
+    top = OnChipTrainer(cfg, net.w1, net.w2)
     write_atomic(build_dir / "top.v", verilog.convert(top, name="top"))
     save_npz(build_dir / "init.npz", {"w1": net.w1, "w2": net.w2})
     write_atomic(build_dir / "spec.yaml", dump_spec(spec))

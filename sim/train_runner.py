@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fewmul.arith.onchip import OnChipConfig
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import Dataset, load_dataset
-from fewmul.nn.onchip import FloatTwin, Lfsr, OnChipConfig, OnChipNet, train_order
+from fewmul.nn.onchip import FloatTwin, Lfsr, OnChipNet, train_order
 
 from .runner import SimulationError, verilator_env
 

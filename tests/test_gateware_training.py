@@ -3,14 +3,14 @@
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Fragment, Module
 from amaranth.sim import Simulator
 
+from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
 from fewmul.gateware.training import (BarrelShifter, DeltaBackprop, HingeError, Lfsr,
-                                      OnChipTrainer, QbpRounder, RowDot, RowSweep,
-                                      TrainerParams, WeightUpdate)
+                                      OnChipTrainer, QbpRounder, RowDot, RowSweep, WeightUpdate)
 from fewmul.nn.onchip import Lfsr as GoldenLfsr
-from fewmul.nn.onchip import OnChipConfig, OnChipNet, qbp_exponents, rshift_round
+from fewmul.nn.onchip import OnChipNet, qbp_exponents, rshift_round
 
 
 def run(dut, testbench, clocked=False):
@@ -45,7 +45,7 @@ def test_barrel_shifter_rejects_bad_width():
 
 
 def test_lfsr_matches_golden_sequence():
-    dut = Lfsr(width=32, taps=(32, 22, 2, 1), seed=0x1234567, bits=3)
+    dut = Lfsr(width=LFSR_WIDTH, taps=LFSR_TAPS, seed=0x1234567, bits=3)
     golden = GoldenLfsr(0x1234567)
     rng = np.random.default_rng(0)
 
@@ -76,7 +76,7 @@ def test_qbp_rounder_matches_numpy(bits):
     run(dut, testbench)
 
 
-@pytest.mark.parametrize("kind,bits", [("bipolar", 1), ("unsigned", 4)])
+@pytest.mark.parametrize("kind,bits", [("bipolar", 1), ("unsigned", 1), ("unsigned", 4)])
 def test_row_dot_matches_numpy(kind, bits):
     n = 23
     dut = RowDot(n, input_kind=kind, input_bits=bits)
@@ -182,12 +182,30 @@ def test_row_sweep_timing():
     run(dut, testbench, clocked=True)
 
 
-def params_of(cfg: OnChipConfig) -> TrainerParams:
-    return TrainerParams(input_bits=cfg.input_bits, weight_bits=cfg.weight_bits,
-                         score_shift=cfg.score_shift, gate_shift=cfg.gate_shift,
-                         lr_shift1=cfg.lr_shift1, lr_shift2=cfg.lr_shift2,
-                         lr_decay_steps=cfg.lr_decay_steps, lr_decay_max=cfg.lr_decay_max,
-                         lfsr_seed=cfg.lfsr_seed)
+def test_trainer_is_sized_from_the_config():
+    cfg = OnChipConfig(inputs=20, hidden=6, classes=4, input_bits=3, lr_shift1=3,
+                       score_shift=2, lr_decay_steps=5, lr_decay_max=2)
+    net = OnChipNet.init(cfg)
+    dut = OnChipTrainer(cfg, net.w1, net.w2)
+    assert dut.fwd1.bound == cfg.s1_bound and dut.fwd2.bound == cfg.s2_bound
+    assert dut.hinge.delta_bound == cfg.d2_bound and dut.backprop.acc_bound == cfg.d1_bound
+    assert dut.max_extra == cfg.max_lr_extra == 2
+    assert dut.lfsr.width == LFSR_WIDTH and dut.lfsr.taps == LFSR_TAPS
+    assert dut.lfsr.seed == cfg.lfsr_seed and dut.lfsr.n_bits == cfg.random_bits
+    Fragment.get(dut, None)
+
+
+def test_trainer_rejects_a_bad_config_or_weights():
+    cfg = OnChipConfig(inputs=12, hidden=8, classes=3)
+    net = OnChipNet.init(cfg)
+    with pytest.raises(TypeError, match="Configuration must be an OnChipConfig, not"):
+        OnChipTrainer(cfg.to_dict(), net.w1, net.w2)
+    with pytest.raises(ValueError, match=r"w1 must have shape \(8, 12\), not \(8, 11\)"):
+        OnChipTrainer(cfg, net.w1[:, 1:], net.w2)
+    with pytest.raises(ValueError, match=r"w2 must have shape \(3, 8\), not \(4, 8\)"):
+        OnChipTrainer(cfg, net.w1, np.concatenate([net.w2, net.w2[:1]]))
+    with pytest.raises(ValueError, match=r"w2 must lie in \[-64, 64\], found 65"):
+        OnChipTrainer(cfg, net.w1, np.where(net.w2 == net.w2.max(), 65, net.w2))
 
 
 @pytest.mark.parametrize("inputs,hidden,classes", [(12, 8, 3), (20, 6, 4)])
@@ -196,7 +214,7 @@ def test_trainer_matches_golden_model_step_by_step(inputs, hidden, classes):
                        gate_shift=5, lr_shift1=5, lr_shift2=1, score_shift=2,
                        lr_decay_steps=4, lr_decay_max=2)
     net = OnChipNet.init(cfg)
-    dut = OnChipTrainer(net.w1, net.w2, params_of(cfg))
+    dut = OnChipTrainer(cfg, net.w1, net.w2)
     rng = np.random.default_rng(inputs)
     samples = [(rng.integers(0, 16, inputs) * (rng.random(inputs) < 0.7),
                 int(rng.integers(classes))) for _ in range(12)]

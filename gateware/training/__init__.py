@@ -4,6 +4,8 @@ The forward pass adds and subtracts, the error is back-propagated through the
 binary weights by adding and subtracting, and the weight update is the error
 shifted by a barrel shifter (quantized back-propagation with a power-of-two
 learning rate). Stochastic rounding draws its bits from an LFSR.
+:class:`OnChipTrainer` takes the :class:`fewmul.arith.onchip.OnChipConfig` that the
+integer golden model reads too.
 """
 
 from .shifter import BarrelShifter
@@ -13,9 +15,9 @@ from .forward import RowDot
 from .delta import HingeError, DeltaBackprop
 from .update import WeightUpdate
 from .sweep import RowSweep
-from .top import OnChipTrainer, TrainerParams
+from .top import OnChipTrainer
 
 __all__ = [
     "BarrelShifter", "Lfsr", "QbpRounder", "RowDot", "HingeError", "DeltaBackprop",
-    "WeightUpdate", "RowSweep", "OnChipTrainer", "TrainerParams",
+    "WeightUpdate", "RowSweep", "OnChipTrainer",
 ]

@@ -1,13 +1,14 @@
 """The on-chip trainer: a one-hidden-layer binary network that trains itself, one sample per step."""
 
-from dataclasses import dataclass
-
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
+
+from ..widths import signed_shape
 from .delta import DeltaBackprop, HingeError
 from .forward import RowDot
 from .lfsr import Lfsr
@@ -15,56 +16,16 @@ from .qbp import QbpRounder
 from .sweep import RowSweep
 from .update import WeightUpdate
 
-__all__ = ["TrainerParams", "OnChipTrainer"]
+__all__ = ["OnChipTrainer"]
 
 
-@dataclass(frozen=True)
-class TrainerParams:
-    """Fixed-point scales of the trainer (see :class:`OnChipTrainer`).
-
-    Attributes
-    ----------
-    input_bits : int
-        Bits ``k`` per unsigned input pixel.
-    weight_bits : int
-        Hidden weights are clipped to ``[-W0, W0]``, ``W0 = 2**weight_bits``.
-    score_shift : int
-        Hinge margin ``2**score_shift`` in units of the output sum.
-    gate_shift : int
-        Straight-through gate ``|s1| < 2**gate_shift``.
-    lr_shift1, lr_shift2 : int
-        Error shifts of the layer-1 and layer-2 updates (``lr_shift1 >= input_bits``).
-    lr_decay_steps, lr_decay_max : int
-        Both shifts grow by one after every ``lr_decay_steps`` steps (0: never), at most
-        ``lr_decay_max`` times.
-    lfsr_seed : int
-        Reset state of the LFSR.
-    lfsr_width : int
-    lfsr_taps : tuple of int
-    """
-    input_bits: int
-    weight_bits: int
-    score_shift: int
-    gate_shift: int
-    lr_shift1: int
-    lr_shift2: int
-    lfsr_seed: int
-    lr_decay_steps: int = 0
-    lr_decay_max: int = 0
-    lfsr_width: int = 32
-    lfsr_taps: tuple = (32, 22, 2, 1)
-
-    def __post_init__(self):
-        if self.lr_shift1 < self.input_bits:
-            raise ValueError(f"lr_shift1 must be at least input_bits={self.input_bits}, not "
-                             f"{self.lr_shift1!r}")
-
-
-def _check_weights(name, w, w0):
+def _check_weights(name, w, shape, w0):
     w = np.asarray(w)
     if w.ndim != 2 or w.size == 0 or not np.issubdtype(w.dtype, np.integer):
         raise ValueError(f"{name} must be a non-empty 2-D integer array, not {w.dtype} of shape "
                          f"{w.shape!r}")
+    if w.shape != shape:
+        raise ValueError(f"{name} must have shape {shape!r}, not {w.shape!r}")
     if np.abs(w).max() > w0:
         raise ValueError(f"{name} must lie in [-{w0}, {w0}], found {int(np.abs(w).max())}")
     return w
@@ -97,9 +58,14 @@ class OnChipTrainer(wiring.Component):
 
     Parameters
     ----------
+    config : OnChipConfig
+        Sizes ``N``, ``M``, ``C``, fixed-point scales and LFSR seed, as the integer golden
+        model reads them; the registers are sized from its bounds and the LFSR is
+        :data:`~fewmul.arith.onchip.LFSR_WIDTH` bits wide with taps
+        :data:`~fewmul.arith.onchip.LFSR_TAPS`. Its ``seed`` is not used: the initial
+        weights are given.
     w1, w2 : numpy.ndarray
-        Initial hidden weights, ``(M, N)`` and ``(C, M)``.
-    params : TrainerParams
+        Initial hidden weights, ``(M, N)`` and ``(C, M)``, in ``[-W0, W0]``.
 
     Members
     -------
@@ -109,41 +75,35 @@ class OnChipTrainer(wiring.Component):
         ``layer`` 0 for ``w1``, 1 for ``w2``; ``weights`` is the new row (zero-padded).
     """
 
-    def __init__(self, w1, w2, params: TrainerParams):
-        if not isinstance(params, TrainerParams):
-            raise TypeError(f"Parameters must be a TrainerParams, not {params!r}")
-        self.params = p = params
-        w0 = 1 << p.weight_bits
-        self.w1_init = _check_weights("w1", w1, w0)
-        self.w2_init = _check_weights("w2", w2, w0)
-        (m_hidden, n_inputs), (n_classes, m2) = self.w1_init.shape, self.w2_init.shape
-        if m2 != m_hidden:
-            raise ValueError(f"w2 must have one column per hidden unit ({m_hidden}), not {m2}")
+    def __init__(self, config: OnChipConfig, w1, w2):
+        if not isinstance(config, OnChipConfig):
+            raise TypeError(f"Configuration must be an OnChipConfig, not {config!r}")
+        self.config = c = config
+        self.w1_init = _check_weights("w1", w1, (c.hidden, c.inputs), c.w0)
+        self.w2_init = _check_weights("w2", w2, (c.classes, c.hidden), c.w0)
+        n_inputs, m_hidden, n_classes = c.inputs, c.hidden, c.classes
         self.n_inputs, self.n_hidden, self.n_classes = n_inputs, m_hidden, n_classes
-        self.weight_shape = signed(p.weight_bits + 2)
+        self.weight_shape = signed_shape(-c.w0, c.w0)
         self.latency = 2 * m_hidden + n_classes + 2 + max(0, n_inputs - m_hidden - n_classes)
         self.cycles_per_step = self.latency + 1
 
-        self.fwd1 = RowDot(n_inputs, input_kind="unsigned", input_bits=p.input_bits)
+        self.fwd1 = RowDot(n_inputs, input_kind="unsigned", input_bits=c.input_bits)
         self.fwd2 = RowDot(m_hidden, input_kind="bipolar", input_bits=1)
-        self.hinge = HingeError(self.fwd2.bound, p.score_shift)
-        self.backprop = DeltaBackprop(m_hidden, delta_bound=self.hinge.delta_bound,
-                                      rows=n_classes)
-        self.max_extra = p.lr_decay_max if p.lr_decay_steps else 0
-        self.update1 = WeightUpdate(n_inputs, weight_bits=p.weight_bits,
-                                    delta_bound=self.backprop.acc_bound,
-                                    max_shift=p.lr_shift1 + self.max_extra)
-        self.update2 = WeightUpdate(m_hidden, weight_bits=p.weight_bits,
-                                    delta_bound=self.hinge.delta_bound,
-                                    max_shift=p.lr_shift2 + self.max_extra, shared=True)
-        self.qbp = QbpRounder(p.input_bits)
-        self.lfsr = Lfsr(width=p.lfsr_width, taps=p.lfsr_taps, seed=p.lfsr_seed,
-                         bits=max(p.input_bits - 1, 1))
+        self.hinge = HingeError(c.s2_bound, c.score_shift)
+        self.backprop = DeltaBackprop(m_hidden, delta_bound=c.d2_bound, rows=n_classes)
+        self.max_extra = c.max_lr_extra
+        self.update1 = WeightUpdate(n_inputs, weight_bits=c.weight_bits, delta_bound=c.d1_bound,
+                                    max_shift=c.lr_shift1 + self.max_extra)
+        self.update2 = WeightUpdate(m_hidden, weight_bits=c.weight_bits, delta_bound=c.d2_bound,
+                                    max_shift=c.lr_shift2 + self.max_extra, shared=True)
+        self.qbp = QbpRounder(c.input_bits)
+        self.lfsr = Lfsr(width=LFSR_WIDTH, taps=LFSR_TAPS, seed=c.lfsr_seed,
+                         bits=max(c.random_bits, 1))
         self.sweep1 = RowSweep(m_hidden)
         self.sweep2 = RowSweep(n_classes)
 
         sample = data.StructLayout({
-            "pixels": data.ArrayLayout(unsigned(p.input_bits), n_inputs),
+            "pixels": data.ArrayLayout(unsigned(c.input_bits), n_inputs),
             "label": range(n_classes),
         })
         wb = data.StructLayout({
@@ -163,7 +123,7 @@ class OnChipTrainer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self.params
+        c = self.config
         n, hid = self.n_inputs, self.n_hidden
         for name in ("fwd1", "fwd2", "hinge", "backprop", "update1", "update2", "qbp", "lfsr",
                      "sweep1", "sweep2"):
@@ -179,14 +139,14 @@ class OnChipTrainer(wiring.Component):
         rd1, wr1 = w1.read_port(), w1.write_port()
         rd2, wr2 = w2.read_port(), w2.write_port()
 
-        pixels = Signal(data.ArrayLayout(unsigned(p.input_bits), n))
+        pixels = Signal(data.ArrayLayout(unsigned(c.input_bits), n))
         label = Signal(range(self.n_classes))
         hidden = Signal(hid)        # h_j = 1 for +1
         gate = Signal(hid)
-        amount_shape = Shape.cast(range(p.lr_shift1 + self.max_extra + 1))
+        amount_shape = Shape.cast(range(c.lr_shift1 + self.max_extra + 1))
         amounts = Signal(data.ArrayLayout(amount_shape, n))   # shift of each pixel's update
         extra = Signal(range(self.max_extra + 1))          # learning-rate decay: extra shift
-        decay_count = Signal(range(max(p.lr_decay_steps, 1)))
+        decay_count = Signal(range(max(c.lr_decay_steps, 1)))
         qbp_busy = Signal()
         qbp_index = Signal(range(n))
         best = Signal(fwd2.sum_shape)
@@ -209,10 +169,10 @@ class OnChipTrainer(wiring.Component):
         m.d.comb += [qbp.q.eq(Array(pixels[k] for k in range(n))[qbp_index]),
                      qbp.random.eq(lfsr.bits)]
         with m.If(qbp_busy):
-            if p.input_bits > 1:
+            if c.input_bits > 1:
                 m.d.comb += lfsr.advance.eq(1)
             m.d.sync += amounts.eq(Cat(amounts.as_value()[amount_shape.width:],
-                                       (p.lr_shift1 + extra - qbp.exponent)[:amount_shape.width]))
+                                       (c.lr_shift1 + extra - qbp.exponent)[:amount_shape.width]))
             m.d.sync += qbp_index.eq(qbp_index + 1)
             with m.If(qbp_index == n - 1):
                 m.d.sync += [qbp_busy.eq(0), qbp_index.eq(0)]
@@ -220,7 +180,7 @@ class OnChipTrainer(wiring.Component):
         # Layer 1 forward: h and gate shifted in from the top.
         s1 = fwd1.sum
         m.d.comb += [fwd1.signs.eq(signs(rd1.data, n)), fwd1.x.eq(pixels)]
-        gate_limit = 1 << p.gate_shift
+        gate_limit = 1 << c.gate_shift
 
         # Layer 2: forward, error, back-propagation and update of the row just read.
         row2_signs = Signal(hid)
@@ -233,7 +193,7 @@ class OnChipTrainer(wiring.Component):
             update2.negate.eq(~hidden), update2.skip.eq(0),
             wr2.data.eq(update2.result),
         ]
-        m.d.comb += update2.amount.eq(p.lr_shift2 + extra)
+        m.d.comb += update2.amount.eq(c.lr_shift2 + extra)
 
         # Layer 1 update.
         d1 = Signal(backprop.acc_shape)
@@ -296,7 +256,7 @@ class OnChipTrainer(wiring.Component):
                     m.next = "IDLE"
                     if self.max_extra:
                         m.d.sync += decay_count.eq(decay_count + 1)
-                        with m.If(decay_count == p.lr_decay_steps - 1):
+                        with m.If(decay_count == c.lr_decay_steps - 1):
                             m.d.sync += decay_count.eq(0)
                             with m.If(extra != self.max_extra):
                                 m.d.sync += extra.eq(extra + 1)
