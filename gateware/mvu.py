@@ -1,20 +1,26 @@
 """Folded, multiplier-free matrix-vector unit for binary and ternary weights."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .popcount import POPCOUNT_STYLES, Popcount, popcount_levels, spread_registers
+from .mvu_datapath import FoldDatapath, stage_allocation
+from .mvu_issue import IssueController
+from .popcount import POPCOUNT_STYLES, popcount_levels
 from .queue import CreditQueue
 from .registered_rom import RegisteredRom
 from .rom import WeightRom
+from .stream_register import StreamRegister
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
     "INPUT_KINDS", "WEIGHT_KINDS", "sum_bound", "check_pe", "weight_bits", "weight_values",
-    "signed_shape", "pack_rows", "MatrixVectorUnit",
+    "signed_shape", "pack_rows", "STALL_FREE_STAGES", "MatrixVectorUnit",
 ]
+
+#: Pipeline stages from which a :class:`MatrixVectorUnit` is stall-free unless told otherwise.
+STALL_FREE_STAGES = 5
 
 
 def check_pe(count: int, pe: int) -> int:
@@ -90,18 +96,22 @@ class MatrixVectorUnit(wiring.Component):
     :class:`~.registered_rom.RegisteredRom` (the block RAM's output register is the first
     pipeline stage).
 
-    Per fold, each lane computes a partial sum by popcounts (see :class:`~.widths.Widths`):
-    XNOR-popcount for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i``
-    of ``k``-bit unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for
-    ternary weights. The datapath has ``pipeline`` register stages: the first on the memory's
-    output, the others in the popcount trees (adder or compressor trees). Partial sums
-    are accumulated over the folds; all widths are derived from ``N``, ``simd`` and ``k`` and
-    proved sufficient by :meth:`~.widths.Widths.prove` at construction.
+    Three parts make the unit: an :class:`~.mvu_issue.IssueController` latches the vector as
+    bit-planes and walks its words; a :class:`~.mvu_datapath.FoldDatapath` computes, per fold,
+    each lane's partial sum by the popcounts of :class:`fewmul.arith.DotProduct` (XNOR-popcount
+    for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i`` of ``k``-bit
+    unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for ternary
+    weights) and accumulates them; the output stage holds the sums for ``o``. The datapath has
+    ``pipeline`` register stages: the first on the memory's output, the others in the popcount
+    trees (adder or compressor trees) and the combining adders. All widths are derived from
+    ``N``, ``simd`` and ``k`` and proved sufficient by :meth:`~.widths.Widths.prove` at
+    construction.
 
-    With up to 4 pipeline stages the whole datapath advances only when the output register is
-    empty or being taken, so a stalled output loses nothing. From 5 stages on the datapath is
-    :attr:`stall_free`: its registers have no enable, and a valid bit travels with each word.
-    The sums then wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
+    The stalling datapath advances only when the output register
+    (:class:`~.stream_register.StreamRegister`) is empty or being taken, so a stalled output
+    loses nothing. The :attr:`stall_free` datapath (by default from
+    :data:`STALL_FREE_STAGES` ``= 5`` stages on) has no enable on its registers, and a valid bit
+    travels with each word. The sums then wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
     :attr:`queue_capacity` places, and a fold is only issued while the queue has a credit, so
     ``o.ready`` drives no enable of the datapath (on a large design that enable is the slowest
     net); the capacity lets the unit run at full rate when the output is always taken. The
@@ -133,11 +143,14 @@ class MatrixVectorUnit(wiring.Component):
         Once the trees have a stage per two levels, the next stages go after each level of the
         adders that combine a lane's popcounts (:attr:`combine_stages`, the last on the partial
         sum), any more to the trees again;
-        from 5 stages on, the second stage holds the memory's word again, in the logic next to
-        the popcounts.
+        in the stall-free datapath, the second stage holds the memory's word again, in the
+        logic next to the popcounts.
     popcount_style : str
         ``"adder"`` (balanced adder tree) or ``"compressor"`` (full adders and 6:3 counters),
         see :data:`~.popcount.POPCOUNT_STYLES`.
+    stall_free : bool or None
+        Whether the datapath is stall-free (which needs at least 2 pipeline stages); ``None``
+        for stall-free from :data:`STALL_FREE_STAGES` stages on.
 
     Attributes
     ----------
@@ -145,6 +158,8 @@ class MatrixVectorUnit(wiring.Component):
         ``N``, ``M``, ``M / pe`` and ``ceil(N / simd)``.
     widths : Widths
         Derived datapath widths.
+    dot : DotProduct
+        The popcount form of each neuron's sum (:attr:`Widths.dot <.widths.Widths.dot>`).
     sum_bound : int
         Bound ``S`` with ``|s_m| <= S``.
     sum_shape : Shape
@@ -154,14 +169,17 @@ class MatrixVectorUnit(wiring.Component):
     cycles_per_vector, latency : int
         See above.
     stall_free : bool
-        Whether the datapath has no enable and the sums wait in a queue (from 5 stages on).
+        Whether the datapath has no enable and the sums wait in a queue.
     combine_levels, combine_stages : int
         Adder levels that combine a lane's popcounts into its partial sum, and the pipeline
         registers among them.
     tree_stages : int
         Pipeline registers in each popcount tree.
     word_stage : int
-        1 if the second pipeline register holds the memory's word, else 0.
+        1 if the second pipeline register holds the memory's word, else 0 (see
+        :func:`~.mvu_datapath.stage_allocation`).
+    word_bits : int
+        Bits of a memory word, ``pe * simd`` per weight mask.
     queue_capacity : int
         Sums the output queue of the stall-free datapath holds,
         ``ceil((pipeline + 2) / folds) + 1``: a group's place is reserved when its last fold is
@@ -177,7 +195,7 @@ class MatrixVectorUnit(wiring.Component):
 
     def __init__(self, weights, *, input_kind: str, input_bits: int, pe: int,
                  simd: int | None = None, weight_kind: str = "binary", pipeline: int = 0,
-                 popcount_style: str = "adder"):
+                 popcount_style: str = "adder", stall_free: bool | None = None):
         weights = weight_values(weights, weight_kind)
         n_neurons, n_inputs = weights.shape
         self.groups = check_pe(n_neurons, pe)
@@ -192,9 +210,17 @@ class MatrixVectorUnit(wiring.Component):
         if popcount_style not in POPCOUNT_STYLES:
             raise ValueError(f"Popcount style must be one of {POPCOUNT_STYLES!r}, not "
                              f"{popcount_style!r}")
+        if stall_free is None:
+            stall_free = pipeline >= STALL_FREE_STAGES
+        if not isinstance(stall_free, bool):
+            raise TypeError(f"Stall-free must be a bool or None, not {stall_free!r}")
+        if stall_free and pipeline < 2:
+            raise ValueError(f"A stall-free datapath needs at least 2 pipeline stages, not "
+                             f"{pipeline}")
         self.popcount_style = popcount_style
         self.widths = Widths(n_inputs, simd, input_kind, input_bits, weight_kind)
         self.widths.prove()
+        self.dot = self.widths.dot
         self.n_inputs, self.n_neurons = n_inputs, n_neurons
         self.pe, self.simd, self.folds = pe, simd, self.widths.folds
         self.input_kind, self.input_bits, self.weight_kind = input_kind, input_bits, weight_kind
@@ -203,28 +229,16 @@ class MatrixVectorUnit(wiring.Component):
         self.sum_shape = self.widths.acc_shape
         self.cycles_per_vector = self.groups * self.folds
         self.latency = self.folds + 2 + pipeline
-        xnor = input_kind == "bipolar" and weight_kind == "binary"
-        self.stall_free = pipeline >= 5
-        # Whether the second register holds the memory's word again, in the logic: with the
-        # stall-free datapath, whose memory's own output register is the first.
-        self.word_stage = int(self.stall_free)
-        # The stages after the memory's (and the word's) go first to the popcount trees, up to
-        # one per two levels; then one after each level of the adders that combine a lane's
-        # popcounts (Widths.combine_levels, wider adders than most of a tree's); any more to
-        # the trees again. Adding a stage never takes one from the trees.
+        self.stall_free = stall_free
         self.combine_levels = self.widths.combine_levels
-        tree_and_combine = max(0, pipeline - 1 - self.word_stage)
-        tree_levels = popcount_levels(simd, popcount_style)
-        self.combine_stages = min(self.combine_levels,
-                                  max(0, tree_and_combine - -(-tree_levels // 2)))
-        self.tree_stages = tree_and_combine - self.combine_stages
+        self.word_stage, self.combine_stages, self.tree_stages = stage_allocation(
+            pipeline, stall_free=stall_free, combine_levels=self.combine_levels,
+            tree_levels=popcount_levels(simd, popcount_style))
         # A group's sum is reserved a place when its last fold is issued and written
         # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
         self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
-        # Padded inputs are 0; with XNOR, weight 1 makes them count as a mismatch, which the
-        # accumulator's start value of -N expects.
-        self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=int(xnor))
-        self.word_bits = pe * simd * (2 if weight_kind == "ternary" else 1)
+        self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=self.dot.pad_bit)
+        self.word_bits = pe * simd * self.dot.masks
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(input_bits), n_inputs))),
             "o": Out(stream.Signature(data.ArrayLayout(self.sum_shape, pe))),
@@ -232,188 +246,42 @@ class MatrixVectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, k, simd = self.n_inputs, self.input_bits, self.simd
-        folds, groups, words = self.folds, self.groups, self.groups * self.folds
-
+        words = self.groups * self.folds
+        m.submodules.issue = issue = IssueController(
+            n_inputs=self.n_inputs, input_bits=self.input_bits, simd=self.simd,
+            groups=self.groups, registered_ready=self.stall_free)
+        m.submodules.datapath = datapath = FoldDatapath(
+            self.widths, pe=self.pe, pipeline=self.pipeline, stall_free=self.stall_free,
+            popcount_style=self.popcount_style)
         if self.stall_free:
             # The first pipeline register is the memory's output register (in the block RAM on
             # the ECP5, whose clock-to-output is slow without it).
             m.submodules.weights = rd = RegisteredRom(self.word_bits, words, self.rows)
             # The sums wait for `o.ready` in a queue with room for every group in flight, so
-            # the datapath never stalls and `o.ready` reaches no enable of it.
-            m.submodules.queue = queue = CreditQueue(self.o.payload.shape(),
-                                                     self.queue_capacity)
-            wiring.connect(m, queue.o, wiring.flipped(self.o))
-            advance = Const(1)        # the datapath registers have no enable
-            credit = queue.credit     # the queue has room for one more group's sum
+            # the datapath never stalls and `o.ready` reaches no enable of it; a group's last
+            # word is issued only while the queue has a place for its sum.
+            m.submodules.queue = output = CreditQueue(self.o.payload.shape(),
+                                                      self.queue_capacity)
+            m.d.comb += [
+                issue.o.ready.eq(output.credit),
+                issue.credit_next.eq(output.credit_next),
+                output.reserve.eq(issue.o.valid & issue.o.ready & issue.o.payload.last),
+            ]
         else:
             m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
-            advance = Signal()        # the whole datapath moves: the output register is free
-            m.d.comb += [advance.eq(~self.o.valid | self.o.ready), rd.en.eq(advance)]
-            credit = advance
+            # The whole datapath moves while the output register is free or being taken.
+            m.submodules.output = output = StreamRegister(self.o.payload.shape())
+            m.d.comb += [issue.o.ready.eq(output.i.ready), rd.en.eq(output.i.ready)]
 
-        # --- Issue: walk the (group, fold) words of the latched vector -------------------------
-        # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
-        # whole folds): the same register as the vector, wired differently.
-        planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
-        busy   = Signal()   # a vector is latched and some of its words are not issued
-        fold   = Signal(range(folds))
-        group  = Signal(range(groups))
-        addr   = Signal(range(words))
-        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, and
-        # `busy` and both as one more flag (`issue_last`), so that `i.ready` (the enable of the
-        # latched planes, and of the previous layer's collector) is one gate from registers.
-        fold_last  = Signal(init=folds == 1)
-        group_last = Signal(init=groups == 1)
-        issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
-        busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
-        issue = busy & credit    # a word goes into the datapath
-        # The latched vector may be replaced: nothing is latched, or its last word is issued.
-        # The control reads this from its own registers; `i.ready` is the same value (in the
-        # stall-free datapath, a register of its own, see below).
-        free = ~busy | (issue_last & credit)
+        wiring.connect(m, wiring.flipped(self.i), issue.i)
         m.d.comb += [
-            rd.addr.eq(addr),
-            busy_next.eq(busy),
-            fold_last_next.eq(fold_last),
-            group_last_next.eq(group_last),
+            rd.addr.eq(issue.o.payload.addr),
+            datapath.i.valid.eq(issue.o.valid & issue.o.ready),   # a word is issued
+            datapath.i.payload.fold.eq(issue.o.payload.fold),
+            datapath.i.payload.last.eq(issue.o.payload.last),
+            datapath.planes.eq(issue.planes),
+            datapath.word.eq(rd.data),
         ]
-        with m.If(issue):
-            m.d.sync += [
-                addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
-                fold.eq(Mux(fold_last, 0, fold + 1)),
-            ]
-            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold == folds - 2))
-            with m.If(fold_last):
-                m.d.sync += group.eq(Mux(group_last, 0, group + 1))
-                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
-            with m.If(issue_last):
-                m.d.comb += busy_next.eq(0)
-        with m.If(self.i.valid & free):
-            m.d.comb += busy_next.eq(1)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
-                         for i, plane in enumerate(planes)]
-        m.d.sync += [
-            busy.eq(busy_next),
-            fold_last.eq(fold_last_next),
-            group_last.eq(group_last_next),
-            issue_last.eq(busy_next & fold_last_next & group_last_next),
-        ]
-        if self.stall_free:
-            m.d.comb += queue.reserve.eq(issue & fold_last)   # the group's sum needs a place
-            # `i.ready` is `free` as a register of its own, loaded with its next value: it
-            # enables the latched planes and, upstream, the collector's whole vector, so it is
-            # the net with the largest fanout of the datapath and should start at a flip-flop;
-            # the control keeps `free`, so that its logic does not wait on that net.
-            ready = Signal(init=1)
-            m.d.sync += ready.eq(~busy_next |
-                                 (fold_last_next & group_last_next & queue.credit_next))
-            m.d.comb += self.i.ready.eq(ready)
-        else:
-            m.d.comb += self.i.ready.eq(free)
-
-        def stage(value, name):  # a register of the datapath, moving with `advance`
-            reg = Signal(Value.cast(value).shape(), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
-        slices = []
-        for i, plane in enumerate(planes):
-            # A case over the folds, not `word_select`: its variable offset would be a multiply.
-            chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
-                if folds > 1 else plane
-            slices.append(stage(chosen, f"slice_{i}"))
-        valid, first, last = (stage(v, name) for v, name in
-                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
-        for index in range(self.pipeline):  # the control follows the datapath's registers
-            valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
-                                  [(valid, "valid"), (first, "first"), (last, "last")])
-
-        # --- Pipeline: the first register holds the memory's word (the block RAM's slow
-        # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
-        word = rd.data   # stall-free: already through the memory's output register
-        if self.pipeline:
-            if not self.stall_free:
-                word = stage(word, "word_2")
-            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
-        if self.word_stage:   # the memory's outputs get a cycle of routing of their own
-            word = stage(word, "word_3")
-            slices = [stage(q, f"slice_{i}_3") for i, q in enumerate(slices)]
-
-        def count(value, name):  # a popcount unit; its input port is the operand's signal
-            m.submodules[f"{name}_count"] = unit = Popcount(
-                len(value), stages=self.tree_stages, style=self.popcount_style)
-            m.d.comb += [unit.i.eq(value), unit.en.eq(advance)]
-            return unit.o
-
-        registered = set(spread_registers(self.combine_levels, self.combine_stages))
-
-        def combine(differences, name):
-            """``sum_i (a_i - b_i) << i`` over ``differences = [(a_i, b_i), ...]``, as a tree of
-            adders with registers after the levels in ``registered``."""
-            values, level = [a - b for a, b in differences], 1
-            while True:
-                if level in registered:
-                    values = [stage(v, f"{name}_l{level}_{j}") for j, v in enumerate(values)]
-                if len(values) == 1:
-                    return values[0]
-                shift = 1 << (level - 1)   # the planes each value spans, and its weight's step
-                values = [values[j] + (values[j + 1] << shift) if j + 1 < len(values)
-                          else values[j] for j in range(0, len(values), 2)]
-                level += 1
-
-        # --- Popcounts and partial sums --------------------------------------------------------
-        shared = None
-        if self.weight_kind == "binary" and self.input_kind == "unsigned":
-            shared = [count(q, f"ones_{i}") for i, q in enumerate(slices)]
-        partials = []
-        for p in range(self.pe):
-            if self.weight_kind == "binary":
-                w = word[p * simd:(p + 1) * simd]
-                if self.input_kind == "bipolar":
-                    partial = count(~(slices[0] ^ w), f"match_{p}") << 1
-                else:
-                    partial = combine([(count(q & w, f"and_{p}_{i}") << 1, shared[i])
-                                       for i, q in enumerate(slices)], f"partial_{p}")
-            else:
-                pos = word[2 * p * simd:(2 * p + 1) * simd]
-                neg = word[(2 * p + 1) * simd:(2 * p + 2) * simd]
-                if self.input_kind == "bipolar":
-                    a = slices[0]
-                    partial = combine([(count((a & pos) | (~a & neg), f"agree_{p}"),
-                                        count((~a & pos) | (a & neg), f"disagree_{p}"))],
-                                      f"partial_{p}")
-                else:
-                    partial = combine([(count(q & pos, f"pos_{p}_{i}"),
-                                        count(q & neg, f"neg_{p}_{i}"))
-                                       for i, q in enumerate(slices)], f"partial_{p}")
-            partials.append(partial)
-
-        # --- Accumulate over the folds; the last fold's total goes to the output register or
-        # the queue --------------------------------------------------------------------------
-        init = Const(self.widths.acc_init, self.sum_shape)
-        if self.stall_free:
-            m.d.comb += queue.i.valid.eq(valid & last)
-        else:
-            with m.If(advance):
-                m.d.sync += self.o.valid.eq(valid & last)
-        for p, partial in enumerate(partials):
-            part = Signal(self.widths.partial_shape, name=f"partial_{p}")
-            total = Signal(self.sum_shape, name=f"total_{p}")
-            m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
-            if folds > 1:
-                acc = Signal(self.sum_shape, name=f"acc_{p}")
-                m.d.comb += total.eq(Mux(first, init, acc) + part)
-                with m.If(advance & valid):
-                    m.d.sync += acc.eq(total)
-            else:
-                m.d.comb += total.eq(init + part)
-            if self.stall_free:
-                m.d.comb += queue.i.payload[p].eq(total)
-            else:
-                with m.If(advance & valid & last):
-                    m.d.sync += self.o.payload[p].eq(total)
+        wiring.connect(m, datapath.o, output.i)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
         return m

@@ -2,10 +2,16 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment, signed, unsigned
+from amaranth.lib import data
+from amaranth.sim import Simulator
 
 from fewmul.gateware import MatrixVectorUnit, Widths, signed_shape, sum_bound
+from fewmul.gateware.mvu_datapath import FoldDatapath
+from fewmul.gateware.mvu_issue import IssueController
+from fewmul.gateware.stream_register import StreamRegister
 
-from gateware_helpers import random_inputs, ref_sums, simulate
+from gateware_helpers import (StreamMonitor, random_inputs, ref_sums, simulate, stream_put,
+                              to_py)
 
 # (M, N, input_kind, input_bits, weight_kind, pe, simd, pipeline)
 CASES = [
@@ -217,3 +223,104 @@ def test_stage_allocation(pipeline, kind, bits, wkind, expected):
     assert (dut.word_stage, dut.combine_levels, dut.combine_stages, dut.tree_stages) == expected
     # every stage is somewhere: the memory's output register, the word, the combining, the trees
     assert 1 + dut.word_stage + dut.combine_stages + dut.tree_stages == pipeline
+
+
+# --- The parts: issue controller, output register, datapath -----------------------------------
+
+@pytest.mark.parametrize("registered_ready", [False, True])
+@pytest.mark.parametrize("stalls", [False, True])
+def test_issue_controller_walks_the_words(registered_ready, stalls):
+    n, bits, simd, groups = 5, 2, 2, 2      # 3 folds, the last one padded; 6 words a vector
+    dut = IssueController(n_inputs=n, input_bits=bits, simd=simd, groups=groups,
+                          registered_ready=registered_ready)
+    assert (dut.folds, dut.words) == (3, 6)
+    rng = np.random.default_rng(7)
+    vectors = rng.integers(0, 1 << bits, size=(4, n))
+    # `o.ready` of each cycle, known one cycle ahead (`credit_next`), as a credit register's
+    ready = (rng.random(300) > 0.4) if stalls else np.ones(300, dtype=bool)
+    in_mon, issued = StreamMonitor(dut.i), []
+
+    async def source(ctx):
+        await stream_put(ctx, dut.i, vectors.tolist(), rng=rng if stalls else None, p_stall=0.3)
+
+    async def sink(ctx):
+        for cycle in range(len(ready) - 1):
+            ctx.set(dut.o.ready, int(ready[cycle]))
+            if registered_ready:
+                ctx.set(dut.credit_next, int(ready[cycle + 1]))
+            _, _, valid, payload, planes = await ctx.tick().sample(
+                dut.o.valid, dut.o.payload, dut.planes)
+            if valid and ready[cycle]:
+                issued.append((to_py(payload), to_py(planes)))
+            if len(issued) == len(vectors) * dut.words:
+                break
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(in_mon.testbench, background=True)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    expected = []
+    for v in vectors:
+        planes = [sum(((int(x) >> i) & 1) << j for j, x in enumerate(v)) for i in range(bits)]
+        expected += [({"addr": g * 3 + f, "fold": f, "last": int(f == 2)}, planes)
+                     for g in range(groups) for f in range(3)]
+    assert issued == expected
+    if not stalls:   # the next vector is taken in the cycle the last word is issued
+        assert np.all(np.diff(in_mon.cycles) == dut.words)
+
+
+def test_stream_register():
+    layout = data.ArrayLayout(unsigned(4), 2)
+    payloads = [[j % 16, j // 16] for j in range(40)]
+    _, out_mon = simulate(StreamRegister(layout), payloads, len(payloads), seed=3, p_stall=0.4)
+    assert out_mon.payloads == payloads
+    in_mon, out_mon = simulate(StreamRegister(layout), payloads, len(payloads))
+    assert [c + StreamRegister.latency for c in in_mon.cycles] == out_mon.cycles
+
+
+@pytest.mark.parametrize("wkind, kind, bits, names", [
+    ("binary", "bipolar", 1, ["match_0", "match_1"]),
+    ("binary", "unsigned", 2, ["ones_0", "ones_1", "and_0_0", "and_0_1", "and_1_0", "and_1_1"]),
+    ("ternary", "bipolar", 1, ["agree_0", "disagree_0", "agree_1", "disagree_1"]),
+    ("ternary", "unsigned", 2, ["pos_0_0", "neg_0_0", "pos_0_1", "neg_0_1",
+                                "pos_1_0", "neg_1_0", "pos_1_1", "neg_1_1"]),
+])
+def test_datapath_popcount_units(wkind, kind, bits, names):
+    widths = Widths(9, 3, kind, bits, wkind)
+    dp = FoldDatapath(widths, pe=2, pipeline=0, stall_free=False)
+    assert dp.word_bits == 2 * 3 * widths.dot.masks
+    m = dp.elaborate(None)
+    units = [name for name in m._named_submodules if name.endswith("_count")]
+    assert units == [f"{name}_count" for name in names]
+    Fragment.get(m, None)
+
+
+@pytest.mark.parametrize("stall_free, pipeline", [(True, 2), (True, 3), (False, 5), (False, 6)])
+def test_stall_free_is_a_choice(stall_free, pipeline):
+    case = (4, 9, "unsigned", 3, "ternary", 2, 4, pipeline)
+    m, n, kind, bits, wkind, pe, simd, _ = case
+    rng = np.random.default_rng(pipeline)
+    weights = random_weights(rng, m, n, wkind)
+    dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=pe, simd=simd,
+                           weight_kind=wkind, pipeline=pipeline, stall_free=stall_free)
+    assert dut.stall_free is stall_free and dut.word_stage == int(stall_free)
+    assert 1 + dut.word_stage + dut.combine_stages + dut.tree_stages == pipeline
+    x = random_inputs(rng, 5, n, bits)
+    for seed in (None, 4):
+        in_mon, out_mon = simulate(dut, x.tolist(), 5 * m // pe, seed=seed, p_stall=0.4)
+        got = np.array(out_mon.payloads).reshape(5, m)
+        np.testing.assert_array_equal(got, ref_sums(weights, x, kind, wkind))
+    assert out_mon.cycles[0] >= in_mon.cycles[0] + dut.latency
+
+
+def test_stall_free_errors():
+    weights = np.zeros((2, 4), dtype=int)
+    with pytest.raises(ValueError, match="stall-free datapath needs at least 2 pipeline stages, "
+                                         "not 1"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=1,
+                         stall_free=True)
+    with pytest.raises(TypeError, match="Stall-free must be a bool or None, not 1"):
+        MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=5,
+                         stall_free=1)
