@@ -1,12 +1,13 @@
-# fewmul: `make demo` runs the whole pipeline, `make test` runs the tests.
-# Both create .venv from pyproject.toml when it is missing or stale.
+# fewmul: `make demo` runs the whole pipeline, `make test` runs the tests,
+# `make docs` builds the documentation into build/docs.
+# All three create .venv from pyproject.toml when it is missing or stale.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean venv data
+.PHONY: demo test test-slow bench clean venv data docs
 
 venv: $(STAMP)
 
@@ -24,6 +25,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The Sphinx site (docs/, MyST pages and the API reference generated from the
+# docstrings); any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs
 
 # Fashion-MNIST from the Debian package (apt) when missing; MNIST is fetched
 # separately with `fewmul data mnist --download` (checksums verified).
