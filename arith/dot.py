@@ -241,9 +241,13 @@ class DotProduct:
         """Exact sums ``(n, M)`` of a batch of inputs ``x`` ``(n, N)`` (bits for bipolar
         inputs, integers for unsigned ones) with ``weights`` ``(M, N)`` (see
         :meth:`weight_masks`), by the same popcounts as the gateware."""
-        x = np.asarray(x).astype(np.int64)
         masks = self.weight_masks(weights)
-        n_inputs = masks[0].shape[1]
+        return self.masked_sums(x, masks, masks[0].shape[1])
+
+    def masked_sums(self, x, masks: list[np.ndarray], n_inputs: int) -> np.ndarray:
+        """:meth:`sums` from the weight masks, for ``n_inputs`` real inputs (the masks and
+        ``x`` may be padded past them, as the gateware pads its last fold)."""
+        x = np.asarray(x).astype(np.int64)
         s = np.full((len(x), masks[0].shape[0]), self.init(n_inputs), np.int64)
         for i in range(self.planes):
             plane = (x >> i) & 1

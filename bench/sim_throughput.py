@@ -25,14 +25,15 @@ from fewmul.compiler.emit import emit_build
 from fewmul.compiler.planner import plan_folding
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import FASHION_MNIST_DIR, load_dataset
-from fewmul.nn.integer import IntegerLayer, IntegerNet
+from fewmul.arith import DotProduct
+from fewmul.ir import Graph, dense_layer, dense_net
 from fewmul.sim.fast import build_fast, run_fast
 
 GOAL = 200.0
 SIZES = [784, 1024, 1024, 1024, 10]
 
 
-def random_net(x: np.ndarray, weight_kind: str, act_bits: int, seed: int = 0) -> IntegerNet:
+def random_net(x: np.ndarray, weight_kind: str, act_bits: int, seed: int = 0) -> Graph:
     """The paper's layer sizes with random weights; thresholds split each neuron's sums on
     ``x`` evenly (so every level occurs)."""
     rng = np.random.default_rng(seed)
@@ -40,23 +41,21 @@ def random_net(x: np.ndarray, weight_kind: str, act_bits: int, seed: int = 0) ->
     for index, (n, m) in enumerate(zip(SIZES, SIZES[1:])):
         w = (rng.integers(0, 2, (m, n)) if weight_kind == "binary"
              else rng.integers(-1, 2, (m, n))).astype(np.int8)
-        probe = IntegerLayer(w, kind, bits, thresholds=np.zeros(m, np.int64),
-                             weight_kind=weight_kind)
         if index == len(SIZES) - 2:
-            layers.append(IntegerLayer(w, kind, bits, shifts=rng.integers(4, 7, m),
-                                       offsets=rng.integers(-64, 65, m),
-                                       weight_kind=weight_kind))
+            layers.append(dense_layer(w, kind, bits, shifts=rng.integers(4, 7, m),
+                                      offsets=rng.integers(-64, 65, m),
+                                      weight_kind=weight_kind))
             break
-        s = probe.sums(h)
+        s = DotProduct(kind, bits, weight_kind).sums(h, w)
         levels = (1 << act_bits) - 1
         q = np.quantile(s, np.arange(1, levels + 1) / (levels + 1), axis=0).T
         t = np.ceil(q).astype(np.int64)
         t = t[:, 0] if act_bits == 1 else t
-        layer = IntegerLayer(w, kind, bits, thresholds=t, weight_kind=weight_kind)
-        layers.append(layer)
-        h = layer.forward(h)
+        layers.append(dense_layer(w, kind, bits, thresholds=t, weight_kind=weight_kind))
+        h = (s >= t).astype(np.uint8) if act_bits == 1 else \
+            (s[:, :, None] >= t[None]).sum(2).astype(np.uint8)
         kind, bits = ("bipolar", 1) if act_bits == 1 else ("unsigned", act_bits)
-    return IntegerNet(layers)
+    return dense_net(layers)
 
 
 def images(count: int) -> tuple[np.ndarray, str]:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from fewmul.compiler.lower import LayerPlan, plan_folding
-from fewmul.nn.integer import IntegerNet
+from fewmul.ir import Graph
 
 from .targets import Board
 
@@ -47,12 +47,12 @@ class FitError(ValueError):
         self.suggestion = suggestion
 
 
-def pe_work(net: IntegerNet, plans: list[LayerPlan]) -> int:
+def pe_work(net: Graph, plans: list[LayerPlan]) -> int:
     """``sum_L pe_L * simd_L * input_bits_L``: the logic that grows with the folding.
 
     ``simd_L`` (inputs per neuron per cycle) is all the layer's inputs for plans without it.
     """
-    return sum(p.pe * (getattr(p, "simd", None) or p.inputs) * layer.input_bits
+    return sum(p.pe * (getattr(p, "simd", None) or p.inputs) * layer.in_type.bits
                for p, layer in zip(plans, net.layers))
 
 
@@ -69,7 +69,7 @@ def _cycles(plans) -> int:
     return max(p.cycles for p in plans)
 
 
-def suggest_folding(net: IntegerNet, plans: list[LayerPlan], used: float, available: float,
+def suggest_folding(net: Graph, plans: list[LayerPlan], used: float, available: float,
                     unit: str = "", kind: str = "lut") -> tuple[str, list[LayerPlan] | None]:
     """The fastest folding whose estimated use is at most :data:`FILL_TARGET` of ``available``.
 
@@ -115,7 +115,7 @@ def _planner_suggestion(net, plans, used, available, unit):
             f"{_cycles(plans)}) is estimated to need about {estimate:.0f} {unit}", candidate)
 
 
-def check_fit(board: Board, used: dict, net: IntegerNet, plans: list[LayerPlan], *,
+def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
               stage: str) -> None:
     """Raise :class:`FitError` for the first resource of ``used`` over the board's capacity."""
     for kind in ("lut", "ff", "bram", "dsp"):

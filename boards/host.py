@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fewmul.compiler.artifacts import write_atomic
-from fewmul.nn.integer import IntegerNet
-
-from .nets import load_build
+from fewmul.compiler.folders import BuildFolder
 from .protocol import RESULT_SYNC, WINDOW, LinkFormat
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]
@@ -99,14 +97,13 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
     ``first_mismatch``, ``accuracy`` (board labels against the true labels),
     ``inferences_per_s`` over the serial link.
     """
-    from fewmul.compiler.spec import load_spec
     from fewmul.nn.data import load_dataset
 
-    build_dir = Path(build_dir)
-    board_dir = find_board_dir(build_dir, board)
+    build = BuildFolder(build_dir)
+    board_dir = find_board_dir(build.path, board)
     fmt = LinkFormat.load(board_dir / "link.json")
-    net: IntegerNet = load_build(build_dir)
-    data = load_dataset(load_spec(build_dir / "spec.yaml").data)
+    net = build.net()
+    data = load_dataset(build.spec().data)
     x, y = data.test.x[:images], data.test.y[:images]
     golden = net.forward(x)[-1]
     t0 = time.perf_counter()

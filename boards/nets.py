@@ -15,14 +15,15 @@ from typing import Sequence
 
 import numpy as np
 
+from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.lower import LayerPlan, lower, plan_folding
 from fewmul.gateware import Network
-from fewmul.nn.integer import IntegerLayer, IntegerNet
+from fewmul.ir import Graph, dense_layer, dense_net
 
 __all__ = ["random_net", "load_build", "build_network", "report_folding"]
 
 
-def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> IntegerNet:
+def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Graph:
     """A random folded network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
     Parameters
@@ -45,41 +46,26 @@ def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Inte
         if index < len(sizes) - 2:
             spread = max(1, int(np.sqrt(bound)))
             t = rng.integers(-spread, spread + 1, size=units).astype(np.int64)
-            layers.append(IntegerLayer(w, kind, bits, thresholds=t))
+            layers.append(dense_layer(w, kind, bits, thresholds=t))
         else:
             shifts = rng.integers(4, 7, size=units).astype(np.int64)
             offsets = rng.integers(-4 * bound, 4 * bound + 1, size=units).astype(np.int64)
-            layers.append(IntegerLayer(w, kind, bits, shifts=shifts, offsets=offsets))
+            layers.append(dense_layer(w, kind, bits, shifts=shifts, offsets=offsets))
         kind, bits = "bipolar", 1
-    return IntegerNet(layers)
+    return dense_net(layers)
 
 
 def report_folding(build_dir: Path) -> dict | None:
-    """The folding ``fewmul compile`` chose, from ``BUILD/report.json``.
-
-    ``{"pe": [...]}`` plus ``"simd"`` (per layer) and ``"pipeline"`` when the report has them.
-    """
-    path = Path(build_dir) / "report.json"
-    if not path.exists():
-        return None
-    layers = json.loads(path.read_text())["layers"]
-    folding = {"pe": [int(layer["pe"]) for layer in layers]}
-    if layers and all("simd" in layer for layer in layers):
-        folding["simd"] = [int(layer["simd"]) for layer in layers]
-    if layers and "pipeline" in layers[0]:
-        folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
-    return folding
+    """The folding ``fewmul compile`` chose (see :meth:`BuildFolder.folding`)."""
+    return BuildFolder(build_dir).folding()
 
 
-def load_build(build_dir: Path) -> IntegerNet:
+def load_build(build_dir: Path) -> Graph:
     """The golden model ``BUILD/net.npz`` written by ``fewmul compile``."""
-    path = Path(build_dir) / "net.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run 'fewmul compile RUN/ -o {build_dir}' first")
-    return IntegerNet.load(path)
+    return BuildFolder(build_dir).net()
 
 
-def build_network(net: IntegerNet, pe=None, *, default=None, simd=None,
+def build_network(net: Graph, pe=None, *, default=None, simd=None,
                   pipeline: int | None = None,
                   clock_hz: float | None = None) -> tuple[Network, list[LayerPlan]]:
     """The gateware network of ``net`` and its folding plans.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fewmul.compiler.artifacts import write_atomic
-from fewmul.nn.integer import IntegerNet
+from fewmul.ir import Graph
 from fewmul.sim.runner import SimulationError, verilator_env
 
 from .link import HostLink
@@ -28,13 +28,13 @@ __all__ = ["simulate_link", "TESTBENCH"]
 TESTBENCH = "fewmul.boards.uart_testbench"
 
 
-def simulate_link(net: IntegerNet, images: np.ndarray, out: Path, *, pe=None, default=None,
+def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default=None,
                   divisor: int = 4) -> dict:
     """Send ``images`` through the serial pins of the link top and compare the answers.
 
     Parameters
     ----------
-    net : IntegerNet
+    net : Graph
         Golden model; the gateware is built from it with folding ``pe``.
     images : ndarray
         ``(count, inputs)`` quantized inputs.

@@ -2,7 +2,8 @@
 
 Yosys (YoWASP) synthesizes flattened designs only (with the hierarchy kept, its ABC9 step
 fails), so a layer's figures come from synthesizing that layer on its own
-(:class:`fewmul.gateware.network.LayerUnit`: matrix-vector unit, activation, collector).
+(its units alone, as :func:`fewmul.compiler.lower.layer_stages` builds them: matrix-vector
+unit, activation, skid buffer, collector).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def synth_cells(work_dir: Path, verilog: str, target: str, top: str = "top") -> 
     return cell_counts(run_stat(work_dir, verilog, SYNTH[target].format(top=top), name, top))
 
 
-def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
-    """Synthesize ``build_dir/top.v`` and every layer of ``layers`` (``LayerParams``) alone.
+def synth_layers(build_dir: Path, plans, target: str = "ecp5") -> dict:
+    """Synthesize ``build_dir/top.v`` and every layer of ``plans`` (``LayerPlan``) alone.
 
     Layer ``i`` is ``build_dir/layers/layer{i}.v``, its weights in ``layers/rom/`` (Yosys runs
     in ``layers/``).
@@ -68,8 +69,7 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
         ``cells`` (by type) and ``total`` (classes) of the whole design; ``layers``: the
         classes of each layer.
     """
-    from fewmul.gateware.network import LayerUnit
-
+    from .lower import layer_unit
     from .verilog import convert_with_rom_files
 
     build_dir = Path(build_dir)
@@ -77,9 +77,9 @@ def synth_layers(build_dir: Path, layers, target: str = "ecp5") -> dict:
     work = build_dir / "layers"
     work.mkdir(exist_ok=True)
     per_layer = []
-    for index, layer in enumerate(layers):
+    for index, plan in enumerate(plans):
         name = f"layer{index}.v"
-        (work / name).write_text(convert_with_rom_files(LayerUnit(layer), work,
+        (work / name).write_text(convert_with_rom_files(layer_unit(plan), work,
                                                         prefix=f"layer{index}"))
         per_layer.append(classify(synth_cells(work, name, target), target))
     return {"target": target, "cells": cells, "total": classify(cells, target),

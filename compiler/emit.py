@@ -14,28 +14,32 @@ import json
 import time
 from pathlib import Path
 
-from fewmul.nn.integer import IntegerNet, fold
+from fewmul.ir import Graph
+from fewmul.ir.fold import fold
 
 from .artifacts import write_atomic
-from .verilog import convert_and_check
-from .lower import LayerPlan, lower, plan_folding
+from .folders import BUILD_FORMAT, BuildFolder, Manifest
+from .lower import LayerPlan, lower, plan_folding, probes
 from .spec import dump_spec
 from .training import load_run
+from .verilog import convert_and_check
 
 __all__ = ["compile_run", "emit_build", "synthesize"]
 
 
-def _write_weights(build_dir: Path, net: IntegerNet, top) -> None:
-    """Packed weight words (hex, one memory word per line, as the gateware stores them)."""
-    wdir = build_dir / "weights"
-    wdir.mkdir(exist_ok=True)
-    for index, (layer, mvu) in enumerate(zip(net.layers, top.mvus)):
+def _write_weights(build: BuildFolder, plans: list[LayerPlan], top) -> None:
+    """Packed weight words (hex, one memory word per line, as the gateware stores them) and
+    each layer's activation constants."""
+    build.weights_dir.mkdir(exist_ok=True)
+    for plan in plans:
+        layer = plan.layer
+        mvu = top.stages[f"{layer.name}_{layer.head.binding.role}"]
         digits = (mvu.word_bits + 3) // 4
-        write_atomic(wdir / f"layer{index}_weights.hex",
+        write_atomic(build.weights_dir / f"{layer.name}_weights.hex",
                      "".join(f"{word:0{digits}x}\n" for word in mvu.rows))
-        params = ({"shifts": layer.shifts.tolist(), "offsets": layer.offsets.tolist()}
-                  if layer.is_output else {"thresholds": layer.thresholds.tolist()})
-        write_atomic(wdir / f"layer{index}_params.json", json.dumps(params))
+        params = {key: value.tolist() for op in layer.ops[1:]
+                  for key, value in op.arrays().items()}
+        write_atomic(build.weights_dir / f"{layer.name}_params.json", json.dumps(params))
 
 
 def _choose(spec, pe, simd, target_cycles, max_luts, pipeline) -> dict:
@@ -48,7 +52,21 @@ def _choose(spec, pe, simd, target_cycles, max_luts, pipeline) -> dict:
                 max_luts=max_luts, pipeline=pipeline or 0)
 
 
-def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tuple[object, dict]:
+def _layer_report(plan: LayerPlan, top, probe) -> dict:
+    """A layer's record in ``report.json``: what each op's binding reports, then the area
+    estimate and the probe."""
+    entry = {"index": plan.layer.index}
+    for op in plan.layer.ops:
+        unit = top.stages[f"{plan.layer.name}_{op.binding.role}"]
+        entry.update(op.binding.report(plan.folding, unit))
+    estimate = plan.estimate()
+    entry["estimated"] = {"lut": estimate.luts, "ff": estimate.ffs, "bram": estimate.brams}
+    entry["synthesized"] = {}
+    entry["probe"] = probe.path
+    return entry
+
+
+def emit_build(net: Graph, plans: list[LayerPlan], build_dir: Path) -> tuple[object, dict]:
     """Lower ``net`` with ``plans`` and write ``top.v``, ``net.npz``, ``weights/`` and
     ``manifest.json`` into ``build_dir``.
 
@@ -58,55 +76,36 @@ def emit_build(net: IntegerNet, plans: list[LayerPlan], build_dir: Path) -> tupl
         The gateware and the report (``layers``, ``cycles_per_inference``,
         ``latency_cycles``) without Yosys figures.
     """
-    from fewmul.sim.vectors import Manifest
-
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build = BuildFolder(build_dir).create()
     top = lower(net, plans)
     t0 = time.perf_counter()
-    verilog, generic = convert_and_check(top, build_dir)
+    verilog, generic = convert_and_check(top, build.path)
     generic["seconds"] = time.perf_counter() - t0
-    write_atomic(build_dir / "top.v", verilog)
-    net.save(build_dir / "net.npz")
-    _write_weights(build_dir, net, top)
+    write_atomic(build.top_v, verilog)
+    build.save_net(net)
+    _write_weights(build, plans, top)
 
-    layers = []
-    for index, (layer, plan, mvu, act) in enumerate(zip(net.layers, plans, top.mvus, top.activations)):
-        estimate = plan.estimate()
-        layers.append({
-            "index": index, "inputs": plan.inputs, "units": plan.units,
-            "weights": layer.weight_kind, "input_kind": layer.input_kind,
-            "input_bits": layer.input_bits,
-            "output": "scores" if layer.is_output else
-                      ("sign" if layer.output_bits == 1 else f"{layer.output_bits}-bit levels"),
-            "pe": plan.pe, "simd": plan.simd, "folds": mvu.folds, "pipeline": plan.pipeline,
-            "cycles": mvu.cycles_per_vector,
-            "sum_bound": mvu.sum_bound, "accumulator_bits": mvu.sum_shape.width,
-            "partial_bits": mvu.widths.partial_shape.width,
-            "output_bits": act.score_shape.width if layer.is_output else act.out_shape.width,
-            "estimated": {"lut": estimate.luts, "ff": estimate.ffs, "bram": estimate.brams},
-            "synthesized": {},
-            "probe": f"layer{index}_collect",
-        })
+    layer_probes = probes(net, plans)
+    layers = [_layer_report(plan, top, probe) for plan, probe in zip(plans, layer_probes)]
     out_layout = top.o.payload.shape()
-    manifest = Manifest(
-        top="top", input_count=plans[0].inputs, input_bits=net.layers[0].input_bits,
-        layers=[{"name": f"layer{l['index']}", "units": l["units"], "element_bits": l["output_bits"],
-                 "signed": l["output"] == "scores", "probe": l["probe"]} for l in layers],
+    build.save_manifest(Manifest(
+        top="top", input_count=net.in_type.size, input_bits=net.input_bits,
+        layers=[{"name": p.name, "units": p.units, "element_bits": p.element_bits,
+                 "signed": p.signed, "probe": p.path} for p in layer_probes],
         label_offset=out_layout["label"].offset, label_bits=out_layout["label"].width,
         scores_offset=out_layout["scores"].offset,
-        cycles_per_inference=top.cycles_per_inference, latency_cycles=top.latency_cycles)
-    write_atomic(build_dir / "manifest.json", manifest.to_json())
+        cycles_per_inference=top.cycles_per_inference, latency_cycles=top.latency_cycles,
+        format=BUILD_FORMAT))
     return top, {"layers": layers, "cycles_per_inference": top.cycles_per_inference,
                  "latency_cycles": top.latency_cycles, "yosys": {"generic": generic}}
 
 
-def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None) -> dict:
+def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None,
+               plans: list[LayerPlan] | None = None) -> dict:
     """Yosys figures of ``build_dir/top.v`` per target.
 
-    ``ecp5`` and ``xilinx`` also synthesize every layer of ``top`` (the
-    :class:`~fewmul.gateware.Network`) alone and fill in its ``synthesized`` entry of
-    ``report``.
+    ``ecp5`` and ``xilinx`` also synthesize every layer of ``plans`` alone (given ``top``, the
+    :class:`~fewmul.gateware.Network`) and fill in its ``synthesized`` entry of ``report``.
     """
     from .area import SYNTH, synth_layers
     from .yosys import yosys_stat
@@ -116,8 +115,8 @@ def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None) 
         if target in yosys:
             continue
         t1 = time.perf_counter()
-        if target in SYNTH and top is not None:
-            per_layer = synth_layers(build_dir, top.layers, target)
+        if target in SYNTH and top is not None and plans is not None:
+            per_layer = synth_layers(build_dir, plans, target)
             for entry, counts in zip(report["layers"], per_layer["layers"]):
                 entry["synthesized"][target] = counts
             yosys[target] = {"target": target, "classes": per_layer["total"],
@@ -142,9 +141,9 @@ def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int |
     folding = _choose(spec, pe, simd, target_cycles, max_luts, pipeline)
     plans = plan_folding(net, folding.pop("pe"), folding.pop("target_cycles"), **folding)
     top, report = emit_build(net, plans, build_dir)
-    write_atomic(build_dir / "spec.yaml", dump_spec(spec))
+    write_atomic(BuildFolder(build_dir).spec_path, dump_spec(spec))
     compile_s = time.perf_counter() - t0
     report = {"name": spec.name, **report, "compile_seconds": compile_s}
-    report["yosys"] = synthesize(build_dir, report, synth, top)
-    write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
+    report["yosys"] = synthesize(build_dir, report, synth, top, plans)
+    BuildFolder(build_dir).write_json("report.json", report)
     return report

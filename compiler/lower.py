@@ -1,30 +1,92 @@
-"""Lowering: a folded integer network and a folding plan -> gateware.
+"""Lowering: the network IR and a folding plan -> gateware.
 
-The folding plan (:mod:`fewmul.compiler.planner`) gives every layer ``pe``
-(neurons computed in parallel) and ``simd`` (inputs per neuron per cycle).
+The lowering walks the graph: each op's binding builds its unit (``layer{L}_{role}``) with its
+layer's folding, and where a layer's beats meet an op that takes whole vectors (the next
+layer's matrix-vector unit, the argmax), a :class:`~fewmul.gateware.SkidBuffer` and a
+:class:`~fewmul.gateware.Collector` join them (``layer{L}_skid``, ``layer{L}_collect``; the
+collector's output is the layer's probe). The folding plan (:mod:`fewmul.compiler.planner`)
+gives every layer ``pe`` (neurons computed in parallel) and ``simd`` (inputs per neuron per
+cycle).
 """
 
 from __future__ import annotations
 
-from fewmul.gateware import LayerParams, Network
-from fewmul.nn.integer import IntegerNet
+from dataclasses import dataclass
+
+from fewmul.gateware import Collector, Network, SkidBuffer
+from fewmul.ir import Graph, Layer
 
 from .planner import DEFAULT_TARGET_CYCLES, LayerPlan, plan_folding
 
-__all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "LayerPlan"]
+__all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "layer_stages", "layer_unit",
+           "LayerPlan",
+           "Probe", "probes"]
 
 
-def lower(net: IntegerNet, plans: list[LayerPlan]) -> Network:
-    """Build the Amaranth :class:`~fewmul.gateware.Network` for ``net``."""
-    params = []
-    for layer, plan in zip(net.layers, plans, strict=True):
-        common = dict(weights=layer.weights, input_kind=layer.input_kind,
-                      input_bits=layer.input_bits, pe=plan.pe, simd=plan.simd,
-                      weight_kind=layer.weight_kind, pipeline=plan.pipeline,
-                      popcount_style=plan.popcount_style)
-        if layer.is_output:
-            params.append(LayerParams(**common, shifts=layer.shifts.tolist(),
-                                      offsets=layer.offsets.tolist()))
-        else:
-            params.append(LayerParams(**common, thresholds=layer.thresholds.tolist()))
-    return Network(params)
+@dataclass(frozen=True)
+class Probe:
+    """A layer's output stream as the testbench watches it: one vector per image."""
+    name: str
+    path: str
+    units: int
+    element_bits: int
+    signed: bool
+
+
+def _glue_latency() -> int:
+    return SkidBuffer.latency + 1   # the collector's vector is valid a cycle after its last beat
+
+
+def layer_stages(plan: LayerPlan) -> list[tuple[str, object]]:
+    """The units of one layer (its ops', then the skid buffer and collector that gather its
+    beats into vectors), named ``layer{L}_...``."""
+    layer, stages = plan.layer, []
+    for op in layer.ops:
+        stages.append((f"{layer.name}_{op.binding.role}", op.binding.build(plan.folding)))
+    out_shape = stages[-1][1].o.payload.shape()
+    stages.append((f"{layer.name}_skid", SkidBuffer(out_shape)))
+    stages.append((f"{layer.name}_collect",
+                   Collector(out_shape.elem_shape, plan.pe, layer.units)))
+    return stages
+
+
+def _layer_latency(plan: LayerPlan) -> int:
+    return sum(op.binding.latency(plan.folding) for op in plan.layer.ops) + _glue_latency()
+
+
+def layer_unit(plan: LayerPlan) -> Network:
+    """One layer on its own (its units, skid buffer and collector), e.g. to synthesize layers
+    one at a time."""
+    return Network(layer_stages(plan), cycles_per_inference=plan.cycles,
+                   latency_cycles=_layer_latency(plan))
+
+
+def probes(net: Graph, plans: list[LayerPlan]) -> list[Probe]:
+    """Each layer's collected output."""
+    out = []
+    for plan in plans:
+        layer: Layer = plan.layer
+        stream = layer.last.binding.stream(plan.folding)
+        out.append(Probe(layer.name, f"{layer.name}_collect", layer.units, stream.element_bits,
+                         stream.signed))
+    return out
+
+
+def lower(net: Graph, plans: list[LayerPlan]) -> Network:
+    """Build the Amaranth :class:`~fewmul.gateware.Network` for ``net`` with ``plans`` (one
+    per layer)."""
+    if len(plans) != len(net.layers):
+        raise ValueError(f"{len(plans)} plans for {len(net.layers)} layers")
+    stages, cycles, latency = [], 0, 0
+    for layer, plan in zip(net.layers, plans):
+        if plan.layer is not layer:
+            raise ValueError(f"The plan of {layer.name} is for another layer")
+        stages += layer_stages(plan)
+        cycles = max(cycles, plan.cycles)
+        latency += _layer_latency(plan)
+    for op in net.tail:
+        binding = op.binding
+        stages.append((binding.role, binding.build(None)))
+        cycles = max(cycles, binding.cycles(None))
+        latency += binding.latency(None)
+    return Network(stages, cycles_per_inference=cycles, latency_cycles=latency)

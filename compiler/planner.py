@@ -14,60 +14,57 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from fewmul.gateware.popcount import popcount_levels, register_levels
+from fewmul.gateware.popcount import popcount_levels
 from fewmul.gateware.widths import Widths
-from fewmul.nn.integer import IntegerNet
+from fewmul.ir import Estimate, Folding, Graph, Layer
 
-__all__ = ["DEFAULT_TARGET_CYCLES", "LayerPlan", "Estimate", "plan_folding", "layer_plans"]
+__all__ = ["DEFAULT_TARGET_CYCLES", "LayerPlan", "Estimate", "plan_folding", "layer_plans",
+           "auto_pipeline", "FAST_CLOCK_HZ"]
 
 #: Cycles per inference aimed at when nothing else is said.
 DEFAULT_TARGET_CYCLES = 64
 
-#: Area model constants, in 4-input-LUT equivalents per bit (LUT4s, the two LUT4s of each CCU2C
-#: carry cell included), fitted to Yosys synth_ecp5 runs of a 1024x1024 binary layer at five
-#: foldings and of its pieces alone (bench/area.py, bench/results/area.md; within 4 %).
-#: Popcount of one XNOR/AND bit, by popcount style: on 4-input LUTs the adder tree is the
-#: cheaper (the compressor's full adders take 6 inputs; on 6-input LUTs it is the other way).
-LUT_PER_POPCOUNT_BIT = {"adder": 2.5, "compressor": 2.7}
-#: Accumulator and output register, per bit of each lane.
-LUT_PER_ACC_BIT = 0.55
-#: Fold-selection multiplexer, per latched input bit, times ``1 - 1 / folds``.
-LUT_PER_MUX_BIT = 0.7
-#: Threshold compare and its per-group constant, per bit of each lane, times
-#: ``1 + groups / THRESHOLD_GROUPS_PER_BIT`` (the constants are multiplexed by the group).
-LUT_PER_THRESHOLD_BIT = 1.0
-THRESHOLD_GROUPS_PER_BIT = 10
-LUT_CONTROL = 40
-#: Block RAM geometries (depth, width) of one 18 Kbit block.
-BRAM_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-#: Memories smaller than this many bits are left to LUT RAM or registers.
-BRAM_MIN_BITS = 2048
-
 
 @dataclass(frozen=True)
-class Estimate:
-    luts: int
-    ffs: int
-    brams: int
-
-
-@dataclass
 class LayerPlan:
-    """A layer and its folding."""
-    units: int
-    inputs: int
-    pe: int
-    simd: int | None = None          # None: all inputs in one cycle
-    input_kind: str = "bipolar"
-    input_bits: int = 1
-    weight_kind: str = "binary"
-    out_levels: int = 1              # thresholds per neuron (0 for the output layer's scores)
-    pipeline: int = 0
-    popcount_style: str = "adder"
+    """A layer of the network IR and its folding.
 
-    def __post_init__(self):
-        if self.simd is None:
-            self.simd = self.inputs
+    Attributes
+    ----------
+    layer : Layer
+        The IR layer (its ops).
+    folding : Folding
+        ``pe``, ``simd``, ``pipeline`` and ``popcount_style``, shared by the layer's ops.
+    """
+    layer: Layer
+    folding: Folding
+
+    def with_folding(self, **changes) -> "LayerPlan":
+        return LayerPlan(self.layer, replace(self.folding, **changes))
+
+    @property
+    def pe(self) -> int:
+        return self.folding.pe
+
+    @property
+    def simd(self) -> int:
+        return self.folding.simd or self.inputs
+
+    @property
+    def pipeline(self) -> int:
+        return self.folding.pipeline
+
+    @property
+    def popcount_style(self) -> str:
+        return self.folding.popcount_style
+
+    @property
+    def units(self) -> int:
+        return self.layer.units
+
+    @property
+    def inputs(self) -> int:
+        return self.layer.inputs
 
     @property
     def groups(self) -> int:
@@ -79,41 +76,17 @@ class LayerPlan:
 
     @property
     def cycles(self) -> int:
-        return self.groups * self.folds
+        return max(op.binding.cycles(self.folding) for op in self.layer.ops)
 
     @property
     def widths(self) -> Widths:
-        return Widths(self.inputs, self.simd, self.input_kind, self.input_bits, self.weight_kind)
+        return self.layer.head.binding.widths(self.folding)
 
     def estimate(self) -> Estimate:
-        """Rough LUT, flip-flop and 18 Kbit block RAM counts of the layer's units."""
-        k, masks = self.input_bits, 2 if self.weight_kind == "ternary" else 1
-        acc = self.widths.acc_shape.width
-        shared = k * self.simd if self.weight_kind == "binary" and self.input_kind == "unsigned" \
-            else 0
-        count_bits = self.pe * k * masks * self.simd + shared
-        levels = max(self.out_levels, 1)
-        luts = (LUT_PER_POPCOUNT_BIT[self.popcount_style] * count_bits
-                + LUT_PER_ACC_BIT * self.pe * acc * (2 if self.folds > 1 else 1)
-                + LUT_PER_MUX_BIT * self.inputs * k * (1 - 1 / self.folds)
-                # each lane compares with its neuron's constant, multiplexed by the group
-                + LUT_PER_THRESHOLD_BIT * self.pe * levels * acc
-                * (1 + self.groups / THRESHOLD_GROUPS_PER_BIT)
-                + LUT_CONTROL)
-        # the first pipeline register holds the memory word and the input slices, the others
-        # sit in the popcount trees
-        width, depth = self.pe * self.simd * masks, self.groups * self.folds
-        pipe = sum(math.ceil(self.simd / 2 ** level) * (min(level, 12) + 1)
-                   for level in register_levels(self.simd, max(0, self.pipeline - 1), "adder"))
-        word = width + self.simd * k if self.pipeline else 0
-        out_bits = levels.bit_length() if self.out_levels else acc + 8
-        ffs = (self.inputs * k + self.simd * k + word + pipe * (count_bits // max(self.simd, 1))
-               + self.pe * acc * (2 if self.folds > 1 else 1) + self.units * out_bits + 32)
-        if width * depth < BRAM_MIN_BITS:
-            brams = 0
-        else:
-            brams = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM_GEOMETRIES)
-        return Estimate(round(luts), ffs, brams)
+        """Rough LUT, flip-flop and 18 Kbit block RAM counts of the layer's units: the sum of
+        its ops' estimates (LUTs rounded)."""
+        total = sum((op.binding.estimate(self.folding) for op in self.layer.ops), Estimate())
+        return Estimate(round(total.luts), total.ffs, total.brams)
 
 
 def _divisors(n: int) -> list[int]:
@@ -128,16 +101,11 @@ def _simd_candidates(n: int) -> list[int]:
     return sorted(by_folds.values())
 
 
-def layer_plans(net: IntegerNet, pipeline: int = 0,
+def layer_plans(net: Graph, pipeline: int = 0,
                 popcount_style: str = "adder") -> list[LayerPlan]:
-    """Unfolded plans (``pe = 1``, all inputs) describing each layer of ``net``."""
-    plans = []
-    for layer in net.layers:
-        levels = 0 if layer.is_output else (1 << layer.output_bits) - 1
-        plans.append(LayerPlan(layer.units, layer.inputs, 1, None, layer.input_kind,
-                               layer.input_bits, layer.weight_kind, levels, pipeline,
-                               popcount_style))
-    return plans
+    """Unfolded plans (``pe = 1``, all inputs) of each layer of ``net``."""
+    return [LayerPlan(layer, Folding(1, layer.inputs, pipeline, popcount_style))
+            for layer in net.layers]
 
 
 def _frontier(base: LayerPlan) -> list[tuple[int, int, LayerPlan]]:
@@ -146,7 +114,7 @@ def _frontier(base: LayerPlan) -> list[tuple[int, int, LayerPlan]]:
     best: dict[int, tuple[int, LayerPlan]] = {}
     for pe in _divisors(base.units):
         for simd in _simd_candidates(base.inputs):
-            plan = LayerPlan(**{**base.__dict__, "pe": pe, "simd": simd})
+            plan = base.with_folding(pe=pe, simd=simd)
             luts = plan.estimate().luts
             if plan.cycles not in best or luts < best[plan.cycles][0]:
                 best[plan.cycles] = (luts, plan)
@@ -198,7 +166,7 @@ def auto_pipeline(simd: int, popcount_style: str = "adder", *, combine_levels: i
     return max(5, 2 + math.ceil(3 * levels / 4) + combine_levels)
 
 
-def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,
+def plan_folding(net: Graph, pe="auto", target_cycles: int | None = None, *,
                  simd="auto", max_luts: int | None = None, pipeline: int | str = 0,
                  popcount_style: str = "adder", clock_hz: float | None = None) -> list[LayerPlan]:
     """Choose ``pe`` and ``simd`` per layer (see :func:`_plan_folding` for the parameters).
@@ -216,17 +184,17 @@ def plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *
     if pipeline == "auto":
         stages = [auto_pipeline(plan.simd, plan.popcount_style, clock_hz=clock_hz,
                                 combine_levels=plan.widths.combine_levels) for plan in plans]
-    return [replace(plan, pipeline=p) for plan, p in zip(plans, stages)]
+    return [plan.with_folding(pipeline=p) for plan, p in zip(plans, stages)]
 
 
-def _plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, *,
+def _plan_folding(net: Graph, pe="auto", target_cycles: int | None = None, *,
                   simd="auto", max_luts: int | None = None, pipeline: int = 0,
                   popcount_style: str = "adder") -> list[LayerPlan]:
     """Choose ``pe`` and ``simd`` per layer.
 
     Parameters
     ----------
-    net : IntegerNet
+    net : Graph
         The folded network.
     pe, simd : "auto", int or list of int
         ``"auto"`` lets the planner choose; an integer applies to every layer (capped at the
@@ -284,5 +252,5 @@ def _plan_folding(net: IntegerNet, pe="auto", target_cycles: int | None = None, 
             s = s if isinstance(simd, list) else min(s, base.inputs)
             if s > base.inputs:
                 raise ValueError(f"layers[{index}]: simd={s} exceeds its {base.inputs} inputs")
-        plans.append(LayerPlan(**{**base.__dict__, "pe": p, "simd": s or base.inputs}))
+        plans.append(base.with_folding(pe=p, simd=s or base.inputs))
     return plans

@@ -13,21 +13,20 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from fewmul.nn.data import load_dataset
-from fewmul.nn.integer import fold
+from fewmul.ir.fold import fold
 from fewmul.nn.model import Model
 from fewmul.nn.plots import plot_curves
 from fewmul.nn.train import train
 
 from .artifacts import save_npz, write_atomic
+from .folders import RunFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 
 __all__ = ["train_run", "load_run"]
 
 
-CHECKPOINT = "checkpoint.npz"
 
 
 def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = None,
@@ -39,14 +38,15 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
     None) and training continues from ``run_dir/checkpoint.npz``. ``data_dir``
     overrides the spec's ``data.dir``; ``on_epoch`` is passed to the trainer.
     """
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
+    run_dir = run.path
     if resume:
         if spec_path is not None:
             raise ValueError("--resume continues RUN/spec.yaml: give no SPEC")
-        for name in ("spec.yaml", CHECKPOINT):
-            if not (run_dir / name).exists():
-                raise FileNotFoundError(f"{run_dir / name} is missing: nothing to resume in {run_dir}")
-        spec = load_spec(run_dir / "spec.yaml")
+        for path in (run.spec_path, run.checkpoint_path):
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: nothing to resume in {run_dir}")
+        spec = run.spec()
         if epochs is not None and epochs != spec.train.epochs:
             raise ValueError(f"--epochs {epochs} differs from the {spec.train.epochs} epochs of "
                              f"{run_dir / 'spec.yaml'}: a resumed run keeps its spec")
@@ -59,12 +59,12 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
         if data_dir is not None:
             spec.data.dir = str(data_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(run_dir / "spec.yaml", dump_spec(spec))
+        write_atomic(run.spec_path, dump_spec(spec))
     data = load_dataset(spec.data)
 
     def save_metrics(result) -> None:
         rows = [dataclasses.asdict(m) for m in result.history]
-        write_atomic(run_dir / "metrics.json", json.dumps({"epochs": rows}, indent=2))
+        write_atomic(run.metrics_path, json.dumps({"epochs": rows}, indent=2))
 
     def after_epoch(result) -> None:
         save_metrics(result)
@@ -73,9 +73,9 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
 
     t0 = time.perf_counter()
     result = train(data, spec.layers, spec.train, progress=progress, on_epoch=after_epoch,
-                   checkpoint=run_dir / CHECKPOINT, resume=resume)
+                   checkpoint=run.checkpoint_path, resume=resume)
     best = result.history[result.best_epoch]
-    save_npz(run_dir / "model.npz", result.model.state())
+    save_npz(run.model_path, result.model.state())
     summary = {
         "best_epoch": best.epoch,
         "test_acc_deployed": best.test_acc,
@@ -93,20 +93,16 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
         summary.update(test_acc_integer=float((int_pred == data.test.y).mean()),
                        integer_vs_float_agreement=float((int_pred == float_pred).mean()))
     rows = [dataclasses.asdict(m) for m in result.history]
-    write_atomic(run_dir / "metrics.json", json.dumps({"summary": summary, "epochs": rows}, indent=2))
-    plot_curves(result.history, run_dir / "curves.png", title=spec.name)
+    write_atomic(run.metrics_path, json.dumps({"summary": summary, "epochs": rows}, indent=2))
+    plot_curves(result.history, run.curves_path, title=spec.name)
     return summary
 
 
 def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
     """The resolved spec and the trained model of a run folder."""
-    run_dir = Path(run_dir)
-    for name in ("spec.yaml", "model.npz"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir / name} is missing: is {run_dir} a 'fewmul train' output?")
-    spec = load_spec(run_dir / "spec.yaml")
-    data_inputs = load_dataset(spec.data).inputs
-    model = Model.init(data_inputs, spec.layers, spec.train.seed)
-    with np.load(run_dir / "model.npz") as f:
-        model.load_state(dict(f))
+    run = RunFolder(run_dir)
+    spec = run.spec()
+    state = run.model_state()
+    model = Model.init(load_dataset(spec.data).inputs, spec.layers, spec.train.seed)
+    model.load_state(state)
     return spec, model

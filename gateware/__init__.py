@@ -4,7 +4,7 @@ from .activation import ScoreUnit, ThresholdUnit
 from .argmax import Argmax
 from .collector import Collector
 from .mvu import INPUT_KINDS, WEIGHT_KINDS, MatrixVectorUnit, pack_rows, signed_shape, sum_bound
-from .network import LayerParams, Network
+from .network import Network
 from .popcount import pipelined_popcount, popcount
 from .queue import CreditQueue
 from .skid import SkidBuffer
@@ -13,5 +13,5 @@ from .widths import Widths
 __all__ = [
     "popcount", "pipelined_popcount", "INPUT_KINDS", "WEIGHT_KINDS", "Widths", "sum_bound",
     "signed_shape", "pack_rows", "MatrixVectorUnit",
-    "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "CreditQueue", "Argmax", "LayerParams", "Network",
+    "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "CreditQueue", "Argmax", "Network",
 ]

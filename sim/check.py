@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from fewmul.compiler.artifacts import write_atomic
-from fewmul.compiler.spec import load_spec
+from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.data import load_dataset
-from fewmul.nn.integer import IntegerNet
 
 from .runner import simulate
 
@@ -24,22 +21,21 @@ def check_build(build_dir: Path, images: int = 200, *, stall: float = 0.25, seed
     The golden model is the folded network saved by the compiler
     (``net.npz``); the images are the first ``images`` of the spec's test split.
     """
-    build_dir = Path(build_dir)
+    build = BuildFolder(build_dir)
     if images < 1:
         raise ValueError(f"Image count must be a positive integer, not {images!r}")
-    spec = load_spec(build_dir / "spec.yaml")
-    data = load_dataset(spec.data)
-    net = IntegerNet.load(build_dir / "net.npz")
+    data = load_dataset(build.spec().data)
+    net = build.net()
     x, y = data.test.x[:images], data.test.y[:images]
     expected = net.forward(x)
     t0 = time.perf_counter()
-    result = simulate(build_dir, x, expected, stall=stall, seed=seed)
+    result = simulate(build.path, x, expected, stall=stall, seed=seed)
     result["testbench_s"] = result.pop("wall_s")
     result["wall_s"] = time.perf_counter() - t0
-    manifest = json.loads((build_dir / "manifest.json").read_text())
-    result["predicted_cycles_per_inference"] = manifest["cycles_per_inference"]
-    result["predicted_latency_cycles"] = manifest["latency_cycles"]
+    manifest = build.manifest()
+    result["predicted_cycles_per_inference"] = manifest.cycles_per_inference
+    result["predicted_latency_cycles"] = manifest.latency_cycles
     result["test_acc"] = float((net.predict(x) == y).mean())
     result["stall_probability"] = stall
-    write_atomic(build_dir / "sim.json", json.dumps(result, indent=2))
+    build.write_json(build.sim_path.name, result)
     return result

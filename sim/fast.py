@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fewmul.compiler.folders import BuildFolder
+
 from .runner import SimulationError, verilator_env
-from .vectors import load_manifest, unpack
+from .vectors import unpack
 
 __all__ = ["build_fast", "run_fast"]
 
@@ -143,7 +145,7 @@ def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: t
     ``build_dir/fast/obj`` (another ``obj`` keeps several builds side by side).
     """
     build_dir = Path(build_dir).resolve()
-    man = load_manifest(build_dir)
+    man = BuildFolder(build_dir).manifest()
     in_words, out_words = _widths(man)
     work = build_dir / "fast"
     work.mkdir(exist_ok=True)
@@ -189,7 +191,7 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
         ``mismatches`` against ``expected_scores`` (scores and argmax labels) if given.
     """
     build_dir = Path(build_dir).resolve()
-    man = load_manifest(build_dir)
+    man = BuildFolder(build_dir).manifest()
     exe = exe or build_dir / "fast" / "obj" / "fewmul_fast"
     if not Path(exe).exists():
         raise SimulationError(f"{exe} is missing: call build_fast first")

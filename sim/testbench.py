@@ -21,8 +21,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from fewmul.compiler.folders import BuildFolder
 from fewmul.sim.cocotb_common import start_clock_and_reset
-from fewmul.sim.vectors import load_manifest, pack, unpack
+from fewmul.sim.vectors import pack, unpack
 
 
 class Mismatch(Exception):
@@ -110,7 +111,7 @@ async def network_matches_golden_model(dut):
     build = Path(os.environ["FEWMUL_BUILD"])
     vec = json.loads(Path(os.environ["FEWMUL_VECTORS"]).read_text())
     result_path = Path(os.environ["FEWMUL_RESULT"])
-    man = load_manifest(build)
+    man = BuildFolder(build).manifest()
     inputs, expected = vec["inputs"], vec["expected"]
     stall = float(vec.get("stall", 0.0))
     rng = random.Random(int(vec.get("seed", 0)))

@@ -5,39 +5,53 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil
 
-from fewmul.gateware import LayerParams, Network
+from fewmul.compiler.lower import lower
+from fewmul.compiler.planner import LayerPlan, layer_plans
+from fewmul.ir import Folding, dense_layer, dense_net
 
 from gateware_helpers import StreamMonitor, random_inputs, ref_network, simulate
 
 
 def random_network(seed, sizes, pes, *, input_kind="unsigned", input_bits=4, simds=None,
                    weight_kind="binary", act_bits=1, pipeline=0, popcount_style="adder"):
-    """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range.
+    """Layers ``sizes[0] -> sizes[1] -> ...``, thresholds near the middle of the sums' range,
+    and their foldings.
 
     Hidden layers output bits (``act_bits == 1``) or ``act_bits``-bit levels.
     """
     rng = np.random.default_rng(seed)
     simds = simds or [None] * len(pes)
-    layers = []
+    layers, foldings = [], []
     kind, bits = input_kind, input_bits
     for index, (n, m, pe) in enumerate(zip(sizes[:-1], sizes[1:], pes, strict=True)):
         weights = (rng.integers(0, 2, size=(m, n)) if weight_kind == "binary" else
                    rng.integers(-1, 2, size=(m, n)))
         spread = max(1, int(np.sqrt(n)) << (bits - 1))
-        extra = dict(simd=simds[index], weight_kind=weight_kind, pipeline=pipeline,
-                     popcount_style=popcount_style)
+        foldings.append(Folding(pe, simds[index], pipeline, popcount_style))
         if index < len(pes) - 1:
             levels = (1 << act_bits) - 1
             t = np.sort(rng.integers(-spread, spread + 1, (m, levels)), axis=1)
-            t = t[:, 0].tolist() if act_bits == 1 else t.tolist()
-            layers.append(LayerParams(weights, kind, bits, pe, thresholds=t, **extra))
+            t = t[:, 0] if act_bits == 1 else t
+            layers.append(dense_layer(weights, kind, bits, thresholds=t,
+                                      weight_kind=weight_kind))
         else:
-            layers.append(LayerParams(weights, kind, bits, pe,
-                                      shifts=rng.integers(0, 3, m).tolist(),
-                                      offsets=rng.integers(-spread, spread + 1, m).tolist(),
-                                      **extra))
+            layers.append(dense_layer(weights, kind, bits, shifts=rng.integers(0, 3, m),
+                                      offsets=rng.integers(-spread, spread + 1, m),
+                                      weight_kind=weight_kind))
         kind, bits = ("bipolar", 1) if act_bits == 1 else ("unsigned", act_bits)
-    return layers
+    return layers, foldings
+
+
+def build(layers, foldings):
+    """The gateware network of the graph of ``layers``, lowered with ``foldings``."""
+    net = dense_net(layers)
+    plans = [LayerPlan(plan.layer, folding)
+             for plan, folding in zip(layer_plans(net), foldings, strict=True)]
+    return lower(net, plans)
+
+
+def units(net, role):
+    return [unit for name, unit in net.stages.items() if name.endswith(f"_{role}")]
 
 
 NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
@@ -65,11 +79,11 @@ NETWORKS = {  # name: (sizes, pes, input_kind, input_bits, options)
 
 def run(name, *, vectors, seed=None):
     sizes, pes, kind, bits, options = NETWORKS[name]
-    layers = random_network(sum(map(ord, name)), sizes, pes, input_kind=kind, input_bits=bits,
-                            **options)
+    layers, foldings = random_network(sum(map(ord, name)), sizes, pes, input_kind=kind,
+                                      input_bits=bits, **options)
     x = random_inputs(np.random.default_rng(len(name)), vectors, sizes[0], bits)
-    net = Network(layers)
-    collected = [StreamMonitor(collector.o) for collector in net.collectors]
+    net = build(layers, foldings)
+    collected = [StreamMonitor(collector.o) for collector in units(net, "collect")]
     in_mon, out_mon = simulate(net, x.tolist(), vectors, seed=seed, p_stall=0.3,
                                monitors=collected)
     for index, vector in enumerate(x):
@@ -106,13 +120,13 @@ def test_timing_without_stalls(name):
     # count `groups` to a vector.
     pipeline = options.get("pipeline", 0)
     warm_up = 2 + sum(3 + -(-(pipeline + 2 + mvu.queue_capacity + 2) // mvu.groups)
-                      for mvu in net.mvus)
+                      for mvu in units(net, "mvu"))
     assert set(np.diff(in_mon.cycles[warm_up:])) == {net.cycles_per_inference}
     assert set(np.diff(out_mon.cycles)) == {net.cycles_per_inference}
 
 
 def test_submodule_names():
-    text = rtlil.convert(Network(random_network(0, [16, 12, 8, 5], [4, 2, 5])), name="top")
+    text = rtlil.convert(build(*random_network(0, [16, 12, 8, 5], [4, 2, 5])), name="top")
     for index in range(3):
         for unit in ["mvu", "act", "collect"]:
             assert f"cell \\top.layer{index}_{unit} \\layer{index}_{unit}\n" in text
@@ -122,8 +136,8 @@ def test_submodule_names():
 @pytest.mark.parametrize("name", NETWORKS)
 def test_no_multipliers(name):
     sizes, pes, kind, bits, options = NETWORKS[name]
-    text = rtlil.convert(Network(random_network(0, sizes, pes, input_kind=kind, input_bits=bits,
-                                                **options)))
+    text = rtlil.convert(build(*random_network(0, sizes, pes, input_kind=kind,
+                                               input_bits=bits, **options)))
     assert "$mul" not in text
     assert "$shift" not in text     # no variable shifts either (a folded slice is a case)
     # one weight memory per layer (and a small one in each layer's output queue)
@@ -132,24 +146,25 @@ def test_no_multipliers(name):
 
 
 def test_errors():
-    good = random_network(0, [16, 12, 8, 5], [4, 2, 5])
+    (good, _), fold = random_network(0, [16, 12, 8, 5], [4, 2, 5]), Folding(4)
     with pytest.raises(ValueError, match="at least one layer"):
-        Network([])
-    with pytest.raises(ValueError, match="Layer 1 has 12 inputs but layer 0 has 8 neurons"):
-        Network([LayerParams(good[0].weights[:8], "unsigned", 4, 4, thresholds=[0] * 8),
-                 *good[1:]])
-    with pytest.raises(ValueError, match="Layer 1 must have bipolar 1-bit inputs, as layer 0 "
-                                         "outputs, not 'unsigned' 1-bit ones"):
-        Network([good[0], LayerParams(good[1].weights, "unsigned", 1, 2,
-                                      thresholds=good[1].thresholds), good[2]])
-    with pytest.raises(ValueError, match="Hidden layer 0 must have thresholds"):
-        Network([LayerParams(good[0].weights, "unsigned", 4, 4, shifts=[0] * 12,
-                             offsets=[0] * 12), *good[1:]])
-    with pytest.raises(ValueError, match="Output layer 2 must have shifts and offsets"):
-        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 5, thresholds=[0] * 5)])
-    with pytest.raises(ValueError, match="Layer 2 has 5 neurons but 4/4 activation parameters"):
-        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 1, shifts=[0] * 4,
-                                        offsets=[0] * 4)])
+        dense_net([])
+    with pytest.raises(ValueError, match="layer1.matvec takes 12 bipolar 1-bit but "
+                                         "layer0.threshold gives 8 bipolar 1-bit"):
+        dense_net([dense_layer(good[0].weights[:8], "unsigned", 4, thresholds=[0] * 8),
+                   *good[1:]])
+    with pytest.raises(ValueError, match="layer1.matvec takes 12 unsigned 1-bit but "
+                                         "layer0.threshold gives 12 bipolar 1-bit"):
+        dense_net([good[0], dense_layer(good[1].weights, "unsigned", 1,
+                                        thresholds=good[1].thresholds), good[2]])
+    with pytest.raises(ValueError, match="layer1.matvec takes 12 bipolar 1-bit but "
+                                         "layer0.scores gives 12 signed 9-bit"):
+        dense_net([dense_layer(good[0].weights, "unsigned", 4, shifts=[0] * 12,
+                               offsets=[0] * 12), *good[1:]])
+    with pytest.raises(ValueError, match="argmax: inputs must be signed scores"):
+        dense_net([*good[:2], dense_layer(good[2].weights, "bipolar", 1, thresholds=[0] * 5)])
+    with pytest.raises(ValueError, match="layer2.scores: 5 neurons but 4 shifts"):
+        dense_net([*good[:2], dense_layer(good[2].weights, "bipolar", 1, shifts=[0] * 4,
+                                          offsets=[0] * 4)])
     with pytest.raises(ValueError, match="M=5, not pe=2"):
-        Network([*good[:2], LayerParams(good[2].weights, "bipolar", 1, 2, shifts=[0] * 5,
-                                        offsets=[0] * 5)])
+        build(good, [fold, Folding(2), Folding(2)])

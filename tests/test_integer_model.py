@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
 from fewmul.nn.data import load_dataset, quantize_pixels
-from fewmul.nn.integer import IntegerLayer, fold
+from fewmul.arith import DotProduct
+from fewmul.ir.fold import fold
 from fewmul.nn.train import train
 
 
@@ -17,10 +18,10 @@ def test_popcount_sums_equal_signed_dot_products(n, m, bits, seed):
     w = rng.integers(0, 2, (m, n)).astype(np.uint8)
     pm = 2 * w.astype(np.int64) - 1
     q = rng.integers(0, 1 << bits, (5, n))
-    s = IntegerLayer(w, "unsigned", bits, thresholds=np.zeros(m, np.int64)).sums(q)
+    s = DotProduct("unsigned", bits, "binary").sums(q, w)
     np.testing.assert_array_equal(s, q @ pm.T)
     a = rng.integers(0, 2, (5, n))
-    s = IntegerLayer(w, "bipolar", 1, thresholds=np.zeros(m, np.int64)).sums(a)
+    s = DotProduct("bipolar", 1, "binary").sums(a, w)
     np.testing.assert_array_equal(s, (2 * a - 1) @ pm.T)
 
 
@@ -49,7 +50,7 @@ def test_folded_thresholds_reproduce_float_hidden_layers(small_run):
     h_float = result.model.layers[0].forward(x, result.model.layers[0].weights(True), False, tcfg)
     agree = ((h_float > 0) == (h_int == 1)).mean()
     assert agree > 0.999
-    assert net.layers[0].thresholds.dtype == np.int64
+    assert net.layers[0].last.thresholds.dtype == np.int64
 
 
 def test_integer_model_agrees_with_deployed_float_model(small_run):

@@ -14,7 +14,7 @@ from fewmul.compiler.emit import compile_run
 from fewmul.compiler.training import train_run
 from fewmul.compiler.spec import load_spec
 from fewmul.nn.data import load_dataset
-from fewmul.nn.integer import IntegerNet
+from fewmul.compiler.folders import BuildFolder
 from fewmul.sim.check import check_build
 
 EXAMPLE = "examples/digits-bnn.yaml"
@@ -73,13 +73,14 @@ def test_simulation_catches_a_wrong_golden_model(demo, tmp_path):
     root, _, _ = demo
     build = tmp_path / "build"
     shutil.copytree(root / "build", build)
-    net = IntegerNet.load(build / "net.npz")
+    folder = BuildFolder(build)
+    net = folder.net()
     images = load_dataset(load_spec(build / "spec.yaml").data).test.x[:20]
-    s = net.layers[1].sums(net.layers[0].forward(images))[0, 5]
+    s = net.layers[1].head.forward(net.layers[0].forward(images))[0, 5]
     # move neuron 5's threshold of layer 1 across the first image's sum: its output flips
-    t = net.layers[1].thresholds
+    t = net.layers[1].last.thresholds
     t[5] = s + 1 if s >= t[5] else s
-    net.save(build / "net.npz")
+    folder.save_net(net)
     result = check_build(build, images=20, stall=0.0)
     assert result["mismatches"] >= 1
     assert result["first_mismatch"].startswith("image 0: layer 1 differs")

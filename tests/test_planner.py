@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from fewmul.compiler.planner import LayerPlan, auto_pipeline, layer_plans, plan_folding
+from fewmul.compiler.planner import auto_pipeline, layer_plans, plan_folding
 from fewmul.gateware import MatrixVectorUnit
 from fewmul.gateware.popcount import popcount_levels
-from fewmul.nn.integer import IntegerLayer, IntegerNet
+from fewmul.ir import dense_layer, dense_net
 
 
 def paper_net(weight_kind="binary", act_bits=1, input_bits=8):
@@ -19,13 +19,13 @@ def paper_net(weight_kind="binary", act_bits=1, input_bits=8):
         if index < 3:
             t = np.zeros((m, (1 << act_bits) - 1), np.int64) if act_bits > 1 else \
                 np.zeros(m, np.int64)
-            layers.append(IntegerLayer(w, kind, bits, thresholds=t, weight_kind=weight_kind))
+            layers.append(dense_layer(w, kind, bits, thresholds=t, weight_kind=weight_kind))
         else:
-            layers.append(IntegerLayer(w, kind, bits, shifts=np.zeros(m, np.int64),
+            layers.append(dense_layer(w, kind, bits, shifts=np.zeros(m, np.int64),
                                        offsets=np.zeros(m, np.int64), weight_kind=weight_kind))
         n = m
         kind, bits = ("bipolar", 1) if act_bits == 1 else ("unsigned", act_bits)
-    return IntegerNet(layers)
+    return dense_net(layers)
 
 
 @pytest.mark.parametrize("target", [1, 7, 64, 1000, 5000])
@@ -84,8 +84,8 @@ def test_explicit_folding_and_errors():
 
 def test_estimates_grow_with_parallelism():
     base = layer_plans(paper_net())[1]
-    small = LayerPlan(**{**base.__dict__, "pe": 4, "simd": 64}).estimate()
-    big = LayerPlan(**{**base.__dict__, "pe": 16, "simd": 64}).estimate()
+    small = base.with_folding(pe=4, simd=64).estimate()
+    big = base.with_folding(pe=16, simd=64).estimate()
     assert big.luts - small.luts >= 12 * 64 * 2     # 12 more PEs of 64-bit popcounts
     # 1 Mbit of weights needs at least 57 blocks of 18 Kbit.
     assert min(big.brams, small.brams) >= 1024 * 1024 // (18 * 1024)
@@ -110,9 +110,10 @@ def test_pipeline_stages_auto_list_and_errors():
         auto_pipeline(p.simd, combine_levels=p.widths.combine_levels, clock_hz=150e6)
         for p in fast]
     for plan in fast:   # the unit gives every combining level its register
+        head = plan.layer.head
         dut = MatrixVectorUnit(np.ones((plan.units, plan.inputs), dtype=int),
-                               input_kind=plan.input_kind, input_bits=plan.input_bits, pe=1,
-                               simd=plan.simd, weight_kind=plan.weight_kind, pipeline=plan.pipeline)
+                               input_kind=head.in_type.kind, input_bits=head.in_type.bits, pe=1,
+                               simd=plan.simd, weight_kind=head.weight_kind, pipeline=plan.pipeline)
         assert dut.combine_stages == dut.combine_levels
         assert dut.tree_stages >= -(-popcount_levels(plan.simd) // 2)
     listed = plan_folding(net, "auto", 1024, pipeline=[3, 0, 1, 2])

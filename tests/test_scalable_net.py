@@ -17,7 +17,7 @@ from fewmul.compiler.emit import emit_build, synthesize
 from fewmul.compiler.planner import plan_folding
 from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
 from fewmul.nn.data import FASHION_MNIST_DIR, load_dataset
-from fewmul.nn.integer import fold
+from fewmul.ir.fold import fold
 from fewmul.nn.train import train
 from fewmul.sim.fast import build_fast, run_fast
 from fewmul.sim.runner import simulate
@@ -142,16 +142,17 @@ def test_paper_network_bit_exact_in_verilator(variant, fashion, tmp_path):
 def test_report_has_synthesized_figures_per_layer(tmp_path):
     """ECP5 synthesis of each layer alone fills report.json's per-layer entries."""
     rng = np.random.default_rng(5)
-    from fewmul.nn.integer import IntegerLayer, IntegerNet
-    net = IntegerNet([
-        IntegerLayer(rng.integers(-1, 2, (8, 12)).astype(np.int8), "unsigned", 2,
-                     thresholds=np.sort(rng.integers(-6, 7, (8, 3)), axis=1),
-                     weight_kind="ternary"),
-        IntegerLayer(rng.integers(0, 2, (4, 8)).astype(np.uint8), "unsigned", 2,
-                     shifts=np.zeros(4, np.int64), offsets=rng.integers(-5, 6, 4)),
+    from fewmul.ir import dense_layer, dense_net
+    net = dense_net([
+        dense_layer(rng.integers(-1, 2, (8, 12)).astype(np.int8), "unsigned", 2,
+                    thresholds=np.sort(rng.integers(-6, 7, (8, 3)), axis=1),
+                    weight_kind="ternary"),
+        dense_layer(rng.integers(0, 2, (4, 8)).astype(np.uint8), "unsigned", 2,
+                    shifts=np.zeros(4, np.int64), offsets=rng.integers(-5, 6, 4)),
     ])
-    top, report = emit_build(net, plan_folding(net, [4, 2], simd=[5, 8]), tmp_path)
-    stats = synthesize(tmp_path, report, ("ecp5",), top)["ecp5"]
+    plans = plan_folding(net, [4, 2], simd=[5, 8])
+    top, report = emit_build(net, plans, tmp_path)
+    stats = synthesize(tmp_path, report, ("ecp5",), top, plans)["ecp5"]
     layers = [entry["synthesized"]["ecp5"] for entry in report["layers"]]
     assert len(layers) == 2 and all(layer["lut"] > 0 and layer["ff"] > 0 for layer in layers)
     assert stats["classes"]["lut"] >= max(layer["lut"] for layer in layers)

@@ -1,0 +1,10 @@
+"""Integer ranges and the bits that hold them."""
+
+from __future__ import annotations
+
+__all__ = ["signed_width"]
+
+
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the narrowest two's-complement integer holding every value of ``[lo, hi]``."""
+    return max((x if x >= 0 else ~x).bit_length() + 1 for x in (int(lo), int(hi)))

@@ -1,0 +1,229 @@
+"""The build folder and the run folder: the contracts between the commands.
+
+``fewmul train`` writes a *run folder*, ``fewmul compile`` reads it and writes a *build
+folder*, which ``fewmul sim``, ``fewmul build`` and ``fewmul run`` read. :class:`RunFolder`
+and :class:`BuildFolder` are the only way the other packages find and read the files in them;
+every JSON and NPZ file is written atomically (:mod:`.artifacts`).
+
+A build folder holds:
+
+=================  ==============================================================
+``top.v``          the design; it loads ``rom/*.hex`` with ``$readmemh``, so tools
+                   must run with the build folder as their working directory
+``rom/``           the weight memories' contents
+``net.npz``        the network IR (:class:`fewmul.ir.Graph`): the golden model
+``manifest.json``  the stream layouts and probes the testbench needs
+                   (:class:`Manifest`), with the folder's format version
+``weights/``       packed weights and thresholds as the memories hold them
+``spec.yaml``      the resolved spec of the run it was compiled from
+``report.json``    folding, timing and area of every layer
+``sim.json``       the last ``fewmul sim`` result
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fewmul.gateware.rom import ROM_FOLDER
+from fewmul.ir import Graph
+
+from .artifacts import save_npz, write_atomic
+from .spec import NetworkSpec, load_spec
+
+__all__ = ["BUILD_FORMAT", "Manifest", "BuildFolder", "RunFolder", "MissingArtifact"]
+
+#: Version of the build folder's layout, written in ``manifest.json``.
+BUILD_FORMAT = 2
+
+
+class MissingArtifact(FileNotFoundError):
+    """A file a command needs is not in the folder; the message says which command makes it."""
+
+
+@dataclass
+class Manifest:
+    """What a testbench needs to know about an emitted design.
+
+    Attributes
+    ----------
+    top : str
+        Top module name.
+    input_count, input_bits : int
+        Elements of the input vector and bits per element.
+    layers : list of dict
+        Per layer: ``name``, ``units``, ``element_bits``, ``signed`` and ``probe`` (the path of
+        the unit whose ``o`` stream carries the layer's output vectors).
+    label_offset, label_bits, scores_offset : int
+        Bit positions in the result payload.
+    cycles_per_inference, latency_cycles : int
+        Predicted timing.
+    format : int
+        :data:`BUILD_FORMAT` of the folder it describes (1 for folders written before the
+        network IR).
+    """
+    top: str
+    input_count: int
+    input_bits: int
+    layers: list[dict]
+    label_offset: int
+    label_bits: int
+    scores_offset: int
+    cycles_per_inference: int
+    latency_cycles: int
+    format: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _need(path: Path, maker: str) -> Path:
+    if not path.exists():
+        raise MissingArtifact(f"{path} is missing: {maker}")
+    return path
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    """A ``fewmul compile`` output folder (see the module docstring).
+
+    Parameters
+    ----------
+    path : Path
+        The folder.
+    """
+    path: Path
+    _compile_hint: str = field(default="run 'fewmul compile RUN/ -o BUILD/' first", repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    # --- paths -----------------------------------------------------------------------------
+    @property
+    def top_v(self) -> Path:
+        return self.path / "top.v"
+
+    @property
+    def rom_dir(self) -> Path:
+        return self.path / ROM_FOLDER
+
+    @property
+    def net_path(self) -> Path:
+        return self.path / "net.npz"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.json"
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.yaml"
+
+    @property
+    def sim_path(self) -> Path:
+        return self.path / "sim.json"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.path / "weights"
+
+    def board_dir(self, board: str) -> Path:
+        """Where ``fewmul build --board BOARD`` writes."""
+        return self.path / board
+
+    # --- reading ---------------------------------------------------------------------------
+    def net(self) -> Graph:
+        """The network IR, the golden model of the design."""
+        return Graph.load(_need(self.net_path, self._compile_hint))
+
+    def manifest(self) -> Manifest:
+        text = _need(self.manifest_path, self._compile_hint).read_text()
+        return Manifest(**json.loads(text))
+
+    def report(self) -> dict:
+        return json.loads(_need(self.report_path, self._compile_hint).read_text())
+
+    def spec(self) -> NetworkSpec:
+        return load_spec(_need(self.spec_path, self._compile_hint))
+
+    def folding(self) -> dict | None:
+        """The folding ``fewmul compile`` chose (``{"pe": [...], "simd": [...], "pipeline":
+        [...]}``, per layer), or None without a report."""
+        if not self.report_path.exists():
+            return None
+        layers = self.report()["layers"]
+        folding = {"pe": [int(layer["pe"]) for layer in layers]}
+        if layers and all("simd" in layer for layer in layers):
+            folding["simd"] = [int(layer["simd"]) for layer in layers]
+        if layers and "pipeline" in layers[0]:
+            folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
+        return folding
+
+    # --- writing ---------------------------------------------------------------------------
+    def create(self) -> "BuildFolder":
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_json(self, name: str, value) -> Path:
+        """Write ``value`` as ``name`` in the folder, atomically."""
+        path = self.path / name
+        write_atomic(path, json.dumps(value, indent=2))
+        return path
+
+    def save_net(self, net: Graph) -> None:
+        save_npz(self.net_path, net.arrays())
+
+    def save_manifest(self, manifest: Manifest) -> None:
+        write_atomic(self.manifest_path, manifest.to_json())
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A ``fewmul train`` output folder: ``spec.yaml`` (the resolved spec), ``model.npz``
+    (hidden weights and batch-norm statistics), ``metrics.json``, ``curves.png`` and
+    ``checkpoint.npz`` (rewritten after every epoch)."""
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.yaml"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.npz"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.npz"
+
+    def _need(self, path: Path) -> Path:
+        return _need(path, f"is {self.path} a 'fewmul train' output?")
+
+    def spec(self) -> NetworkSpec:
+        return load_spec(self._need(self.spec_path))
+
+    def model_state(self) -> dict[str, np.ndarray]:
+        with np.load(self._need(self.model_path)) as f:
+            return dict(f)
+
+    def metrics(self) -> dict:
+        return json.loads(self._need(self.metrics_path).read_text())

@@ -1,0 +1,174 @@
+"""``MatVec``: a matrix of binary or ternary weights times a vector, by popcounts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fewmul.arith import DotProduct
+from fewmul.arith.ranges import signed_width
+from fewmul.gateware.mvu import MatrixVectorUnit, weight_values
+from fewmul.gateware.popcount import register_levels
+from fewmul.gateware.widths import Widths
+
+from ..op import Binding, Estimate, Folding, Op, StreamLayout, register
+from ..types import TensorType
+
+__all__ = ["MatVec", "MatVecBinding", "LUT_PER_POPCOUNT_BIT", "LUT_PER_ACC_BIT",
+           "LUT_PER_MUX_BIT", "LUT_CONTROL", "BRAM_GEOMETRIES", "BRAM_MIN_BITS"]
+
+#: Area model constants, in 4-input-LUT equivalents per bit (LUT4s, the two LUT4s of each CCU2C
+#: carry cell included), fitted to Yosys synth_ecp5 runs of a 1024x1024 binary layer at five
+#: foldings and of its pieces alone (bench/area.py, bench/results/area.md; within 4 %).
+#: Popcount of one XNOR/AND bit, by popcount style: on 4-input LUTs the adder tree is the
+#: cheaper (the compressor's full adders take 6 inputs; on 6-input LUTs it is the other way).
+LUT_PER_POPCOUNT_BIT = {"adder": 2.5, "compressor": 2.7}
+#: Accumulator and output register, per bit of each lane.
+LUT_PER_ACC_BIT = 0.55
+#: Fold-selection multiplexer, per latched input bit, times ``1 - 1 / folds``.
+LUT_PER_MUX_BIT = 0.7
+LUT_CONTROL = 40
+#: Block RAM geometries (depth, width) of one 18 Kbit block.
+BRAM_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: Memories smaller than this many bits are left to LUT RAM or registers.
+BRAM_MIN_BITS = 2048
+
+
+@register
+class MatVec(Op):
+    """``s = W x`` for ``M x N`` binary or ternary weights ``W`` and bipolar or unsigned inputs.
+
+    Parameters
+    ----------
+    name : str
+        Op name.
+    in_type : TensorType
+        ``bipolar`` bits or ``unsigned`` levels; flattened to ``N`` inputs.
+    weights : numpy.ndarray
+        ``(M, N)``: bits (1 for +1) if binary, -1/0/+1 if ternary.
+    weight_kind : str
+        ``"binary"`` or ``"ternary"``.
+
+    Attributes
+    ----------
+    dot : DotProduct
+        The popcount arithmetic of its sums.
+    """
+    kind = "matvec"
+
+    def __init__(self, name: str, in_type: TensorType, weights, weight_kind: str = "binary"):
+        super().__init__(name, in_type)
+        self.weights = weight_values(weights, weight_kind)
+        self.weight_kind = weight_kind
+        if in_type.kind not in ("bipolar", "unsigned"):
+            raise ValueError(f"{name}: inputs must be bipolar or unsigned, not {in_type.kind!r}")
+        self.dot = DotProduct(in_type.kind, in_type.bits, weight_kind)
+        if self.weights.shape[1] != in_type.size:
+            raise ValueError(f"{name}: weights have {self.weights.shape[1]} columns but the "
+                             f"input has {in_type.size} elements")
+
+    @property
+    def units(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def sum_bound(self) -> int:
+        return self.dot.sum_bound(self.inputs)
+
+    @property
+    def out_type(self) -> TensorType:
+        bound = self.sum_bound
+        return TensorType.vector(self.units, "signed", signed_width(-bound, bound), bound)
+
+    def forward(self, x):
+        return self.dot.sums(x, self.weights)
+
+    def arrays(self):
+        return {"weights": self.weights, "weight_kind": np.array(self.weight_kind)}
+
+    @classmethod
+    def from_arrays(cls, name, in_type, arrays):
+        return cls(name, in_type, arrays["weights"], str(arrays["weight_kind"]))
+
+    def describe(self) -> str:
+        return f"{self.weight_kind} {self.units}x{self.inputs}, {self.in_type} inputs"
+
+
+class MatVecBinding(Binding):
+    """A :class:`~fewmul.gateware.MatrixVectorUnit`: ``pe`` neurons over ``simd`` inputs per
+    cycle, ``M / pe`` beats of ``pe`` sums per image."""
+    role = "mvu"
+    starts_layer = True
+    takes_vector = True
+
+    def _simd(self, folding: Folding) -> int:
+        return folding.simd or self.op.inputs
+
+    def widths(self, folding: Folding) -> Widths:
+        op = self.op
+        return Widths(op.inputs, self._simd(folding), op.in_type.kind, op.in_type.bits,
+                      op.weight_kind)
+
+    def groups(self, folding: Folding) -> int:
+        return self.op.units // folding.pe
+
+    def folds(self, folding: Folding) -> int:
+        return -(-self.op.inputs // self._simd(folding))
+
+    def cycles(self, folding):
+        return self.groups(folding) * self.folds(folding)
+
+    def latency(self, folding):
+        # to the first beat (see MatrixVectorUnit), then a beat every `folds` cycles
+        folds = self.folds(folding)
+        return folds + 2 + folding.pipeline + (self.groups(folding) - 1) * folds
+
+    def estimate(self, folding):
+        op, simd, pe = self.op, self._simd(folding), folding.pe
+        k, folds, dot = op.in_type.bits, self.folds(folding), op.dot
+        acc = op.out_type.bits
+        count_bits = (pe * dot.lane_counts + dot.shared_counts) * simd
+        luts = (LUT_PER_POPCOUNT_BIT[folding.popcount_style] * count_bits
+                + LUT_PER_ACC_BIT * pe * acc * (2 if folds > 1 else 1)
+                + LUT_PER_MUX_BIT * op.inputs * k * (1 - 1 / folds)
+                + LUT_CONTROL)
+        # the first pipeline register holds the memory word and the input slices, the others
+        # sit in the popcount trees
+        width, depth = pe * simd * dot.masks, self.groups(folding) * folds
+        pipe = sum(math.ceil(simd / 2 ** level) * (min(level, 12) + 1)
+                   for level in register_levels(simd, max(0, folding.pipeline - 1), "adder"))
+        word = width + simd * k if folding.pipeline else 0
+        ffs = (op.inputs * k + simd * k + word + pipe * (count_bits // max(simd, 1))
+               + pe * acc * (2 if folds > 1 else 1) + 32)
+        if width * depth < BRAM_MIN_BITS:
+            brams = 0
+        else:
+            brams = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM_GEOMETRIES)
+        return Estimate(luts, ffs, brams)
+
+    def stream(self, folding):
+        return StreamLayout(self.groups(folding), folding.pe, self.op.out_type.bits, True)
+
+    def build(self, folding):
+        op = self.op
+        return MatrixVectorUnit(op.weights, input_kind=op.in_type.kind,
+                                input_bits=op.in_type.bits, pe=folding.pe, simd=folding.simd,
+                                weight_kind=op.weight_kind, pipeline=folding.pipeline,
+                                popcount_style=folding.popcount_style)
+
+    def report(self, folding, unit):
+        op = self.op
+        return {"inputs": op.inputs, "units": op.units, "weights": op.weight_kind,
+                "input_kind": op.in_type.kind, "input_bits": op.in_type.bits,
+                "pe": folding.pe, "simd": self._simd(folding), "folds": unit.folds,
+                "pipeline": folding.pipeline, "cycles": unit.cycles_per_vector,
+                "sum_bound": unit.sum_bound, "accumulator_bits": unit.sum_shape.width,
+                "partial_bits": unit.widths.partial_shape.width}
+
+
+MatVec.binding_class = MatVecBinding

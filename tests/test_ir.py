@@ -1,0 +1,126 @@
+"""The network IR: typed ops, the golden model as the graph executed, files, and the seam a
+new op kind plugs into."""
+
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+from amaranth.lib import data
+
+from fewmul.compiler.artifacts import save_npz
+from fewmul.compiler.lower import lower, probes
+from fewmul.compiler.planner import plan_folding
+from fewmul.gateware import SkidBuffer
+from fewmul.ir import (OP_KINDS, Binding, Graph, Op, StreamLayout, TensorType, dense_layer,
+                       dense_net, register)
+
+from gateware_helpers import StreamMonitor, random_inputs, simulate
+
+
+def small_net(seed=0, weight_kind="ternary"):
+    rng = np.random.default_rng(seed)
+    w0 = rng.integers(-1, 2, (6, 9)) if weight_kind == "ternary" else rng.integers(0, 2, (6, 9))
+    return dense_net([
+        dense_layer(w0, "unsigned", 3, weight_kind=weight_kind,
+                    thresholds=np.sort(rng.integers(-8, 9, (6, 3)), axis=1)),
+        dense_layer(rng.integers(0, 2, (4, 6)), "unsigned", 2,
+                    shifts=rng.integers(0, 3, 4), offsets=rng.integers(-9, 10, 4)),
+    ])
+
+
+def test_types_layers_and_forward():
+    net = small_net()
+    assert [op.kind for op in net.ops] == ["matvec", "threshold", "matvec", "scores", "argmax"]
+    assert [layer.name for layer in net.layers] == ["layer0", "layer1"]
+    assert [op.kind for op in net.tail] == ["argmax"]
+    assert net.in_type == TensorType((9, 1, 1), "unsigned", 3)
+    assert net.layers[0].out_type == TensorType((6, 1, 1), "unsigned", 2)
+    sums = net.ops[0].out_type
+    assert (sums.kind, sums.bound, sums.bits) == ("signed", 9 * 7, 7)
+    x = np.random.default_rng(1).integers(0, 8, (30, 9))
+    outs = net.execute(x)
+    w = net.ops[0].weights
+    np.testing.assert_array_equal(outs[0], x @ w.T)                 # the exact dot product
+    assert net.forward(x)[0] is not None and len(net.forward(x)) == 2
+    np.testing.assert_array_equal(outs[-1][:, 0], net.predict(x))
+    np.testing.assert_array_equal(net.predict(x), outs[3].argmax(1))
+
+
+def test_files_round_trip(tmp_path):
+    net = small_net()
+    save_npz(tmp_path / "net.npz", net.arrays())
+    again = Graph.load(tmp_path / "net.npz")
+    assert [op.name for op in again.ops] == [op.name for op in net.ops]
+    x = np.random.default_rng(2).integers(0, 8, (20, 9))
+    for a, b in zip(net.execute(x), again.execute(x)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_graphs_and_files(tmp_path):
+    net = small_net()
+    with pytest.raises(ValueError, match="Op name 'layer0.matvec' is used more than once"):
+        Graph([net.ops[0], net.ops[1], net.ops[0]])
+    with pytest.raises(ValueError, match="layer0.threshold: the first op must start a layer"):
+        Graph(net.ops[1:])
+    arrays = net.arrays()
+    arrays["ops"] = np.array(str(arrays["ops"]).replace('"scores"', '"softmax"'))
+    save_npz(tmp_path / "odd.npz", arrays)
+    with pytest.raises(ValueError, match="unknown op kind 'softmax'; known kinds are"):
+        Graph.load(tmp_path / "odd.npz")
+
+
+# --- A new op kind is one class and its binding: here a stage that passes the activations on,
+# one register later. Nothing else in fewmul is told about it. -------------------------------
+
+class Delay(Op):
+    kind = "delay_for_test"
+
+    @property
+    def out_type(self):
+        return self.in_type
+
+    def forward(self, x):
+        return x
+
+
+class DelayBinding(Binding):
+    role = "delay"
+
+    def latency(self, folding):
+        return SkidBuffer.latency
+
+    def stream(self, folding):
+        t = self.op.out_type
+        return StreamLayout(t.size // folding.pe, folding.pe, t.bits, t.kind == "signed")
+
+    def build(self, folding):
+        return SkidBuffer(data.ArrayLayout(self.op.in_type.bits, folding.pe))
+
+
+Delay.binding_class = DelayBinding
+
+
+def test_a_new_op_kind_plugs_in(tmp_path):
+    register(Delay)
+    try:
+        base = small_net(3, "binary")
+        ops = list(base.ops)
+        ops.insert(2, Delay("layer0.delay", ops[1].out_type))
+        net = Graph(ops)
+        assert [op.kind for op in net.layers[0].ops] == ["matvec", "threshold", "delay_for_test"]
+        plans = plan_folding(net, [3, 2])
+        top = lower(net, plans)
+        assert "layer0_delay" in top.stages
+        assert top.latency_cycles == lower(base, plan_folding(base, [3, 2])).latency_cycles + 1
+        assert [p.path for p in probes(net, plans)] == ["layer0_collect", "layer1_collect"]
+        # bit-exact in simulation, with stalls
+        x = random_inputs(np.random.default_rng(4), 12, 9, 3)
+        collected = [StreamMonitor(top.stages[p.path].o) for p in probes(net, plans)]
+        _, out_mon = simulate(top, x.tolist(), len(x), seed=5, p_stall=0.3, monitors=collected)
+        for mon, expected in zip(collected, net.forward(x)):
+            assert mon.payloads == expected.tolist()
+        assert [o["label"] for o in out_mon.payloads] == net.predict(x).tolist()
+        save_npz(tmp_path / "net.npz", net.arrays())
+        assert [op.kind for op in Graph.load(tmp_path / "net.npz").ops] == \
+            [op.kind for op in net.ops]
+    finally:
+        OP_KINDS.pop(Delay.kind, None)
