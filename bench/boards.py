@@ -50,7 +50,7 @@ train: {epochs: 60, seed: 0}
 def golden_rate(build: Path, seconds: float = 1.0) -> float:
     """NumPy golden model inferences/s, one image per call (as a board answers them)."""
     net = load_build(build)
-    x = np.random.default_rng(0).integers(0, 1 << net.layers[0].input_bits,
+    x = np.random.default_rng(0).integers(0, 1 << net.input_bits,
                                           size=(1, net.layers[0].inputs))
     count, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
