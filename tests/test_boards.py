@@ -24,6 +24,7 @@ from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat
 from fewmul.boards.targets import BOARDS, get_board
 from fewmul.boards.uart_sim import simulate_link
 from fewmul.cli import main
+from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.lower import plan_folding
 
 SMALL = [16, 8, 4]
@@ -43,7 +44,7 @@ def tiny_build(tmp_path_factory):
     build = tmp_path_factory.mktemp("tiny") / "build"
     build.mkdir()
     net = random_net([64, 8, 10], input_bits=4, seed=5)
-    net.save(build / "net.npz")
+    BuildFolder(build).save_net(net)
     (build / "spec.yaml").write_text(SPEC)
     (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
     return build, net
@@ -55,7 +56,7 @@ def small_build(tmp_path_factory):
     build = tmp_path_factory.mktemp("small") / "build"
     build.mkdir()
     net = random_net(SMALL, input_bits=2, seed=0)
-    net.save(build / "net.npz")
+    BuildFolder(build).save_net(net)
     (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
     return build, net
 
