@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
-from fewmul.compiler.artifacts import write_atomic
+from fewmul.nn.artifacts import write_atomic
 
 from .fit import pnr_utilisation_from_log
 

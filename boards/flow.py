@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fewmul.compiler.artifacts import write_atomic
 from fewmul.compiler.planner import FAST_CLOCK_HZ
+from fewmul.nn.artifacts import write_atomic
 
 from .families import BuildError, Timing, flow_for
 from .fit import FitError, check_fit

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fewmul.compiler.artifacts import write_atomic
 from fewmul.compiler.folders import BuildFolder
+from fewmul.nn.artifacts import write_atomic
 from .protocol import RESULT_SYNC, WINDOW, LinkFormat
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]

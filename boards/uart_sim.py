@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fewmul.compiler.artifacts import write_atomic
 from fewmul.ir import Graph
+from fewmul.nn.artifacts import write_atomic
 from fewmul.sim.runner import SimulationError, verilator_env
 
 from .link import HostLink

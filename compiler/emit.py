@@ -16,8 +16,8 @@ from pathlib import Path
 
 from fewmul.ir import Graph
 from fewmul.ir.fold import fold
+from fewmul.nn.artifacts import write_atomic
 
-from .artifacts import write_atomic
 from .folders import BUILD_FORMAT, BuildFolder, Manifest
 from .lower import LayerPlan, lower, plan_folding, probes
 from .spec import dump_spec

@@ -18,10 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fewmul.arith.onchip import OnChipConfig
+from fewmul.nn.artifacts import save_npz, write_atomic
 from fewmul.nn.data import load_dataset
 from fewmul.nn.onchip import OnChipNet
 
-from .artifacts import save_npz, write_atomic
 from .spec import NetworkSpec, dump_spec, load_spec
 from .yosys import DSP_CELLS, ECP5_SCRIPT, cell_counts, run_stat, yosys_stat
 

@@ -3,7 +3,7 @@
 ``fewmul train`` writes a *run folder*, ``fewmul compile`` reads it and writes a *build
 folder*, which ``fewmul sim``, ``fewmul build`` and ``fewmul run`` read. :class:`RunFolder`
 and :class:`BuildFolder` are the only way the other packages find and read the files in them;
-every JSON and NPZ file is written atomically (:mod:`.artifacts`).
+every JSON and NPZ file is written atomically (:mod:`fewmul.nn.artifacts`).
 
 A build folder holds:
 
@@ -31,8 +31,8 @@ import numpy as np
 
 from fewmul.gateware.rom import ROM_FOLDER
 from fewmul.ir import Graph
+from fewmul.nn.artifacts import save_npz, write_atomic
 
-from .artifacts import save_npz, write_atomic
 from .spec import NetworkSpec, load_spec
 
 __all__ = ["BUILD_FORMAT", "Manifest", "BuildFolder", "RunFolder", "MissingArtifact"]

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 
-from fewmul.nn.data import load_dataset
 from fewmul.ir.fold import fold
+from fewmul.nn.artifacts import save_npz, write_atomic
+from fewmul.nn.data import load_dataset
 from fewmul.nn.model import Model
 from fewmul.nn.plots import plot_curves
 from fewmul.nn.train import train
 
-from .artifacts import save_npz, write_atomic
 from .folders import RunFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 

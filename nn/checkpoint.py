@@ -9,11 +9,12 @@ resumed run is bit for bit the run that was interrupted.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .artifacts import save_npz
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
 
@@ -41,12 +42,7 @@ def save_checkpoint(path: Path, ck: Checkpoint) -> None:
     meta = {"epoch": ck.epoch, "rng_state": ck.rng_state, "best_val": ck.best_val,
             "best_epoch": ck.best_epoch, "history": ck.history}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    save_npz(path, arrays, compressed=False)
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

@@ -174,7 +174,7 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
 
 def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None) -> dict:
     """Simulate ``steps`` training steps; write ``BUILD/sim.json`` and ``BUILD/train_curve.png``."""
-    from fewmul.compiler.artifacts import write_atomic
+    from fewmul.nn.artifacts import write_atomic
 
     build_dir = Path(build_dir)
     build = TrainingBuild.load(build_dir)

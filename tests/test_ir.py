@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 
-from fewmul.compiler.artifacts import save_npz
 from fewmul.compiler.lower import lower, probes
 from fewmul.compiler.planner import plan_folding
 from fewmul.gateware import SkidBuffer
 from fewmul.ir import (OP_KINDS, Binding, Graph, Op, StreamLayout, TensorType, dense_layer,
                        dense_net, register)
+from fewmul.nn.artifacts import save_npz
 
 from gateware_helpers import StreamMonitor, random_inputs, simulate
 

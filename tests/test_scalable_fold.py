@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
-from fewmul.nn.data import load_dataset
 from fewmul.arith import DotProduct
-from fewmul.compiler.artifacts import save_npz
 from fewmul.ir import Graph, dense_layer, dense_net
 from fewmul.ir.fold import fold
+from fewmul.nn.artifacts import save_npz
+from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
+from fewmul.nn.data import load_dataset
 from fewmul.nn.train import train
 
 VARIANTS = {  # name: (weights, hidden act, act_bits)
