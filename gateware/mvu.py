@@ -1,22 +1,19 @@
 """Folded, multiplier-free matrix-vector unit for binary and ternary weights."""
 
 import numpy as np
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .mvu_datapath import FoldDatapath, stage_allocation
-from .mvu_issue import IssueController
-from .popcount import POPCOUNT_STYLES, popcount_levels
+from .popcount import POPCOUNT_STYLES, Popcount, popcount_levels, spread_registers
 from .queue import CreditQueue
 from .registered_rom import RegisteredRom
 from .rom import WeightRom
-from .stream_register import StreamRegister
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
     "INPUT_KINDS", "WEIGHT_KINDS", "sum_bound", "check_pe", "weight_bits", "weight_values",
-    "signed_shape", "pack_rows", "STALL_FREE_STAGES", "MatrixVectorUnit",
+    "signed_shape", "pack_rows", "STALL_FREE_STAGES", "stage_allocation", "MatrixVectorUnit",
 ]
 
 #: Pipeline stages from which a :class:`MatrixVectorUnit` is stall-free unless told otherwise.
@@ -84,6 +81,28 @@ def pack_rows(weights, weight_kind: str, *, pe: int, simd: int, pad_bit: int = 0
     return [_bits_to_int(row) for row in w]
 
 
+def stage_allocation(pipeline: int, *, stall_free: bool, tree_levels: int,
+                     combine_levels: int) -> tuple[int, int, int]:
+    """Where the ``pipeline`` register stages of a datapath go.
+
+    The first stage is on the memory's output. In the stall-free datapath the second holds the
+    memory's word again, in the logic next to the popcounts (``word_stage``). The others go
+    first to the popcount trees (of ``tree_levels`` levels), up to one per two levels; then one
+    after each of the ``combine_levels`` levels of the adders that combine a lane's popcounts
+    (wider adders than most of a tree's); any more to the trees again. Adding a stage never
+    takes one from the trees.
+
+    Returns
+    -------
+    tuple of int
+        ``(word_stage, combine_stages, tree_stages)``.
+    """
+    word_stage = int(stall_free)
+    tree_and_combine = max(0, pipeline - 1 - word_stage)
+    combine_stages = min(combine_levels, max(0, tree_and_combine - -(-tree_levels // 2)))
+    return word_stage, combine_stages, tree_and_combine - combine_stages
+
+
 class MatrixVectorUnit(wiring.Component):
     """Folded matrix-vector product with binary or ternary weights and no multiplier.
 
@@ -96,19 +115,21 @@ class MatrixVectorUnit(wiring.Component):
     :class:`~.registered_rom.RegisteredRom` (the block RAM's output register is the first
     pipeline stage).
 
-    Three parts make the unit: an :class:`~.mvu_issue.IssueController` latches the vector as
-    bit-planes and walks its words; a :class:`~.mvu_datapath.FoldDatapath` computes, per fold,
-    each lane's partial sum by the popcounts of :class:`fewmul.arith.DotProduct` (XNOR-popcount
+    Three parts make the unit, each built by a method of its own into the unit's module (one
+    module, so that the synthesized netlist does not depend on how the code is split): the
+    output stage (:meth:`_output_stage`) holds the sums for ``o``; the issue controller
+    (:meth:`_issue`) latches the vector as bit-planes and walks its words; the datapath
+    (:meth:`_datapath`) computes, per fold, each lane's partial sum by the popcounts of :class:`fewmul.arith.DotProduct` (XNOR-popcount
     for binary weights and bipolar inputs; AND-popcount per bit-plane ``q_i`` of ``k``-bit
     unsigned inputs, shifted by ``i`` and added; a positive and a negative mask for ternary
-    weights) and accumulates them; the output stage holds the sums for ``o``. The datapath has
+    weights) and accumulates them. The datapath has
     ``pipeline`` register stages: the first on the memory's output, the others in the popcount
     trees (adder or compressor trees) and the combining adders. All widths are derived from
     ``N``, ``simd`` and ``k`` and proved sufficient by :meth:`~.widths.Widths.prove` at
     construction.
 
-    The stalling datapath advances only when the output register
-    (:class:`~.stream_register.StreamRegister`) is empty or being taken, so a stalled output
+    The stalling datapath advances only when the output register is empty or being taken, so a
+    stalled output
     loses nothing. The :attr:`stall_free` datapath (by default from
     :data:`STALL_FREE_STAGES` ``= 5`` stages on) has no enable on its registers, and a valid bit
     travels with each word. The sums then wait for ``o.ready`` in a :class:`~.queue.CreditQueue` of
@@ -177,7 +198,7 @@ class MatrixVectorUnit(wiring.Component):
         Pipeline registers in each popcount tree.
     word_stage : int
         1 if the second pipeline register holds the memory's word, else 0 (see
-        :func:`~.mvu_datapath.stage_allocation`).
+        :func:`stage_allocation`).
     word_bits : int
         Bits of a memory word, ``pe * simd`` per weight mask.
     queue_capacity : int
@@ -246,42 +267,208 @@ class MatrixVectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        rd, queue, advance, credit = self._output_stage(m)
+        issue, fold, fold_last, planes = self._issue(m, rd, queue, credit)
+        self._datapath(m, rd, queue, advance, issue, fold, fold_last, planes)
+        return m
+
+    def _output_stage(self, m):
+        """The weight memory and where the sums wait for ``o.ready``.
+
+        Returns the memory, the queue (None in the stalling datapath), ``advance`` (the
+        datapath's registers move) and ``credit`` (a word may be issued).
+        """
         words = self.groups * self.folds
-        m.submodules.issue = issue = IssueController(
-            n_inputs=self.n_inputs, input_bits=self.input_bits, simd=self.simd,
-            groups=self.groups, registered_ready=self.stall_free)
-        m.submodules.datapath = datapath = FoldDatapath(
-            self.widths, pe=self.pe, pipeline=self.pipeline, stall_free=self.stall_free,
-            popcount_style=self.popcount_style)
         if self.stall_free:
             # The first pipeline register is the memory's output register (in the block RAM on
             # the ECP5, whose clock-to-output is slow without it).
             m.submodules.weights = rd = RegisteredRom(self.word_bits, words, self.rows)
             # The sums wait for `o.ready` in a queue with room for every group in flight, so
-            # the datapath never stalls and `o.ready` reaches no enable of it; a group's last
-            # word is issued only while the queue has a place for its sum.
-            m.submodules.queue = output = CreditQueue(self.o.payload.shape(),
-                                                      self.queue_capacity)
-            m.d.comb += [
-                issue.o.ready.eq(output.credit),
-                issue.credit_next.eq(output.credit_next),
-                output.reserve.eq(issue.o.valid & issue.o.ready & issue.o.payload.last),
-            ]
-        else:
-            m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
-            # The whole datapath moves while the output register is free or being taken.
-            m.submodules.output = output = StreamRegister(self.o.payload.shape())
-            m.d.comb += [issue.o.ready.eq(output.i.ready), rd.en.eq(output.i.ready)]
+            # the datapath never stalls and `o.ready` reaches no enable of it.
+            m.submodules.queue = queue = CreditQueue(self.o.payload.shape(),
+                                                     self.queue_capacity)
+            wiring.connect(m, queue.o, wiring.flipped(self.o))
+            return rd, queue, Const(1), queue.credit   # the registers have no enable
+        m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+        advance = Signal()        # the whole datapath moves: the output register is free
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), rd.en.eq(advance)]
+        return rd, None, advance, advance
 
-        wiring.connect(m, wiring.flipped(self.i), issue.i)
+    def _issue(self, m, rd, queue, credit):
+        """Latch the vector and walk its (group, fold) words.
+
+        Returns ``issue`` (a word goes into the datapath), the fold counter, its "last" flag,
+        and the latched bit-planes.
+        """
+        n, k, simd = self.n_inputs, self.input_bits, self.simd
+        folds, groups, words = self.folds, self.groups, self.groups * self.folds
+        # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
+        # whole folds): the same register as the vector, wired differently.
+        planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
+        busy   = Signal()   # a vector is latched and some of its words are not issued
+        fold   = Signal(range(folds))
+        group  = Signal(range(groups))
+        addr   = Signal(range(words))
+        # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, and
+        # `busy` and both as one more flag (`issue_last`), so that `i.ready` (the enable of the
+        # latched planes, and of the previous layer's collector) is one gate from registers.
+        fold_last  = Signal(init=folds == 1)
+        group_last = Signal(init=groups == 1)
+        issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
+        busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
+        issue = busy & credit    # a word goes into the datapath
+        # The latched vector may be replaced: nothing is latched, or its last word is issued.
+        # The control reads this from its own registers; `i.ready` is the same value (in the
+        # stall-free datapath, a register of its own, see below).
+        free = ~busy | (issue_last & credit)
         m.d.comb += [
-            rd.addr.eq(issue.o.payload.addr),
-            datapath.i.valid.eq(issue.o.valid & issue.o.ready),   # a word is issued
-            datapath.i.payload.fold.eq(issue.o.payload.fold),
-            datapath.i.payload.last.eq(issue.o.payload.last),
-            datapath.planes.eq(issue.planes),
-            datapath.word.eq(rd.data),
+            rd.addr.eq(addr),
+            busy_next.eq(busy),
+            fold_last_next.eq(fold_last),
+            group_last_next.eq(group_last),
         ]
-        wiring.connect(m, datapath.o, output.i)
-        wiring.connect(m, output.o, wiring.flipped(self.o))
-        return m
+        with m.If(issue):
+            m.d.sync += [
+                addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
+                fold.eq(Mux(fold_last, 0, fold + 1)),
+            ]
+            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold == folds - 2))
+            with m.If(fold_last):
+                m.d.sync += group.eq(Mux(group_last, 0, group + 1))
+                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
+            with m.If(issue_last):
+                m.d.comb += busy_next.eq(0)
+        with m.If(self.i.valid & free):
+            m.d.comb += busy_next.eq(1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
+                         for i, plane in enumerate(planes)]
+        m.d.sync += [
+            busy.eq(busy_next),
+            fold_last.eq(fold_last_next),
+            group_last.eq(group_last_next),
+            issue_last.eq(busy_next & fold_last_next & group_last_next),
+        ]
+        if self.stall_free:
+            m.d.comb += queue.reserve.eq(issue & fold_last)   # the group's sum needs a place
+            # `i.ready` is `free` as a register of its own, loaded with its next value: it
+            # enables the latched planes and, upstream, the collector's whole vector, so it is
+            # the net with the largest fanout of the datapath and should start at a flip-flop;
+            # the control keeps `free`, so that its logic does not wait on that net.
+            ready = Signal(init=1)
+            m.d.sync += ready.eq(~busy_next |
+                                 (fold_last_next & group_last_next & queue.credit_next))
+            m.d.comb += self.i.ready.eq(ready)
+        else:
+            m.d.comb += self.i.ready.eq(free)
+        return issue, fold, fold_last, planes
+
+    def _datapath(self, m, rd, queue, advance, issue, fold, fold_last, planes):
+        """Slices, pipeline registers, popcounts, combining adders, accumulators, and the
+        sums into the output register or the queue."""
+        dot, simd, folds = self.dot, self.simd, self.folds
+
+        def stage(value, name):  # a register of the datapath, moving with `advance`
+            reg = Signal(Value.cast(value).shape(), name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
+        slices = []
+        for i, plane in enumerate(planes):
+            # A case over the folds, not `word_select`: its variable offset would be a multiply.
+            chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
+                if folds > 1 else plane
+            slices.append(stage(chosen, f"slice_{i}"))
+        valid, first, last = (stage(v, name) for v, name in
+                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+        for index in range(self.pipeline):  # the control follows the datapath's registers
+            valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
+                                  [(valid, "valid"), (first, "first"), (last, "last")])
+
+        # --- Pipeline: the first register holds the memory's word (the block RAM's slow
+        # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
+        word = rd.data   # stall-free: already through the memory's output register
+        if self.pipeline:
+            if not self.stall_free:
+                word = stage(word, "word_2")
+            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        if self.word_stage:   # the memory's outputs get a cycle of routing of their own
+            word = stage(word, "word_3")
+            slices = [stage(q, f"slice_{i}_3") for i, q in enumerate(slices)]
+
+        def count(value, name):  # a popcount unit; its input port is the operand's signal
+            m.submodules[f"{name}_count"] = unit = Popcount(
+                len(value), stages=self.tree_stages, style=self.popcount_style)
+            m.d.comb += [unit.i.eq(value), unit.en.eq(advance)]
+            return unit.o
+
+        registered = set(spread_registers(self.combine_levels, self.combine_stages))
+
+        def combine(differences, name):
+            """``sum_i (a_i - b_i) << i`` over ``differences = [(a_i, b_i), ...]``, as a tree of
+            adders with registers after the levels in ``registered``."""
+            values, level = [a - b for a, b in differences], 1
+            while True:
+                if level in registered:
+                    values = [stage(v, f"{name}_l{level}_{j}") for j, v in enumerate(values)]
+                if len(values) == 1:
+                    return values[0]
+                shift = 1 << (level - 1)   # the planes each value spans, and its weight's step
+                values = [values[j] + (values[j + 1] << shift) if j + 1 < len(values)
+                          else values[j] for j in range(0, len(values), 2)]
+                level += 1
+
+        def shifted(value, shift):
+            return value << shift if shift else value
+
+        # --- Popcounts and partial sums, by the terms of the dot product ----------------------
+        # A term that reads no weight is the same for every lane: one popcount per plane.
+        shared = {term.name: [count(term.bits(q, []), f"{term.name}_{i}")
+                              for i, q in enumerate(slices)]
+                  for term in (dot.positive, dot.negative)
+                  if term is not None and not term.uses_weights}
+        partials = []
+        for p in range(self.pe):
+            base = p * dot.masks
+            masks = [word[(base + j) * simd:(base + j + 1) * simd] for j in range(dot.masks)]
+
+            def lane_count(term, i, q):
+                if not term.uses_weights:
+                    return shared[term.name][i]
+                suffix = f"_{p}" if dot.input_kind == "bipolar" else f"_{p}_{i}"
+                return count(term.bits(q, masks), f"{term.name}{suffix}")
+
+            if dot.negative is None:   # a single popcount (of one plane): nothing to combine
+                partial = shifted(lane_count(dot.positive, 0, slices[0]), dot.positive_shift)
+            else:
+                partial = combine([(shifted(lane_count(dot.positive, i, q), dot.positive_shift),
+                                    lane_count(dot.negative, i, q))
+                                   for i, q in enumerate(slices)], f"partial_{p}")
+            partials.append(partial)
+
+        # --- Accumulate over the folds; the last fold's total goes to the output register or
+        # the queue --------------------------------------------------------------------------
+        init = Const(self.widths.acc_init, self.sum_shape)
+        if self.stall_free:
+            m.d.comb += queue.i.valid.eq(valid & last)
+        else:
+            with m.If(advance):
+                m.d.sync += self.o.valid.eq(valid & last)
+        for p, partial in enumerate(partials):
+            part = Signal(self.widths.partial_shape, name=f"partial_{p}")
+            total = Signal(self.sum_shape, name=f"total_{p}")
+            m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
+            if folds > 1:
+                acc = Signal(self.sum_shape, name=f"acc_{p}")
+                m.d.comb += total.eq(Mux(first, init, acc) + part)
+                with m.If(advance & valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                m.d.comb += total.eq(init + part)
+            if self.stall_free:
+                m.d.comb += queue.i.payload[p].eq(total)
+            else:
+                with m.If(advance & valid & last):
+                    m.d.sync += self.o.payload[p].eq(total)

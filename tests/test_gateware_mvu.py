@@ -2,16 +2,10 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment, signed, unsigned
-from amaranth.lib import data
-from amaranth.sim import Simulator
 
 from fewmul.gateware import MatrixVectorUnit, Widths, signed_shape, sum_bound
-from fewmul.gateware.mvu_datapath import FoldDatapath
-from fewmul.gateware.mvu_issue import IssueController
-from fewmul.gateware.stream_register import StreamRegister
 
-from gateware_helpers import (StreamMonitor, random_inputs, ref_sums, simulate, stream_put,
-                              to_py)
+from gateware_helpers import random_inputs, ref_sums, simulate
 
 # (M, N, input_kind, input_bits, weight_kind, pe, simd, pipeline)
 CASES = [
@@ -225,60 +219,7 @@ def test_stage_allocation(pipeline, kind, bits, wkind, expected):
     assert 1 + dut.word_stage + dut.combine_stages + dut.tree_stages == pipeline
 
 
-# --- The parts: issue controller, output register, datapath -----------------------------------
-
-@pytest.mark.parametrize("registered_ready", [False, True])
-@pytest.mark.parametrize("stalls", [False, True])
-def test_issue_controller_walks_the_words(registered_ready, stalls):
-    n, bits, simd, groups = 5, 2, 2, 2      # 3 folds, the last one padded; 6 words a vector
-    dut = IssueController(n_inputs=n, input_bits=bits, simd=simd, groups=groups,
-                          registered_ready=registered_ready)
-    assert (dut.folds, dut.words) == (3, 6)
-    rng = np.random.default_rng(7)
-    vectors = rng.integers(0, 1 << bits, size=(4, n))
-    # `o.ready` of each cycle, known one cycle ahead (`credit_next`), as a credit register's
-    ready = (rng.random(300) > 0.4) if stalls else np.ones(300, dtype=bool)
-    in_mon, issued = StreamMonitor(dut.i), []
-
-    async def source(ctx):
-        await stream_put(ctx, dut.i, vectors.tolist(), rng=rng if stalls else None, p_stall=0.3)
-
-    async def sink(ctx):
-        for cycle in range(len(ready) - 1):
-            ctx.set(dut.o.ready, int(ready[cycle]))
-            if registered_ready:
-                ctx.set(dut.credit_next, int(ready[cycle + 1]))
-            _, _, valid, payload, planes = await ctx.tick().sample(
-                dut.o.valid, dut.o.payload, dut.planes)
-            if valid and ready[cycle]:
-                issued.append((to_py(payload), to_py(planes)))
-            if len(issued) == len(vectors) * dut.words:
-                break
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(in_mon.testbench, background=True)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
-    expected = []
-    for v in vectors:
-        planes = [sum(((int(x) >> i) & 1) << j for j, x in enumerate(v)) for i in range(bits)]
-        expected += [({"addr": g * 3 + f, "fold": f, "last": int(f == 2)}, planes)
-                     for g in range(groups) for f in range(3)]
-    assert issued == expected
-    if not stalls:   # the next vector is taken in the cycle the last word is issued
-        assert np.all(np.diff(in_mon.cycles) == dut.words)
-
-
-def test_stream_register():
-    layout = data.ArrayLayout(unsigned(4), 2)
-    payloads = [[j % 16, j // 16] for j in range(40)]
-    _, out_mon = simulate(StreamRegister(layout), payloads, len(payloads), seed=3, p_stall=0.4)
-    assert out_mon.payloads == payloads
-    in_mon, out_mon = simulate(StreamRegister(layout), payloads, len(payloads))
-    assert [c + StreamRegister.latency for c in in_mon.cycles] == out_mon.cycles
-
+# --- The popcount terms and the choice of datapath ---------------------------------------------
 
 @pytest.mark.parametrize("wkind, kind, bits, names", [
     ("binary", "bipolar", 1, ["match_0", "match_1"]),
@@ -287,11 +228,14 @@ def test_stream_register():
     ("ternary", "unsigned", 2, ["pos_0_0", "neg_0_0", "pos_0_1", "neg_0_1",
                                 "pos_1_0", "neg_1_0", "pos_1_1", "neg_1_1"]),
 ])
-def test_datapath_popcount_units(wkind, kind, bits, names):
-    widths = Widths(9, 3, kind, bits, wkind)
-    dp = FoldDatapath(widths, pe=2, pipeline=0, stall_free=False)
-    assert dp.word_bits == 2 * 3 * widths.dot.masks
-    m = dp.elaborate(None)
+def test_popcount_units_of_each_dot_product(wkind, kind, bits, names):
+    """The units that count the terms of :class:`fewmul.arith.DotProduct`, named as the
+    emitted Verilog has always named them."""
+    weights = np.zeros((4, 9), dtype=int)
+    dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=2, simd=3,
+                           weight_kind=wkind)
+    assert dut.word_bits == 2 * 3 * dut.dot.masks
+    m = dut.elaborate(None)
     units = [name for name in m._named_submodules if name.endswith("_count")]
     assert units == [f"{name}_count" for name in names]
     Fragment.get(m, None)
