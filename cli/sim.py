@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from fewmul.compiler.folders import BuildFolder
+
 from .common import positive_int, print_sim, sim_ok
 
 
@@ -24,7 +26,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.train_steps is not None or (args.build / "train.json").exists():
+    if args.train_steps is not None or BuildFolder(args.build).trains_on_chip:
         from fewmul.sim.train_runner import check_training, format_result
         if args.train_steps is None:
             raise ValueError(f"{args.build} holds an on-chip training design: give --train-steps N")

@@ -11,7 +11,6 @@ the Yosys cell counts and the LUT/FF cost of every unit, forward beside backward
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from fewmul.nn.artifacts import save_npz, write_atomic
 from fewmul.nn.data import load_dataset
 from fewmul.nn.onchip import OnChipNet
 
+from .folders import BuildFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 from .yosys import DSP_CELLS, ECP5_SCRIPT, cell_counts, run_stat, yosys_stat
 
@@ -148,16 +148,16 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
     build_dir.mkdir(parents=True, exist_ok=True)
     net = OnChipNet.init(cfg)
     top = OnChipTrainer(cfg, net.w1, net.w2)
-    write_atomic(build_dir / "top.v", verilog.convert(top, name="top"))
-    save_npz(build_dir / "init.npz", {"w1": net.w1, "w2": net.w2})
-    write_atomic(build_dir / "spec.yaml", dump_spec(spec))
+    write_atomic(BuildFolder(build_dir).top_v, verilog.convert(top, name="top"))
+    save_npz(BuildFolder(build_dir).train_init_path, {"w1": net.w1, "w2": net.w2})
+    write_atomic(BuildFolder(build_dir).spec_path, dump_spec(spec))
     meta = {
         "kind": "onchip-training", "name": spec.name, "config": cfg.to_dict(),
         "data": {"set": spec.data.set, "input_bits": spec.data.input_bits, "dir": spec.data.dir},
         "order_seed": spec.train.seed, "layout": _layout(top),
         "latency": top.latency, "cycles_per_step": top.cycles_per_step,
     }
-    write_atomic(build_dir / "train.json", json.dumps(meta, indent=2))
+    BuildFolder(build_dir).write_json("train.json", meta)
     compile_s = time.perf_counter() - t0
     yosys = {}
     for target in synth:
@@ -174,7 +174,7 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
         t1 = time.perf_counter()
         report["ecp5_units"] = unit_costs(build_dir, top)
         report["ecp5_units"]["seconds"] = time.perf_counter() - t1
-    write_atomic(build_dir / "report.json", json.dumps(report, indent=2))
+    BuildFolder(build_dir).write_json("report.json", report)
     return report
 
 

@@ -18,7 +18,13 @@ A build folder holds:
 ``spec.yaml``      the resolved spec of the run it was compiled from
 ``report.json``    folding, timing and area of every layer
 ``sim.json``       the last ``fewmul sim`` result
+``sim_build/``     the Verilator build of ``fewmul sim`` (log: ``sim.log``)
+``fast/``          the compiled harness of :mod:`fewmul.sim.fast`
 =================  ==============================================================
+
+An on-chip training design (``fewmul compile --train``) has ``top.v``, ``rom/``, ``spec.yaml``
+and ``sim.json`` too, and instead of the network and its manifest ``train.json`` (the
+trainer's configuration, data set and stream layout) and ``init.npz`` (the initial weights).
 """
 
 from __future__ import annotations
@@ -134,6 +140,33 @@ class BuildFolder:
     @property
     def weights_dir(self) -> Path:
         return self.path / "weights"
+
+    @property
+    def sim_build_dir(self) -> Path:
+        return self.path / "sim_build"
+
+    @property
+    def sim_log(self) -> Path:
+        return self.path / "sim.log"
+
+    @property
+    def fast_dir(self) -> Path:
+        return self.path / "fast"
+
+    @property
+    def train_meta_path(self) -> Path:
+        """``train.json`` of an on-chip training design."""
+        return self.path / "train.json"
+
+    @property
+    def train_init_path(self) -> Path:
+        """``init.npz`` of an on-chip training design."""
+        return self.path / "init.npz"
+
+    @property
+    def trains_on_chip(self) -> bool:
+        """Whether the folder holds an on-chip training design."""
+        return self.train_meta_path.exists()
 
     def board_dir(self, board: str) -> Path:
         """Where ``fewmul build --board BOARD`` writes."""

@@ -144,15 +144,15 @@ def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: t
     is safe; it was 20-30 % faster than ``-O2`` on 784-1024x3-10), ``extra_args`` to Verilator; the build lives in
     ``build_dir/fast/obj`` (another ``obj`` keeps several builds side by side).
     """
-    build_dir = Path(build_dir).resolve()
-    man = BuildFolder(build_dir).manifest()
+    build = BuildFolder(Path(build_dir).resolve())
+    man = build.manifest()
     in_words, out_words = _widths(man)
-    work = build_dir / "fast"
+    work = build.fast_dir
     work.mkdir(exist_ok=True)
     harness = work / "harness.cpp"
     harness.write_text(_HARNESS.replace("@IN_WORDS@", str(in_words))
                        .replace("@OUT_WORDS@", str(out_words)))
-    verilog = (build_dir / "top.v").read_text()
+    verilog = build.top_v.read_text()
     wrapper = work / "fast_top.v"
     wrapper.write_text(_WRAPPER.replace("@IN_MSB@", str(_port_width(verilog, "i__payload") - 1))
                        .replace("@OUT_MSB@", str(_port_width(verilog, "o__payload") - 1)))
@@ -161,7 +161,7 @@ def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: t
            "fewmul_fast_top", "--prefix", "Vtop", str(wrapper),
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
            "--x-initial", "fast", "-CFLAGS", opt, "-Mdir", str(work / obj), *extra_args,
-           "-o", "fewmul_fast", str(build_dir / "top.v"), str(harness)]
+           "-o", "fewmul_fast", str(build.top_v), str(harness)]
     log = work / "build.log"
     with open(log, "w") as out:
         proc = subprocess.run(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -190,14 +190,14 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
         ``images_per_second``, ``latency_cycles``, ``cycles_per_inference`` (measured), and
         ``mismatches`` against ``expected_scores`` (scores and argmax labels) if given.
     """
-    build_dir = Path(build_dir).resolve()
-    man = BuildFolder(build_dir).manifest()
-    exe = exe or build_dir / "fast" / "obj" / "fewmul_fast"
+    build = BuildFolder(Path(build_dir).resolve())
+    man = build.manifest()
+    exe = exe or build.fast_dir / "obj" / "fewmul_fast"
     if not Path(exe).exists():
         raise SimulationError(f"{exe} is missing: call build_fast first")
     in_words, out_words = _widths(man)
     inputs = np.asarray(inputs)
-    work = build_dir / "fast"
+    work = build.fast_dir
     packed = _pack_words(inputs, man.input_bits, in_words)
     (work / "inputs.bin").write_bytes(packed.tobytes())
     budget = (man.latency_cycles + len(inputs) * man.cycles_per_inference) * 2 + 1000

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fewmul.compiler.folders import BuildFolder
+
 __all__ = ["verilator_env", "simulate", "SimulationError"]
 
 TESTBENCH = "fewmul.sim.testbench"
@@ -85,13 +87,13 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
     """
     from cocotb_tools.runner import get_runner
 
-    build_dir = Path(build_dir).resolve()
-    top_v = build_dir / "top.v"
+    build = BuildFolder(Path(build_dir).resolve())
+    build_dir, top_v = build.path, build.top_v
     if not top_v.exists():
         raise SimulationError(f"{top_v} is missing: run 'fewmul compile' first")
     os.environ.update(verilator_env())
-    sim_dir = build_dir / "sim_build"
-    log_file = Path(log_file) if log_file else build_dir / "sim.log"
+    sim_dir = build.sim_build_dir
+    log_file = Path(log_file) if log_file else build.sim_log
     _link_rom_files(build_dir, sim_dir)
     runner = get_runner("verilator")
     try:

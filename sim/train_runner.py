@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fewmul.arith.onchip import OnChipConfig
+from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import Dataset, load_dataset
 from fewmul.nn.onchip import FloatTwin, Lfsr, OnChipNet, train_order
@@ -46,12 +47,12 @@ class TrainingBuild:
 
     @classmethod
     def load(cls, build_dir: Path) -> "TrainingBuild":
-        build_dir = Path(build_dir)
-        meta_path = build_dir / "train.json"
+        folder = BuildFolder(build_dir)
+        build_dir, meta_path = folder.path, folder.train_meta_path
         if not meta_path.exists():
             raise FileNotFoundError(f"{meta_path} is missing: run 'fewmul compile --train' first")
         meta = json.loads(meta_path.read_text())
-        with np.load(build_dir / "init.npz") as f:
+        with np.load(folder.train_init_path) as f:
             w1, w2 = f["w1"], f["w2"]
         return cls(build_dir, OnChipConfig(**meta["config"]), meta["data"], meta["order_seed"],
                    meta["layout"], meta["latency"], meta["cycles_per_step"],
@@ -80,13 +81,13 @@ def simulate_training(build_dir: Path, steps: int, *, eval_every: int = 50,
 
     if not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"Step count must be a positive integer, not {steps!r}")
-    build_dir = Path(build_dir).resolve()
+    folder = BuildFolder(Path(build_dir).resolve())
+    build_dir, top_v = folder.path, folder.top_v
     TrainingBuild.load(build_dir)            # a clear error before the simulator starts
-    top_v = build_dir / "top.v"
     if not top_v.exists():
         raise SimulationError(f"{top_v} is missing: run 'fewmul compile --train' first")
-    sim_dir = build_dir / "sim_build"
-    log_file = Path(log_file) if log_file else build_dir / "sim.log"
+    sim_dir = folder.sim_build_dir
+    log_file = Path(log_file) if log_file else folder.sim_log
     runner = get_runner("verilator")
     env = verilator_env()
     # The model is small per cycle and the testbench dominates the run time, so the C++ is
@@ -174,8 +175,6 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
 
 def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None) -> dict:
     """Simulate ``steps`` training steps; write ``BUILD/sim.json`` and ``BUILD/train_curve.png``."""
-    from fewmul.nn.artifacts import write_atomic
-
     build_dir = Path(build_dir)
     build = TrainingBuild.load(build_dir)
     eval_every = eval_every or max(1, steps // 20)
@@ -199,7 +198,7 @@ def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None
         "plot": "train_curve.png",
     }
     _plot(build_dir / "train_curve.png", sim, twin)
-    write_atomic(build_dir / "sim.json", json.dumps(result, indent=2))
+    BuildFolder(build_dir).write_json("sim.json", result)
     return result
 
 
