@@ -26,7 +26,7 @@ from .nets import build_network, load_build, report_folding
 from .targets import Board, get_board
 
 if TYPE_CHECKING:
-    from fewmul.nn.integer import IntegerNet
+    from fewmul.ir import Graph
 
 __all__ = ["BuildError", "FitError", "BuildResult", "build_board", "build_design", "tool_env"]
 
@@ -176,14 +176,14 @@ class BuildResult(Mapping):
         return len(self.to_json())
 
 
-def build_design(net: IntegerNet, board: str | Board, out: Path, *, pe=None, default=None,
+def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=None,
                  simd=None, pipeline: int | str | None = None, baud: int = DEFAULT_BAUD,
                  target_hz: float | None = None, progress: bool = True) -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
     ----------
-    net : IntegerNet
+    net : Graph
         The folded network (golden model), as :func:`fewmul.boards.nets.build_network` takes it.
     board : str or Board
         Target board, see :data:`fewmul.boards.targets.BOARDS`.

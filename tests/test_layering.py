@@ -189,3 +189,16 @@ def test_no_package_imports_one_above_it(imports):
     gone = KNOWN_VIOLATIONS - seen
     assert not gone, ("no longer imported, remove from KNOWN_VIOLATIONS in tests/test_layering.py: "
                       + ", ".join(f"{m} -> {p}" for m, p in sorted(gone)))
+
+
+def test_every_fewmul_import_names_a_module(imports):
+    """An import of a module that was moved or removed fails here, even where it never runs
+    (under ``TYPE_CHECKING``, in a rarely taken branch)."""
+    missing = []
+    for imp in imports:
+        if not imp.package:
+            continue
+        folder = ROOT.joinpath(*imp.target.split(".")[1:])   # fewmul.x.y -> ROOT/x/y
+        if not (folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()):
+            missing.append(f"{imp.path}:{imp.line}: {imp.target} is no module: {imp.text}")
+    assert not missing, "imports of missing modules:\n" + "\n".join(missing)
