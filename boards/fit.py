@@ -15,6 +15,7 @@ import inspect
 import re
 from pathlib import Path
 
+from fewmul.arith.ranges import divisors
 from fewmul.compiler.lower import LayerPlan, plan_folding
 from fewmul.ir import Graph
 
@@ -80,8 +81,8 @@ def suggest_folding(net: Graph, plans: list[LayerPlan], used: float, available: 
         return planned
     work = pe_work(net, plans)
     per_work = used / work
-    targets = sorted({m // d + 1 for layer in net.layers
-                      for m in [layer.units] for d in range(1, m + 1) if m % d == 0})
+    targets = sorted({layer.units // d + 1 for layer in net.layers
+                      for d in divisors(layer.units)})
     for target in targets:
         candidate = plan_folding(net, "auto", target)
         estimate = per_work * pe_work(net, candidate)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from fewmul.arith.ranges import divisors
 from fewmul.gateware.popcount import popcount_levels
 from fewmul.gateware.widths import Widths
 from fewmul.ir import Estimate, Folding, Graph, Layer
@@ -89,18 +90,6 @@ class LayerPlan:
         return Estimate(round(total.luts), total.ffs, total.brams)
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def _simd_candidates(n: int) -> list[int]:
-    """Every SIMD width that gives a distinct fold count, the narrowest for each."""
-    by_folds = {}
-    for simd in range(1, n + 1):
-        by_folds.setdefault(-(-n // simd), simd)
-    return sorted(by_folds.values())
-
-
 def layer_plans(net: Graph, pipeline: int = 0,
                 popcount_style: str = "adder") -> list[LayerPlan]:
     """Unfolded plans (``pe = 1``, all inputs) of each layer of ``net``."""
@@ -112,12 +101,11 @@ def _frontier(base: LayerPlan) -> list[tuple[int, int, LayerPlan]]:
     """``(cycles, luts, plan)`` of the cheapest plan for each achievable cycle count, keeping
     only those cheaper than every faster plan, sorted by cycles."""
     best: dict[int, tuple[int, LayerPlan]] = {}
-    for pe in _divisors(base.units):
-        for simd in _simd_candidates(base.inputs):
-            plan = base.with_folding(pe=pe, simd=simd)
-            luts = plan.estimate().luts
-            if plan.cycles not in best or luts < best[plan.cycles][0]:
-                best[plan.cycles] = (luts, plan)
+    for folding in base.layer.head.binding.foldings(base.folding):
+        plan = LayerPlan(base.layer, folding)
+        luts = plan.estimate().luts
+        if plan.cycles not in best or luts < best[plan.cycles][0]:
+            best[plan.cycles] = (luts, plan)
     out, cheapest = [], None
     for cycles in sorted(best):
         luts, plan = best[cycles]
@@ -244,7 +232,7 @@ def _plan_folding(net: Graph, pe="auto", target_cycles: int | None = None, *,
         p = p if isinstance(pe, list) else min(p, base.units)
         if base.units % p:
             raise ValueError(f"layers[{index}]: pe={p} does not divide {base.units} units; "
-                             f"valid values are {_divisors(base.units)}")
+                             f"valid values are {divisors(base.units)}")
         if s is not None:
             if not isinstance(s, int) or s <= 0:
                 raise ValueError(f"simd must be 'auto', a positive integer or a list, not "

@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 import yaml
 
+from fewmul.arith.ranges import divisors
 from fewmul.nn.config import (
     ACTIVATIONS, BN_KINDS, DATA_SETS, LOSSES, OPTIMIZERS, QUANTIZE_MODES, WEIGHT_MODES,
     DataConfig, LayerConfig, OptimizerConfig, TrainConfig,
@@ -263,10 +264,6 @@ def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def _rule_hardware(spec: dict, chk: Checker) -> None:
     """``pe`` has one entry per layer, each dividing that layer's units."""
     hw, layers = spec["hardware"], spec["layers"]
@@ -287,9 +284,9 @@ def _rule_hardware(spec: dict, chk: Checker) -> None:
             if _ok(p, u) and u % p:
                 chk.mismatch(None, ("hardware", "pe", i),
                              f"a divisor of layers[{i}].units = {u} "
-                             f"({', '.join(map(str, _divisors(u)))})", str(p))
+                             f"({', '.join(map(str, divisors(u)))})", str(p))
     elif all(_ok(u) for u in units) and any(u % pe for u in units):
-        common = [d for d in _divisors(min(units)) if all(u % d == 0 for u in units)]
+        common = [d for d in divisors(min(units)) if all(u % d == 0 for u in units)]
         chk.mismatch(None, ("hardware", "pe"),
                      f"a divisor of every layer's units ({', '.join(map(str, common))}; "
                      "or a list with one value per layer)", str(pe))

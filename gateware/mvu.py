@@ -5,6 +5,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from fewmul.arith.ranges import divisors
+
 from .popcount import POPCOUNT_STYLES, Popcount, popcount_levels, spread_registers
 from .queue import CreditQueue
 from .registered_rom import RegisteredRom
@@ -25,9 +27,8 @@ def check_pe(count: int, pe: int) -> int:
     if not isinstance(pe, int) or pe <= 0:
         raise TypeError(f"PE count must be a positive integer, not {pe!r}")
     if count % pe:
-        divisors = [d for d in range(1, count + 1) if count % d == 0]
         raise ValueError(f"PE count must divide the number of neurons M={count}, not pe={pe}; "
-                         f"valid values are {divisors}")
+                         f"valid values are {divisors(count)}")
     return count // pe
 
 

@@ -98,6 +98,11 @@ class Binding:
     def __init__(self, op: "Op"):
         self.op = op
 
+    def foldings(self, folding: Folding) -> list[Folding]:
+        """The foldings the planner may choose from for a layer this op starts, each like
+        ``folding`` but for what the op folds (only ``folding`` itself by default)."""
+        return [folding]
+
     def cycles(self, folding: Folding | None) -> int:
         """Cycles between two images in the steady state (0: keeps up with anything)."""
         return 0

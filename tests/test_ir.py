@@ -124,3 +124,16 @@ def test_a_new_op_kind_plugs_in(tmp_path):
             [op.kind for op in net.ops]
     finally:
         OP_KINDS.pop(Delay.kind, None)
+
+
+def test_the_planner_takes_its_candidates_from_the_binding():
+    """The foldings a layer may have come from the op that starts it: for a matrix-vector
+    product, pe over the divisors of its outputs and one simd per fold count."""
+    from fewmul.ir import Folding
+    head = small_net().layers[0].head                      # 6 outputs, 9 inputs
+    foldings = head.binding.foldings(Folding(1, None, 3, "compressor"))
+    assert sorted({f.pe for f in foldings}) == [1, 2, 3, 6]
+    assert sorted({f.simd for f in foldings}) == [1, 2, 3, 5, 9]      # 9, 5, 3, 2, 1 folds
+    assert len(foldings) == 4 * 5
+    assert {(f.pipeline, f.popcount_style) for f in foldings} == {(3, "compressor")}
+    assert Delay("d", head.out_type).binding.foldings(Folding(2)) == [Folding(2)]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from fewmul.arith import DotProduct
-from fewmul.arith.ranges import signed_width
+from fewmul.arith.ranges import divisors, signed_width
 from fewmul.gateware.mvu import MatrixVectorUnit, weight_values
 from fewmul.gateware.popcount import register_levels
 from fewmul.gateware.widths import Widths
@@ -119,6 +120,15 @@ class MatVecBinding(Binding):
 
     def folds(self, folding: Folding) -> int:
         return -(-self.op.inputs // self._simd(folding))
+
+    def foldings(self, folding):
+        """``pe`` over the divisors of ``M`` and, for each fold count, the narrowest ``simd``
+        that gives it."""
+        n, by_folds = self.op.inputs, {}
+        for simd in range(1, n + 1):
+            by_folds.setdefault(-(-n // simd), simd)
+        return [replace(folding, pe=pe, simd=simd) for pe in divisors(self.op.units)
+                for simd in sorted(by_folds.values())]
 
     def cycles(self, folding):
         return self.groups(folding) * self.folds(folding)
