@@ -19,7 +19,7 @@ from fewmul.ir.fold import fold
 from fewmul.nn.artifacts import write_atomic
 
 from .folders import BUILD_FORMAT, BuildFolder, Manifest
-from .lower import LayerPlan, lower, plan_folding, probes
+from .lower import LayerPlan, lower, plan_folding, probes, unit_name
 from .spec import dump_spec
 from .training import load_run
 from .verilog import convert_and_check
@@ -33,7 +33,7 @@ def _write_weights(build: BuildFolder, plans: list[LayerPlan], top) -> None:
     build.weights_dir.mkdir(exist_ok=True)
     for plan in plans:
         layer = plan.layer
-        mvu = top.stages[f"{layer.name}_{layer.head.binding.role}"]
+        mvu = top.stages[unit_name(layer, layer.head.binding.role)]
         digits = (mvu.word_bits + 3) // 4
         write_atomic(build.weights_dir / f"{layer.name}_weights.hex",
                      "".join(f"{word:0{digits}x}\n" for word in mvu.rows))
@@ -57,7 +57,7 @@ def _layer_report(plan: LayerPlan, top, probe) -> dict:
     estimate and the probe."""
     entry = {"index": plan.layer.index}
     for op in plan.layer.ops:
-        unit = top.stages[f"{plan.layer.name}_{op.binding.role}"]
+        unit = top.stages[unit_name(plan.layer, op.binding.role)]
         entry.update(op.binding.report(plan.folding, unit))
     estimate = plan.estimate()
     entry["estimated"] = {"lut": estimate.luts, "ff": estimate.ffs, "bram": estimate.brams}
@@ -85,7 +85,7 @@ def emit_build(net: Graph, plans: list[LayerPlan], build_dir: Path) -> tuple[obj
     build.save_net(net)
     _write_weights(build, plans, top)
 
-    layer_probes = probes(net, plans)
+    layer_probes = probes(plans)
     layers = [_layer_report(plan, top, probe) for plan, probe in zip(plans, layer_probes)]
     out_layout = top.o.payload.shape()
     build.save_manifest(Manifest(

@@ -18,9 +18,8 @@ from fewmul.ir import Graph, Layer
 
 from .planner import DEFAULT_TARGET_CYCLES, LayerPlan, plan_folding
 
-__all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "layer_stages", "layer_unit",
-           "LayerPlan",
-           "Probe", "probes"]
+__all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "unit_name", "layer_stages",
+           "layer_unit", "LayerPlan", "Probe", "probes"]
 
 
 @dataclass(frozen=True)
@@ -33,25 +32,28 @@ class Probe:
     signed: bool
 
 
-def _glue_latency() -> int:
-    return SkidBuffer.latency + 1   # the collector's vector is valid a cycle after its last beat
+def unit_name(layer: Layer, role: str) -> str:
+    """The submodule name of a layer's unit: ``layer{L}_{role}`` (an op's binding's role, or
+    ``skid`` and ``collect`` for the units that gather its beats)."""
+    return f"{layer.name}_{role}"
 
 
 def layer_stages(plan: LayerPlan) -> list[tuple[str, object]]:
     """The units of one layer (its ops', then the skid buffer and collector that gather its
-    beats into vectors), named ``layer{L}_...``."""
-    layer, stages = plan.layer, []
-    for op in layer.ops:
-        stages.append((f"{layer.name}_{op.binding.role}", op.binding.build(plan.folding)))
+    beats into vectors), named by :func:`unit_name`."""
+    layer = plan.layer
+    stages = [(unit_name(layer, op.binding.role), op.binding.build(plan.folding))
+              for op in layer.ops]
     out_shape = stages[-1][1].o.payload.shape()
-    stages.append((f"{layer.name}_skid", SkidBuffer(out_shape)))
-    stages.append((f"{layer.name}_collect",
+    stages.append((unit_name(layer, "skid"), SkidBuffer(out_shape)))
+    stages.append((unit_name(layer, "collect"),
                    Collector(out_shape.elem_shape, plan.pe, layer.units)))
     return stages
 
 
 def _layer_latency(plan: LayerPlan) -> int:
-    return sum(op.binding.latency(plan.folding) for op in plan.layer.ops) + _glue_latency()
+    return (sum(op.binding.latency(plan.folding) for op in plan.layer.ops)
+            + SkidBuffer.latency + Collector.latency)
 
 
 def layer_unit(plan: LayerPlan) -> Network:
@@ -61,14 +63,14 @@ def layer_unit(plan: LayerPlan) -> Network:
                    latency_cycles=_layer_latency(plan))
 
 
-def probes(net: Graph, plans: list[LayerPlan]) -> list[Probe]:
+def probes(plans: list[LayerPlan]) -> list[Probe]:
     """Each layer's collected output."""
     out = []
     for plan in plans:
-        layer: Layer = plan.layer
+        layer = plan.layer
         stream = layer.last.binding.stream(plan.folding)
-        out.append(Probe(layer.name, f"{layer.name}_collect", layer.units, stream.element_bits,
-                         stream.signed))
+        out.append(Probe(layer.name, unit_name(layer, "collect"), layer.units,
+                         stream.element_bits, stream.signed))
     return out
 
 

@@ -68,12 +68,8 @@ class LayerPlan:
         return self.layer.inputs
 
     @property
-    def groups(self) -> int:
-        return self.units // self.pe
-
-    @property
     def folds(self) -> int:
-        return -(-self.inputs // self.simd)
+        return self.layer.head.binding.folds(self.folding)
 
     @property
     def cycles(self) -> int:

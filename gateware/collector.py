@@ -36,6 +36,8 @@ class Collector(wiring.Component):
         Vectors.
     """
 
+    latency = 1
+
     def __init__(self, element_shape: ShapeLike, pe: int, count: int):
         Shape.cast(element_shape)
         if not isinstance(count, int) or count <= 0:
@@ -43,7 +45,6 @@ class Collector(wiring.Component):
         self.groups = check_pe(count, pe)
         self.pe = pe
         self.count = count
-        self.latency = 1
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(element_shape, pe))),
             "o": Out(stream.Signature(data.ArrayLayout(element_shape, count))),
