@@ -32,8 +32,9 @@ import numpy as np
 
 from fewmul.boards.fit import FitError
 from fewmul.boards.flow import build_design
-from fewmul.boards.nets import load_build, random_net, report_folding
+from fewmul.boards.nets import random_net
 from fewmul.compiler.emit import compile_run
+from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.training import train_run
 
 GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
@@ -49,7 +50,7 @@ train: {epochs: 60, seed: 0}
 
 def golden_rate(build: Path, seconds: float = 1.0) -> float:
     """NumPy golden model inferences/s, one image per call (as a board answers them)."""
-    net = load_build(build)
+    net = BuildFolder(build).net()
     x = np.random.default_rng(0).integers(0, 1 << net.input_bits,
                                           size=(1, net.layers[0].inputs))
     count, t0 = 0, time.perf_counter()
@@ -171,8 +172,8 @@ def main(argv=None) -> int:
 
     for board in args.boards:
         print(f"== digits demo on {board}")
-        net = load_build(demo)
-        result = try_build(net, board, out / "demo" / board, None, report_folding(demo))
+        net = BuildFolder(demo).net()
+        result = try_build(net, board, out / "demo" / board, None, BuildFolder(demo).folding())
         if isinstance(result, FitError):
             print(f"   {result}")
             add({"design": "digits 64-256-256-10", "board": board,
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
             spec = out / "digits-small.yaml"
             spec.write_text(SMALL_SPEC % args.small)
             small = args.small_build or demo_build(out, spec, "small")
-            result = try_build(load_build(small), board, out / "small" / board, 1)
+            result = try_build(BuildFolder(small).net(), board, out / "small" / board, 1)
             label = f"digits 64-{args.small}-10"
         else:
             label = "digits 64-256-256-10"

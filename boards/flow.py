@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.artifacts import write_atomic
 
 from .families import BuildError, Timing, flow_for
 from .fit import FitError, check_fit
 from .link import DEFAULT_BAUD, BoardTop
-from .nets import build_network, load_build, report_folding
+from .nets import build_network
 from .targets import Board, get_board
 
 if TYPE_CHECKING:
@@ -266,9 +267,9 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
     compiler's choice (0 by default) suits simulation and small devices, where stages cost logic
     cells that a full iCE40UP5K lacks; the ECP5 has room, and its 150 MHz needs them.
     """
-    build_dir = Path(build_dir)
-    net = load_build(build_dir)
-    return build_design(net, board, build_dir / get_board(board).name, pe=pe, simd=simd,
+    build = BuildFolder(build_dir)
+    return build_design(build.net(), board, build.board_dir(get_board(board).name), pe=pe,
+                        simd=simd,
                         pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
-                        default=report_folding(build_dir), baud=baud,
+                        default=build.folding(), baud=baud,
                         target_hz=target_hz, progress=progress)

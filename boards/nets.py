@@ -9,18 +9,15 @@ make small designs for quick bitstream checks.
 from __future__ import annotations
 
 import inspect
-import json
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.lower import LayerPlan, lower, plan_folding
 from fewmul.gateware import Network
 from fewmul.ir import Graph, dense_layer, dense_net
 
-__all__ = ["random_net", "load_build", "build_network", "report_folding"]
+__all__ = ["random_net", "build_network"]
 
 
 def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Graph:
@@ -55,16 +52,6 @@ def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Grap
     return dense_net(layers)
 
 
-def report_folding(build_dir: Path) -> dict | None:
-    """The folding ``fewmul compile`` chose (see :meth:`BuildFolder.folding`)."""
-    return BuildFolder(build_dir).folding()
-
-
-def load_build(build_dir: Path) -> Graph:
-    """The golden model ``BUILD/net.npz`` written by ``fewmul compile``."""
-    return BuildFolder(build_dir).net()
-
-
 def build_network(net: Graph, pe=None, *, default=None, simd=None,
                   pipeline: int | None = None,
                   clock_hz: float | None = None) -> tuple[Network, list[LayerPlan]]:
@@ -75,7 +62,8 @@ def build_network(net: Graph, pe=None, *, default=None, simd=None,
     pe : "auto", int or list of int, optional
         Neurons computed in parallel; None takes ``default``, else ``"auto"``.
     default : dict or list, optional
-        A folding as :func:`report_folding` returns it (or a list of per-layer ``pe``).
+        A folding as :meth:`~fewmul.compiler.folders.BuildFolder.folding` returns it (or a
+        list of per-layer ``pe``).
     simd, pipeline : optional
         Inputs per neuron per cycle and popcount register stages, for planners that have them.
     clock_hz : float, optional

@@ -304,12 +304,10 @@ def digits_demo(tmp_path_factory):
 
 @pytest.mark.slow
 def test_digits_demo_answers_bit_exact_through_the_uart_pins(digits_demo, tmp_path):
-    from fewmul.boards.nets import load_build, report_folding
-    from fewmul.compiler.spec import load_spec
     from fewmul.nn.data import load_dataset
-    net = load_build(digits_demo)
-    x = load_dataset(load_spec(digits_demo / "spec.yaml").data).test.x[:20]
-    result = simulate_link(net, x, tmp_path, default=report_folding(digits_demo), divisor=4)
+    build = BuildFolder(digits_demo)
+    x = load_dataset(build.spec().data).test.x[:20]
+    result = simulate_link(build.net(), x, tmp_path, default=build.folding(), divisor=4)
     assert (result["answers"], result["mismatches"], result["error"]) == (20, 0, None)
 
 
