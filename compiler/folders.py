@@ -257,6 +257,3 @@ class RunFolder:
     def model_state(self) -> dict[str, np.ndarray]:
         with np.load(self._need(self.model_path)) as f:
             return dict(f)
-
-    def metrics(self) -> dict:
-        return json.loads(self._need(self.metrics_path).read_text())

@@ -49,10 +49,6 @@ class TensorType:
         """A flat vector of ``n`` elements."""
         return cls((int(n), 1, 1), kind, int(bits), None if bound is None else int(bound))
 
-    def flat(self) -> "TensorType":
-        """The same elements as a flat vector."""
-        return TensorType.vector(self.size, self.kind, self.bits, self.bound)
-
     @property
     def size(self) -> int:
         """Elements per image."""
