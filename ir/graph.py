@@ -113,6 +113,9 @@ class Graph:
         for op in ops:
             binding = op.binding_class
             if binding.starts_layer:
+                if self.tail:   # the lowering places the ops that stand alone after the layers
+                    raise ValueError(f"{op.name}: a {op.kind} after {self.tail[-1].name}; ops "
+                                     f"that stand alone must end the graph")
                 if current:
                     self.layers.append(Layer(len(self.layers), tuple(current)))
                 current = [op]

@@ -61,6 +61,15 @@ def test_bad_graphs_and_files(tmp_path):
         Graph([net.ops[0], net.ops[1], net.ops[0]])
     with pytest.raises(ValueError, match="layer0.threshold: the first op must start a layer"):
         Graph(net.ops[1:])
+
+    class StandAlone(Op):      # takes whole vectors, has no folding
+        kind = "stand_alone_for_test"
+        out_type = property(lambda self: self.in_type)
+
+    StandAlone.binding_class = type("StandAloneBinding", (Binding,), {"takes_vector": True})
+    with pytest.raises(ValueError, match="layer1.matvec: a matvec after between; ops that "
+                                         "stand alone must end the graph"):
+        Graph([*net.ops[:2], StandAlone("between", net.ops[1].out_type), *net.ops[2:]])
     arrays = net.arrays()
     arrays["ops"] = np.array(str(arrays["ops"]).replace('"scores"', '"softmax"'))
     save_npz(tmp_path / "odd.npz", arrays)
