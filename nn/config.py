@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "WEIGHT_MODES", "QUANTIZE_MODES", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DATA_SETS", "BN_KINDS",
+    "LAYER_KINDS", "PADDINGS",
     "DataConfig", "LayerConfig", "OptimizerConfig", "TrainConfig",
 ]
 
@@ -27,7 +28,15 @@ LOSSES = ("squared_hinge", "cross_entropy")
 OPTIMIZERS = ("sgd", "adam", "adamax_shift")
 #: ``standard`` batch norm, or ``shift``: scale and normalization rounded to powers of two (AP2).
 BN_KINDS = ("standard", "shift")
-DATA_SETS = ("digits", "fashion-mnist", "mnist")
+DATA_SETS = ("digits", "fashion-mnist", "mnist", "cifar10", "svhn")
+#: ``dense``: fully connected (a ``(C, H, W)`` input is flattened first, channels innermost);
+#: ``conv``: a 2-D convolution with ``units`` filters; ``maxpool``: the maximum of each
+#: ``size x size`` block of the activations before it (no parameters).
+LAYER_KINDS = ("dense", "conv", "maxpool")
+#: ``valid``: no padding; ``same``: ``(kernel - 1) / 2`` on each side (odd kernels, stride 1
+#: keeps the size). The padding value is what the hardware streams for "nothing": 0 for
+#: unsigned inputs (pixels, k-bit levels), -1 for binary (sign) activations.
+PADDINGS = ("valid", "same")
 
 
 @dataclass
@@ -40,12 +49,27 @@ class DataConfig:
 
 @dataclass
 class LayerConfig:
-    """One fully-connected layer: ``x W`` -> optional batch norm -> activation."""
-    units: int
+    """One layer: ``x W`` (dense) or a convolution (conv) -> optional batch norm ->
+    activation; or a max-pool of the activations before it.
+
+    Tensors between layers are ``(n, H, W, C)`` (channels innermost); flattened, a pixel's
+    channels are adjacent. A convolution's weights are ``(kernel * kernel * C, units)`` with
+    rows in ``(kh, kw, c)`` order, so a window flattened the same way times the weights is
+    the output pixel.
+    """
+    units: int = 0
     weights: str = "binary"
     act: str = "sign"
     act_bits: int = 1
     bn: bool = True
+    #: See :data:`LAYER_KINDS`.
+    kind: str = "dense"
+    #: conv: kernel size (square), stride and padding (see :data:`PADDINGS`).
+    kernel: int = 3
+    stride: int = 1
+    padding: str = "valid"
+    #: maxpool: block size (and stride).
+    size: int = 2
 
 
 @dataclass

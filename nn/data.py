@@ -32,7 +32,7 @@ from .config import DataConfig
 from .idx import IdxError, find_idx, load_pair, md5
 
 __all__ = ["Split", "Dataset", "quantize_pixels", "load_dataset", "IDX_FILES", "MNIST_MD5",
-           "MNIST_URLS", "FASHION_MNIST_DIR", "INPUTS", "cache_dir", "data_dir", "download_mnist",
+           "MNIST_URLS", "FASHION_MNIST_DIR", "INPUTS", "SHAPES", "cache_dir", "data_dir", "download_mnist",
            "verify_checksums"]
 
 #: The four IDX files of the MNIST-format sets, without ``.gz``.
@@ -50,8 +50,11 @@ MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
               "http://yann.lecun.com/exdb/mnist/")
 #: Where the Debian package ``dataset-fashion-mnist`` installs its IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: Image shape ``(channels, height, width)`` of each data set.
+SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28),
+          "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
 #: Pixels per image of each data set.
-INPUTS = {"digits": 64, "fashion-mnist": 784, "mnist": 784}
+INPUTS = {name: c * h * w for name, (c, h, w) in SHAPES.items()}
 #: Training images kept for validation (the last ones of the training files).
 VALIDATION_IMAGES = 10000
 
@@ -61,7 +64,9 @@ DIGITS_SPLIT_SEED = 12345
 
 @dataclass
 class Split:
-    """Images as an ``(n, pixels)`` integer array and labels as ``(n,)``."""
+    """Images as an ``(n, pixels)`` integer array and labels as ``(n,)``.
+
+    A row is an image flattened in ``(H, W, C)`` order: a pixel's channels are adjacent."""
     x: np.ndarray
     y: np.ndarray
 
@@ -81,6 +86,11 @@ class Dataset:
     @property
     def inputs(self) -> int:
         return self.train.x.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of an image."""
+        return SHAPES[self.name]
 
     def scale(self, q: np.ndarray) -> np.ndarray:
         """Map quantized pixels to the float model's input range [0, 1]."""
