@@ -103,6 +103,6 @@ def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
     run = RunFolder(run_dir)
     spec = run.spec()
     state = run.model_state()
-    model = Model.init(load_dataset(spec.data).inputs, spec.layers, spec.train.seed)
+    model = Model.init(load_dataset(spec.data).shape, spec.layers, spec.train.seed)
     model.load_state(state)
     return spec, model

@@ -1,5 +1,13 @@
-"""The float model: fully-connected layers with quantized weights, batch norm
-and binary/k-bit activations, with a hand-written backward pass.
+"""The float model: fully-connected and convolutional layers with quantized weights,
+batch norm and binary/k-bit activations, and max-pooling, with a hand-written
+backward pass.
+
+Tensors between layers are ``(n, H, W, C)``, channels innermost; the model's
+input is what the data sets give, ``(n, pixels)`` flattened in ``(H, W, C)``
+order. A fully-connected layer flattens its input the same way, so a dense
+layer after a convolution sees ``(n, H * W * C)``. Convolutions and
+max-pooling are in :mod:`fewmul.nn.conv`; a convolution is this module's
+fully-connected layer applied to the matrix of its input windows.
 
 A layer computes ``z = x Wq`` (``Wq`` the quantized hidden weights, or the
 hidden weights themselves when evaluating at full resolution), then batch norm
@@ -32,15 +40,24 @@ import numpy as np
 from .config import LayerConfig, TrainConfig
 from .quantize import activation_gate, ap2, glorot_scale, qbp_round, quantize_activation, quantize_weights
 
-__all__ = ["Layer", "Model"]
+__all__ = ["Layer", "Model", "Shape"]
 
 F32 = np.float32
+
+#: ``(channels, height, width)`` of the tensor a layer takes or gives.
+Shape = tuple[int, int, int]
 
 
 @dataclass
 class Layer:
-    """Parameters and state of one layer."""
+    """A fully-connected layer: its parameters and batch-norm state.
+
+    ``in_shape`` and ``out_shape`` are ``(C, H, W)``; a dense layer's output is
+    ``(units, 1, 1)``. :class:`~fewmul.nn.conv.Conv` is this layer applied to windows.
+    """
     cfg: LayerConfig
+    in_shape: Shape
+    out_shape: Shape
     w: np.ndarray                       # (fan_in, units) hidden weights
     w0: float
     gamma: np.ndarray
@@ -50,11 +67,19 @@ class Layer:
     cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def init(cls, cfg: LayerConfig, fan_in: int, rng: np.random.Generator) -> "Layer":
+    def init(cls, cfg: LayerConfig, in_shape: Shape, rng: np.random.Generator) -> "Layer":
+        c, h, w = in_shape
+        return cls._make(cfg, in_shape, (cfg.units, 1, 1), c * h * w, rng)
+
+    @classmethod
+    def _make(cls, cfg: LayerConfig, in_shape: Shape, out_shape: Shape, fan_in: int,
+              rng: np.random.Generator, **extra) -> "Layer":
+        """Glorot-scaled hidden weights ``(fan_in, units)`` and fresh batch-norm state."""
         w0 = glorot_scale(fan_in, cfg.units)
         w = rng.uniform(-w0, w0, size=(fan_in, cfg.units)).astype(F32)
         m = cfg.units
-        return cls(cfg, w, w0, np.ones(m, F32), np.zeros(m, F32), np.zeros(m, F32), np.ones(m, F32))
+        return cls(cfg, tuple(in_shape), tuple(out_shape), w, w0, np.ones(m, F32),
+                   np.zeros(m, F32), np.zeros(m, F32), np.ones(m, F32), **extra)
 
     @property
     def clipped(self) -> bool:
@@ -89,6 +114,8 @@ class Layer:
         return a, self.beta.astype(np.float64) - a * self.mean.astype(np.float64)
 
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
+        """Activations ``(n, units)`` of a batch ``x`` (any shape ``(n, ...)``, flattened)."""
+        x = x.reshape(len(x), -1)
         z = x @ wq
         if self.cfg.bn:
             if train:
@@ -124,7 +151,7 @@ class Layer:
         (drawn from ``rng``).
         """
         c = self.cache
-        gy = g_out * activation_gate(c["y"], self.cfg.act)
+        gy = g_out.reshape(c["y"].shape) * activation_gate(c["y"], self.cfg.act)
         grads = {"beta": gy.sum(0)}
         if self.cfg.bn:
             xhat, inv = c["xhat"], c["inv"]
@@ -141,27 +168,52 @@ class Layer:
 
 
 class Model:
-    """A stack of :class:`Layer` s."""
+    """A stack of layers: :class:`Layer` (dense), :class:`~fewmul.nn.conv.Conv` and
+    :class:`~fewmul.nn.conv.MaxPool`, one per entry of the spec's layer list."""
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, layers: list):
         self.layers = layers
 
     @classmethod
-    def init(cls, inputs: int, cfgs: list[LayerConfig], seed: int) -> "Model":
+    def init(cls, input_shape: Shape | int, cfgs: list[LayerConfig], seed: int) -> "Model":
+        """Fresh layers for inputs of ``input_shape`` ``(C, H, W)`` (an int ``n`` means ``(n, 1, 1)``).
+
+        A convolution pads with -1 when its input comes from ``sign`` activations (directly
+        or through max-pooling) and with 0 otherwise (the image, ``quant`` or ``relu``).
+        """
+        from .conv import Conv, MaxPool
+        shape = (int(input_shape), 1, 1) if np.isscalar(input_shape) else tuple(input_shape)
         rng = np.random.default_rng(seed)
-        layers, fan_in = [], inputs
-        for cfg in cfgs:
-            layers.append(Layer.init(cfg, fan_in, rng))
-            fan_in = cfg.units
+        layers, pad = [], 0.0
+        for i, cfg in enumerate(cfgs):
+            try:
+                if cfg.kind == "dense":
+                    layer = Layer.init(cfg, shape, rng)
+                elif cfg.kind == "conv":
+                    layer = Conv.init(cfg, shape, rng, pad_value=pad)
+                elif cfg.kind == "maxpool":
+                    layer = MaxPool.init(cfg, shape)
+                else:
+                    raise ValueError(f"kind must be 'dense', 'conv' or 'maxpool', not {cfg.kind!r}")
+            except ValueError as exc:
+                raise ValueError(f"layers[{i}]: {exc}") from None
+            if cfg.kind != "maxpool":
+                pad = -1.0 if cfg.act == "sign" else 0.0
+            layers.append(layer)
+            shape = layer.out_shape
         return cls(layers)
 
     def forward(self, x: np.ndarray, tcfg: TrainConfig, *, train: bool = False,
                 quantized: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Output scores. ``quantized=False`` runs the full-resolution hidden weights."""
+        """Output scores ``(n, outputs)`` of inputs ``(n, pixels)``.
+
+        ``quantized=False`` runs the full-resolution hidden weights.
+        """
         stochastic = train and tcfg.quantize == "stochastic"
+        n = len(x)
         for layer in self.layers:
             x = layer.forward(x, layer.weights(quantized, stochastic, rng), train, tcfg)
-        return x
+        return x.reshape(n, -1)
 
     def backward(self, g: np.ndarray, tcfg: TrainConfig,
                  rng: np.random.Generator | None = None) -> list[dict]:
@@ -178,17 +230,24 @@ class Model:
                                for i in range(0, len(x), batch)])
 
     # -- persistence -------------------------------------------------------
+    _STATE = ("w", "gamma", "beta", "mean", "var")
+
+    def _weighted(self):
+        """``(i, layer)`` of the layers with parameters (``i`` the index in the spec's list)."""
+        return [(i, layer) for i, layer in enumerate(self.layers) if isinstance(layer, Layer)]
+
     def state(self) -> dict[str, np.ndarray]:
+        """``layer{i}.w`` etc. for every dense and conv layer (max-pooling has none)."""
         out = {}
-        for i, layer in enumerate(self.layers):
-            for name in ("w", "gamma", "beta", "mean", "var"):
+        for i, layer in self._weighted():
+            for name in self._STATE:
                 out[f"layer{i}.{name}"] = getattr(layer, name)
             out[f"layer{i}.w0"] = np.float64(layer.w0)
         return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        for i, layer in enumerate(self.layers):
-            for name in ("w", "gamma", "beta", "mean", "var"):
+        for i, layer in self._weighted():
+            for name in self._STATE:
                 key = f"layer{i}.{name}"
                 if key not in state:
                     raise ValueError(f"Model state lacks {key!r}")

@@ -96,7 +96,7 @@ def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
         Continue from ``checkpoint`` instead of starting afresh; the result is
         identical, bit for bit, to that of an uninterrupted run.
     """
-    model = Model.init(data.inputs, layers, tcfg.seed)
+    model = Model.init(data.shape, layers, tcfg.seed)
     opt = Optimizer(model, tcfg.optimizer)
     rng = np.random.default_rng(tcfg.seed + 1)
     xtr, ytr = data.scale(data.train.x), data.train.y

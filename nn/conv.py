@@ -1,0 +1,209 @@
+"""Convolution and max-pooling layers of the float model.
+
+Tensors are ``(n, H, W, C)``, channels innermost (see :mod:`fewmul.nn.model`).
+
+Convolution
+    :func:`im2col` gathers every ``kernel x kernel`` input window, flattened in
+    ``(kh, kw, c)`` order, into one row of an ``(n * OH * OW, kernel * kernel * C)``
+    matrix. :class:`Conv` is the fully-connected :class:`~fewmul.nn.model.Layer`
+    applied to that matrix -- the same product with the quantized weights
+    ``(kernel * kernel * C, units)``, batch norm, activation and backward pass -- so
+    an output pixel is ``window @ wq``, batch norm is per channel with its
+    statistics over the batch and the positions, and quantized back-propagation
+    rounds the windows in the weight gradient as the dense layer rounds its
+    input (each window element independently). The input gradient is the
+    adjoint of :func:`im2col`, :func:`col2im`.
+
+    ``same`` padding adds ``(kernel - 1) // 2`` on each side, ``valid`` none; the
+    output is ``(H + 2 P - kernel) // stride + 1`` high. The pad value is what the
+    hardware streams for "nothing", bit 0: 0 for unsigned inputs (the image,
+    ``quant`` or ``relu`` activations), -1 after ``sign`` activations.
+
+Max-pooling
+    :class:`MaxPool` takes the maximum of each ``size x size`` block (stride
+    ``size``) of the activations before it. The gradient goes to the first maximum
+    of each block in row-major order (``sign`` activations tie often).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .config import LayerConfig, TrainConfig
+from .model import Layer, Shape
+
+__all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im"]
+
+
+def conv_geometry(in_shape: Shape, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
+    """``(pad, OH, OW)`` of a convolution on ``in_shape`` ``(C, H, W)``.
+
+    Raises
+    ------
+    ValueError
+        When the parameters are out of range or the kernel does not fit.
+    """
+    _, h, w = in_shape
+    if kernel < 1 or stride < 1:
+        raise ValueError(f"kernel and stride must be positive, not {kernel!r}, {stride!r}")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', not {padding!r}")
+    pad = (kernel - 1) // 2 if padding == "same" else 0
+    oh, ow = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"a {kernel}x{kernel} kernel does not fit a {h}x{w} input "
+                         f"with {padding!r} padding")
+    return pad, oh, ow
+
+
+def _padded(x: np.ndarray, pad: int, value: float) -> np.ndarray:
+    if not pad:
+        return x
+    n, h, w, c = x.shape
+    xp = np.empty((n, h + 2 * pad, w + 2 * pad, c), x.dtype)
+    xp[:, :pad] = value
+    xp[:, pad + h:] = value
+    xp[:, pad:pad + h, :pad] = value
+    xp[:, pad:pad + h, pad + w:] = value
+    xp[:, pad:pad + h, pad:pad + w] = x
+    return xp
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int = 1, pad: int = 0,
+           value: float = 0.0) -> np.ndarray:
+    """The windows of ``x`` ``(n, H, W, C)`` as rows ``(n * OH * OW, kernel * kernel * C)``.
+
+    Rows are in ``(n, oh, ow)`` order, each window flattened in ``(kh, kw, c)`` order; ``x`` is
+    padded with ``value`` by ``pad`` on each side first.
+    """
+    n, _, _, c = x.shape
+    xp = _padded(x, pad, value)
+    v = sliding_window_view(xp, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
+    _, oh, ow = v.shape[:3]
+    # (n, OH, OW, C, kh, kw) -> (n, OH, OW, kh, kw, C): one copy into the row layout
+    return v.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, kernel * kernel * c)
+
+
+def col2im(cols: np.ndarray, shape: tuple[int, int, int, int], kernel: int, stride: int = 1,
+           pad: int = 0) -> np.ndarray:
+    """The adjoint of :func:`im2col`: window rows summed back into an ``(n, H, W, C)`` tensor.
+
+    ``kernel * kernel`` shifted slice-additions; what falls on the padding is dropped.
+    """
+    n, h, w, c = shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    oh, ow = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
+    g = np.zeros((n, hp, wp, c), cols.dtype)
+    c6 = cols.reshape(n, oh, ow, kernel, kernel, c)
+    for kh in range(kernel):
+        for kw in range(kernel):
+            g[:, kh:kh + stride * (oh - 1) + 1:stride, kw:kw + stride * (ow - 1) + 1:stride] += \
+                c6[:, :, :, kh, kw]
+    return g[:, pad:pad + h, pad:pad + w] if pad else g
+
+
+def _hwc(shape: Shape) -> tuple[int, int, int]:
+    c, h, w = shape
+    return h, w, c
+
+
+@dataclass
+class Conv(Layer):
+    """A 2-D convolution: :class:`~fewmul.nn.model.Layer` on the windows of its input.
+
+    ``w`` is ``(kernel * kernel * C_in, units)`` with rows in ``(kh, kw, c)`` order,
+    ``w0`` the Glorot scale of ``fan_in = kernel * kernel * C_in``, ``fan_out = units``;
+    ``gamma``, ``beta``, ``mean`` and ``var`` are per output channel. ``pad`` is the
+    padding on each side and ``pad_value`` what it holds.
+    """
+    pad: int = 0
+    pad_value: float = 0.0
+
+    @classmethod
+    def init(cls, cfg: LayerConfig, in_shape: Shape, rng: np.random.Generator,
+             pad_value: float = 0.0) -> "Conv":
+        pad, oh, ow = conv_geometry(in_shape, cfg.kernel, cfg.stride, cfg.padding)
+        fan_in = cfg.kernel * cfg.kernel * in_shape[0]
+        return cls._make(cfg, in_shape, (cfg.units, oh, ow), fan_in, rng, pad=pad,
+                         pad_value=float(pad_value))
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """:func:`im2col` of a batch (any ``(n, ...)`` layout of ``in_shape``)."""
+        x = x.reshape((len(x),) + _hwc(self.in_shape))
+        return im2col(x, self.cfg.kernel, self.cfg.stride, self.pad, self.pad_value)
+
+    def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
+        """Activations ``(n, OH, OW, units)``."""
+        n = len(x)
+        return super().forward(self.windows(x), wq, train, tcfg).reshape((n,) + _hwc(self.out_shape))
+
+    def backward(self, g_out: np.ndarray, need_input_grad: bool, tcfg: TrainConfig,
+                 rng: np.random.Generator | None = None) -> tuple[dict, np.ndarray | None]:
+        """Parameter gradients and, if asked, the input gradient ``(n, H, W, C)``."""
+        grads, g_cols = super().backward(g_out, need_input_grad, tcfg, rng)
+        if g_cols is None:
+            return grads, None
+        n = len(g_cols) // (self.out_shape[1] * self.out_shape[2])
+        return grads, col2im(g_cols, (n,) + _hwc(self.in_shape), self.cfg.kernel,
+                             self.cfg.stride, self.pad)
+
+
+@dataclass
+class MaxPool:
+    """Max-pooling over ``size x size`` blocks (stride ``size``); no parameters, no state."""
+    cfg: LayerConfig
+    in_shape: Shape
+    out_shape: Shape
+    cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def init(cls, cfg: LayerConfig, in_shape: Shape) -> "MaxPool":
+        c, h, w = in_shape
+        s = cfg.size
+        if s < 1 or h % s or w % s:
+            raise ValueError(f"a {s}x{s} max-pool needs a height and width divisible by {s}, "
+                             f"not {h}x{w}")
+        return cls(cfg, tuple(in_shape), (c, h // s, w // s))
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def weights(self, quantized: bool, stochastic: bool = False,
+                rng: np.random.Generator | None = None) -> None:
+        return None
+
+    def _blocks(self, x: np.ndarray):
+        """The ``size * size`` strided views of ``x``, in row-major block order."""
+        s = self.cfg.size
+        return [x[:, i::s, j::s] for i in range(s) for j in range(s)]
+
+    def forward(self, x: np.ndarray, wq: None, train: bool, tcfg: TrainConfig) -> np.ndarray:
+        """The block maxima ``(n, H / size, W / size, C)``."""
+        x = x.reshape((len(x),) + _hwc(self.in_shape))
+        views = self._blocks(x)
+        out = views[0].copy()
+        for v in views[1:]:
+            np.maximum(out, v, out=out)
+        if train:
+            # index of the first maximum: scan backwards so the lowest index wins
+            first = np.zeros(out.shape, np.uint8)
+            for k in range(len(views) - 1, -1, -1):
+                first[views[k] == out] = k
+            self.cache = {"first": first}
+        return out
+
+    def backward(self, g_out: np.ndarray, need_input_grad: bool, tcfg: TrainConfig,
+                 rng: np.random.Generator | None = None) -> tuple[dict, np.ndarray | None]:
+        """No parameter gradients; the input gradient routed to each block's first maximum."""
+        if not need_input_grad:
+            return {}, None
+        first = self.cache["first"]
+        g_out = g_out.reshape(first.shape)
+        g = np.zeros((len(first),) + _hwc(self.in_shape), g_out.dtype)
+        zero = g_out.dtype.type(0)
+        for k, view in enumerate(self._blocks(g)):
+            np.copyto(view, np.where(first == k, g_out, zero))
+        return {}, g
