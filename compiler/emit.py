@@ -85,13 +85,15 @@ def emit_build(net: Graph, plans: list[LayerPlan], build_dir: Path) -> tuple[obj
     build.save_net(net)
     _write_weights(build, plans, top)
 
-    layer_probes = probes(plans)
+    layer_probes = probes(net, plans)
     layers = [_layer_report(plan, top, probe) for plan, probe in zip(plans, layer_probes)]
     out_layout = top.o.payload.shape()
     build.save_manifest(Manifest(
-        top="top", input_count=net.in_type.size, input_bits=net.input_bits,
+        top="top", input_count=net.in_type.channels, input_bits=net.input_bits,
+        input_beats=net.in_type.pixels,
         layers=[{"name": p.name, "units": p.units, "element_bits": p.element_bits,
-                 "signed": p.signed, "probe": p.path} for p in layer_probes],
+                 "signed": p.signed, "probe": p.path, "vectors": p.vectors}
+                for p in layer_probes],
         label_offset=out_layout["label"].offset, label_bits=out_layout["label"].width,
         scores_offset=out_layout["scores"].offset,
         cycles_per_inference=top.cycles_per_inference, latency_cycles=top.latency_cycles,

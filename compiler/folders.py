@@ -60,10 +60,15 @@ class Manifest:
     top : str
         Top module name.
     input_count, input_bits : int
-        Elements of the input vector and bits per element.
+        Elements of each input transfer (a pixel's channels; a fully-connected network's whole
+        input vector) and bits per element.
+    input_beats : int
+        Input transfers per image (its pixels, in ``(H, W)`` order; 1 for a fully-connected
+        network).
     layers : list of dict
-        Per layer: ``name``, ``units``, ``element_bits``, ``signed`` and ``probe`` (the path of
-        the unit whose ``o`` stream carries the layer's output vectors).
+        Per layer: ``name``, ``units``, ``element_bits``, ``signed``, ``probe`` (the path of
+        the unit whose ``o`` stream carries the layer's output vectors) and ``vectors`` (per
+        image, of ``units`` elements each; the layer's output in ``(H, W, C)`` order).
     label_offset, label_bits, scores_offset : int
         Bit positions in the result payload.
     cycles_per_inference, latency_cycles : int
@@ -82,6 +87,7 @@ class Manifest:
     cycles_per_inference: int
     latency_cycles: int
     format: int = 1
+    input_beats: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

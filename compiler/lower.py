@@ -14,22 +14,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fewmul.gateware import Collector, Network, SkidBuffer
-from fewmul.ir import Graph, Layer
+from fewmul.ir import Graph, Layer, Op
 
 from .planner import DEFAULT_TARGET_CYCLES, LayerPlan, plan_folding
 
 __all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "unit_name", "layer_stages",
-           "layer_unit", "LayerPlan", "Probe", "probes"]
+           "layer_unit", "LayerPlan", "Probe", "probes", "consumers", "collected"]
 
 
 @dataclass(frozen=True)
 class Probe:
-    """A layer's output stream as the testbench watches it: one vector per image."""
+    """A layer's output stream as the testbench watches it: ``vectors`` vectors of ``units``
+    elements per image (a fully-connected layer's output is one vector; a convolution's, one
+    per pixel, or one for the whole image before a fully-connected layer)."""
     name: str
     path: str
     units: int
     element_bits: int
     signed: bool
+    vectors: int = 1
 
 
 def unit_name(layer: Layer, role: str) -> str:
@@ -38,16 +41,23 @@ def unit_name(layer: Layer, role: str) -> str:
     return f"{layer.name}_{role}"
 
 
-def layer_stages(plan: LayerPlan) -> list[tuple[str, object]]:
+def collected(layer: Layer, consumer: Op | None) -> int:
+    """Elements per vector that the collector of ``layer`` gathers: what each input transfer
+    of the op after it takes (a pixel of a sliding window, a fully-connected layer's whole
+    input), or the layer's channels if nothing follows."""
+    return consumer.in_type.channels if consumer is not None else layer.out_type.channels
+
+
+def layer_stages(plan: LayerPlan, consumer: Op | None = None) -> list[tuple[str, object]]:
     """The units of one layer (its ops', then the skid buffer and collector that gather its
-    beats into vectors), named by :func:`unit_name`."""
+    beats into the vectors ``consumer`` takes), named by :func:`unit_name`."""
     layer = plan.layer
     stages = [(unit_name(layer, op.binding.role), op.binding.build(plan.folding))
               for op in layer.ops]
     out_shape = stages[-1][1].o.payload.shape()
     stages.append((unit_name(layer, "skid"), SkidBuffer(out_shape)))
     stages.append((unit_name(layer, "collect"),
-                   Collector(out_shape.elem_shape, plan.pe, layer.units)))
+                   Collector(out_shape.elem_shape, plan.pe, collected(layer, consumer))))
     return stages
 
 
@@ -63,14 +73,21 @@ def layer_unit(plan: LayerPlan) -> Network:
                    latency_cycles=_layer_latency(plan))
 
 
-def probes(plans: list[LayerPlan]) -> list[Probe]:
+def consumers(net: Graph) -> list[Op | None]:
+    """The op after each layer of ``net`` (``None`` after the last op)."""
+    following = dict(zip((op.name for op in net.ops), net.ops[1:]))
+    return [following.get(layer.last.name) for layer in net.layers]
+
+
+def probes(net: Graph, plans: list[LayerPlan]) -> list[Probe]:
     """Each layer's collected output."""
     out = []
-    for plan in plans:
+    for plan, consumer in zip(plans, consumers(net)):
         layer = plan.layer
         stream = layer.last.binding.stream(plan.folding)
-        out.append(Probe(layer.name, unit_name(layer, "collect"), layer.units,
-                         stream.element_bits, stream.signed))
+        count = collected(layer, consumer)
+        out.append(Probe(layer.name, unit_name(layer, "collect"), count,
+                         stream.element_bits, stream.signed, layer.units // count))
     return out
 
 
@@ -80,10 +97,10 @@ def lower(net: Graph, plans: list[LayerPlan]) -> Network:
     if len(plans) != len(net.layers):
         raise ValueError(f"{len(plans)} plans for {len(net.layers)} layers")
     stages, cycles, latency = [], 0, 0
-    for layer, plan in zip(net.layers, plans):
+    for layer, plan, consumer in zip(net.layers, plans, consumers(net)):
         if plan.layer is not layer:
             raise ValueError(f"The plan of {layer.name} is for another layer")
-        stages += layer_stages(plan)
+        stages += layer_stages(plan, consumer)
         cycles = max(cycles, plan.cycles)
         latency += _layer_latency(plan)
     for op in net.tail:

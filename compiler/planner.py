@@ -64,6 +64,11 @@ class LayerPlan:
         return self.layer.units
 
     @property
+    def neurons(self) -> int:
+        """Neurons of the head (a convolution's filters), which ``pe`` divides."""
+        return self.layer.head.out_type.channels
+
+    @property
     def inputs(self) -> int:
         return self.layer.inputs
 
@@ -225,10 +230,10 @@ def _plan_folding(net: Graph, pe="auto", target_cycles: int | None = None, *,
     for index, (base, p, s) in enumerate(zip(bases, pes, simds)):
         if not isinstance(p, int) or p <= 0:
             raise ValueError(f"pe must be 'auto', a positive integer or a list, not {pe!r}")
-        p = p if isinstance(pe, list) else min(p, base.units)
-        if base.units % p:
-            raise ValueError(f"layers[{index}]: pe={p} does not divide {base.units} units; "
-                             f"valid values are {divisors(base.units)}")
+        p = p if isinstance(pe, list) else min(p, base.neurons)
+        if base.neurons % p:
+            raise ValueError(f"layers[{index}]: pe={p} does not divide {base.neurons} units; "
+                             f"valid values are {divisors(base.neurons)}")
         if s is not None:
             if not isinstance(s, int) or s <= 0:
                 raise ValueError(f"simd must be 'auto', a positive integer or a list, not "

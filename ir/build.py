@@ -1,4 +1,4 @@
-"""Building graphs of fully-connected layers."""
+"""Building graphs: the ops of one layer with weights, and nets of fully-connected layers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .graph import Graph
 from .ops import Argmax, MatVec, MultiThreshold, Scores
 from .types import TensorType
 
-__all__ = ["DenseLayer", "dense_layer", "dense_net"]
+__all__ = ["DenseLayer", "dense_layer", "dense_net", "weighted_ops"]
 
 
 @dataclass
@@ -38,6 +38,16 @@ def dense_layer(weights, input_kind: str, input_bits: int, *, thresholds=None, s
                       None if offsets is None else np.asarray(offsets))
 
 
+def weighted_ops(prefix: str, in_type: TensorType, weights, weight_kind: str, *,
+                 thresholds=None, shifts=None, offsets=None) -> list:
+    """``MatVec`` then ``MultiThreshold`` (given ``thresholds``) or ``Scores`` (given ``shifts``
+    and ``offsets``), named ``{prefix}.matvec`` and ``{prefix}.threshold`` or ``.scores``."""
+    matvec = MatVec(f"{prefix}.matvec", in_type, weights, weight_kind)
+    if thresholds is not None:
+        return [matvec, MultiThreshold(f"{prefix}.threshold", matvec.out_type, thresholds)]
+    return [matvec, Scores(f"{prefix}.scores", matvec.out_type, shifts, offsets)]
+
+
 def dense_net(layers: list[DenseLayer]) -> Graph:
     """The graph ``MatVec -> MultiThreshold -> ... -> MatVec -> Scores -> Argmax``.
 
@@ -49,15 +59,9 @@ def dense_net(layers: list[DenseLayer]) -> Graph:
     ops = []
     for index, layer in enumerate(layers):
         n = np.asarray(layer.weights).shape[1]
-        matvec = MatVec(f"layer{index}.matvec",
-                        TensorType.vector(n, layer.input_kind, layer.input_bits),
-                        layer.weights, layer.weight_kind)
-        ops.append(matvec)
-        if layer.thresholds is not None:
-            ops.append(MultiThreshold(f"layer{index}.threshold", matvec.out_type,
-                                      layer.thresholds))
-        else:
-            ops.append(Scores(f"layer{index}.scores", matvec.out_type, layer.shifts,
-                              layer.offsets))
+        ops += weighted_ops(f"layer{index}", TensorType.vector(n, layer.input_kind,
+                                                               layer.input_bits),
+                            layer.weights, layer.weight_kind, thresholds=layer.thresholds,
+                            shifts=layer.shifts, offsets=layer.offsets)
     ops.append(Argmax("argmax", ops[-1].out_type))
     return Graph(ops)

@@ -3,9 +3,11 @@
 A :class:`Graph` holds its ops in order, each taking the output of the one before (a
 sequence for now; every op is named, so edges can become explicit when branches come). Its
 ops fall into *layers*: an op whose binding has a folding of its own
-(:attr:`~fewmul.ir.op.Binding.starts_layer`, e.g. :class:`~.ops.MatVec`) starts one, and the
-ops after it that stream its beats (the activations) belong to it; an op that takes whole
-vectors and has no folding (:class:`~.ops.Argmax`) stands alone.
+(:attr:`~fewmul.ir.op.Binding.starts_layer`, e.g. :class:`~.ops.MatVec`) is a layer's head,
+the ops before it that feed it (:attr:`~fewmul.ir.op.Binding.feeds_layer`, the
+:class:`~.ops.SlidingWindow` of a convolution) and the ops after it that stream its beats (the
+activations, a :class:`~.ops.MaxPool`) belong to it; an op that takes whole vectors and has no
+folding (:class:`~.ops.Argmax`) stands alone.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ FORMAT_VERSION = 2
 
 @dataclass(frozen=True)
 class Layer:
-    """The ops of one layer: the op that sets its folding, then those that stream its output.
+    """The ops of one layer: those that feed its head, the head (the op that sets its
+    folding), then those that stream its output.
 
     Attributes
     ----------
@@ -45,7 +48,12 @@ class Layer:
 
     @property
     def head(self) -> Op:
-        """The op that starts the layer (its folding is for this op)."""
+        """The op whose folding the layer's is (the first that starts a layer)."""
+        return next(op for op in self.ops if op.binding_class.starts_layer)
+
+    @property
+    def first(self) -> Op:
+        """The op that takes the layer's input."""
         return self.ops[0]
 
     @property
@@ -55,7 +63,7 @@ class Layer:
 
     @property
     def in_type(self) -> TensorType:
-        return self.head.in_type
+        return self.first.in_type
 
     @property
     def out_type(self) -> TensorType:
@@ -63,10 +71,12 @@ class Layer:
 
     @property
     def inputs(self) -> int:
-        return self.in_type.size
+        """Inputs of each of the head's neurons (a convolution's window)."""
+        return self.head.in_type.channels
 
     @property
     def units(self) -> int:
+        """Elements of the layer's output per image."""
         return self.out_type.size
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -109,17 +119,27 @@ class Graph:
         self.ops = ops
         self.layers: list[Layer] = []
         self.tail: list[Op] = []
-        current: list[Op] = []
+        current: list[Op] = []         # the layer being grouped, once it has its head
+        feeding: list[Op] = []         # ops waiting for the head they feed
         for op in ops:
             binding = op.binding_class
-            if binding.starts_layer:
-                if self.tail:   # the lowering places the ops that stand alone after the layers
-                    raise ValueError(f"{op.name}: a {op.kind} after {self.tail[-1].name}; ops "
-                                     f"that stand alone must end the graph")
+            if (binding.starts_layer or binding.feeds_layer) and self.tail:
+                # the lowering places the ops that stand alone after the layers
+                raise ValueError(f"{op.name}: a {op.kind} after {self.tail[-1].name}; ops "
+                                 f"that stand alone must end the graph")
+            if binding.feeds_layer:
                 if current:
                     self.layers.append(Layer(len(self.layers), tuple(current)))
-                current = [op]
-            elif current and not binding.takes_vector and not self.tail:
+                    current = []
+                feeding.append(op)
+            elif binding.starts_layer:
+                if current:
+                    self.layers.append(Layer(len(self.layers), tuple(current)))
+                current, feeding = feeding + [op], []
+            elif feeding:
+                raise ValueError(f"{feeding[-1].name}: a {feeding[-1].kind} must feed an op "
+                                 f"that starts a layer, not a {op.kind}")
+            elif current and not binding.takes_vector:
                 current.append(op)
             elif not current and not self.layers:
                 raise ValueError(f"{op.name}: the first op must start a layer (have a folding), "
@@ -129,6 +149,9 @@ class Graph:
                     self.layers.append(Layer(len(self.layers), tuple(current)))
                     current = []
                 self.tail.append(op)
+        if feeding:
+            raise ValueError(f"{feeding[-1].name}: a {feeding[-1].kind} must feed an op that "
+                             f"starts a layer, but it ends the graph")
         if current:
             self.layers.append(Layer(len(self.layers), tuple(current)))
 

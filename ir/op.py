@@ -89,11 +89,17 @@ class Binding:
         Whether the op has a folding of its own: it starts a layer, and the ops after it up to
         the next such op share its :class:`Folding`.
     takes_vector : bool
-        Whether its input is a whole vector per image (else the beats of its predecessor).
+        Whether each input transfer is a whole vector of ``in_type.channels`` elements (one
+        pixel; a fully-connected layer's input is one pixel of ``N`` channels), else the beats
+        of its predecessor.
+    feeds_layer : bool
+        Whether the op belongs to the layer of the op after it (e.g. the sliding window that
+        feeds a convolution's matrix-vector unit), taking its folding.
     """
     role: ClassVar[str] = "unit"
     starts_layer: ClassVar[bool] = False
     takes_vector: ClassVar[bool] = False
+    feeds_layer: ClassVar[bool] = False
 
     def __init__(self, op: "Op"):
         self.op = op

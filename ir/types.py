@@ -15,7 +15,9 @@ ELEMENT_KINDS = ("bipolar", "unsigned", "signed", "index")
 class TensorType:
     """A ``(channels, height, width)`` tensor of integers of one kind, per image.
 
-    A fully-connected layer's vector of ``N`` values is ``(N, 1, 1)``.
+    A fully-connected layer's vector of ``N`` values is ``(N, 1, 1)``. Flattened (the NumPy
+    arrays of the golden model, the order of the streams), an image is in ``(H, W, C)`` order:
+    a pixel's channels are adjacent, pixels follow row by row.
 
     Parameters
     ----------
@@ -48,6 +50,15 @@ class TensorType:
     def vector(cls, n: int, kind: str, bits: int, bound: int | None = None) -> "TensorType":
         """A flat vector of ``n`` elements."""
         return cls((int(n), 1, 1), kind, int(bits), None if bound is None else int(bound))
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def pixels(self) -> int:
+        """``H * W``."""
+        return self.shape[1] * self.shape[2]
 
     @property
     def size(self) -> int:

@@ -53,10 +53,11 @@ static void get(IData w, uint32_t* d) { d[0] = w; }
 static void get(QData w, uint32_t* d) { d[0] = (uint32_t)w; d[1] = (uint32_t)(w >> 32); }
 
 int main(int argc, char** argv) {
-    if (argc != 5) { std::fprintf(stderr, "usage: %s IN OUT COUNT MAX_CYCLES\n", argv[0]); return 2; }
-    const size_t n = std::strtoull(argv[3], nullptr, 10);
-    const uint64_t max_cycles = std::strtoull(argv[4], nullptr, 10);
-    std::vector<uint32_t> in(n * IN_WORDS), out(n * OUT_WORDS);
+    if (argc != 6) { std::fprintf(stderr, "usage: %s IN OUT BEATS COUNT MAX_CYCLES\n", argv[0]); return 2; }
+    const size_t beats = std::strtoull(argv[3], nullptr, 10);   // input transfers
+    const size_t n = std::strtoull(argv[4], nullptr, 10);       // images (results)
+    const uint64_t max_cycles = std::strtoull(argv[5], nullptr, 10);
+    std::vector<uint32_t> in(beats * IN_WORDS), out(n * OUT_WORDS);
     FILE* f = std::fopen(argv[1], "rb");
     if (!f || std::fread(in.data(), 4, in.size(), f) != in.size()) { std::perror(argv[1]); return 1; }
     std::fclose(f);
@@ -67,8 +68,8 @@ int main(int argc, char** argv) {
     uint64_t cycles = 0, first_in = 0, first_out = 0, last_out = 0;
     auto t0 = std::chrono::steady_clock::now();
     while (got < n && cycles < max_cycles) {
-        top->i___05Fvalid = sent < n;
-        if (sent < n) put(top->i___05Fpayload, &in[sent * IN_WORDS]);
+        top->i___05Fvalid = sent < beats;
+        if (sent < beats) put(top->i___05Fpayload, &in[sent * IN_WORDS]);
         top->clk = 0; top->eval();
         const bool in_fire = top->i___05Fvalid && top->i___05Fready;
         if (top->o___05Fvalid) {
@@ -198,12 +199,13 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
     in_words, out_words = _widths(man)
     inputs = np.asarray(inputs)
     work = build.fast_dir
-    packed = _pack_words(inputs, man.input_bits, in_words)
+    beats = inputs.reshape(len(inputs) * man.input_beats, man.input_count)
+    packed = _pack_words(beats, man.input_bits, in_words)
     (work / "inputs.bin").write_bytes(packed.tobytes())
     budget = (man.latency_cycles + len(inputs) * man.cycles_per_inference) * 2 + 1000
     t0 = time.perf_counter()
     proc = subprocess.run([str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"),
-                           str(len(inputs)), str(budget)], capture_output=True, text=True,
+                           str(len(beats)), str(len(inputs)), str(budget)], capture_output=True, text=True,
                           cwd=build_dir)   # top.v loads rom/*.hex relative to its folder
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 3) or not proc.stdout.strip():

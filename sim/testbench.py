@@ -45,16 +45,18 @@ async def _run_pass(dut, man, inputs, expected, bad: dict[int, str], *, stall: f
     first message) and the run goes on; a protocol violation or a timeout raises.
     """
     n = len(inputs)
-    words = [pack(x, man.input_bits) for x in inputs]
+    count, beats = man.input_count, man.input_beats
+    words = [pack(x[b * count:(b + 1) * count], man.input_bits) for x in inputs
+             for b in range(beats)]
     probes = [(L, _probe(dut, p["probe"])) for L, p in enumerate(man.layers)]
-    seen = [0] * len(man.layers)       # outputs observed per layer
+    seen = [0] * len(man.layers)       # output vectors observed per layer
     sent = received = 0
     held = {}                          # protocol check: payload while valid & ~ready
     in_times, out_times = [], []
     drive_valid = False
     for cycle in range(max_cycles):
         await RisingEdge(dut.clk)
-        if not drive_valid and sent < n and rng.random() >= stall:
+        if not drive_valid and sent < len(words) and rng.random() >= stall:
             drive_valid = True
             dut.i__payload.value = words[sent]
         dut.i__valid.value = int(drive_valid)
@@ -75,15 +77,18 @@ async def _run_pass(dut, man, inputs, expected, bad: dict[int, str], *, stall: f
                 held[L] = payload
             if valid and ready:
                 spec = man.layers[L]
-                got = unpack(payload, spec["element_bits"], spec["units"], spec["signed"])
-                i = seen[L]
+                units, vectors = spec["units"], spec.get("vectors", 1)
+                got = unpack(payload, spec["element_bits"], units, spec["signed"])
+                i, v = divmod(seen[L], vectors)
                 if i >= n:
                     raise Mismatch(f"layer {L}: more outputs than images at cycle {cycle}")
-                if got != expected[i][L]:
-                    diff = [j for j, (a, b) in enumerate(zip(got, expected[i][L])) if a != b]
+                want = expected[i][L][v * units:(v + 1) * units]
+                if got != want:
+                    diff = [j for j, (a, b) in enumerate(zip(got, want)) if a != b]
+                    where = f"vector {v}, " if vectors > 1 else ""
                     bad.setdefault(i, f"image {i}: layer {L} differs from the golden model at "
-                                      f"{len(diff)} outputs, first neuron {diff[0]}: "
-                                      f"got {got[diff[0]]}, expected {expected[i][L][diff[0]]}")
+                                      f"{len(diff)} outputs, first {where}element {diff[0]}: "
+                                      f"got {got[diff[0]]}, expected {want[diff[0]]}")
                 seen[L] += 1
         if drive_valid and int(dut.i__ready.value):
             in_times.append(cycle)

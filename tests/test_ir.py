@@ -120,10 +120,10 @@ def test_a_new_op_kind_plugs_in(tmp_path):
         top = lower(net, plans)
         assert "layer0_delay" in top.stages
         assert top.latency_cycles == lower(base, plan_folding(base, [3, 2])).latency_cycles + 1
-        assert [p.path for p in probes(plans)] == ["layer0_collect", "layer1_collect"]
+        assert [p.path for p in probes(net, plans)] == ["layer0_collect", "layer1_collect"]
         # bit-exact in simulation, with stalls
         x = random_inputs(np.random.default_rng(4), 12, 9, 3)
-        collected = [StreamMonitor(top.stages[p.path].o) for p in probes(plans)]
+        collected = [StreamMonitor(top.stages[p.path].o) for p in probes(net, plans)]
         _, out_mon = simulate(top, x.tolist(), len(x), seed=5, p_stall=0.3, monitors=collected)
         for mon, expected in zip(collected, net.forward(x)):
             assert mon.payloads == expected.tolist()

@@ -19,7 +19,8 @@ THRESHOLD_GROUPS_PER_BIT = 10
 
 
 class Activation(Op):
-    """An op on signed sums with per-neuron integer constants."""
+    """An op on signed sums with per-neuron integer constants; on a ``(C, H, W)`` input the
+    neurons are the ``C`` channels, the same constants applied at every pixel."""
 
     def __init__(self, name: str, in_type: TensorType):
         super().__init__(name, in_type)
@@ -28,7 +29,16 @@ class Activation(Op):
 
     @property
     def units(self) -> int:
-        return self.in_type.size
+        return self.in_type.channels
+
+    def forward(self, x):
+        x = np.asarray(x)
+        n = len(x)
+        return self.per_pixel(x.reshape(n * self.in_type.pixels, self.units)).reshape(n, -1)
+
+    def per_pixel(self, x: np.ndarray) -> np.ndarray:
+        """The outputs for ``x`` of shape ``(rows, units)``: one pixel's sums per row."""
+        raise NotImplementedError
 
     def _per_neuron(self, name: str, values) -> np.ndarray:
         values = np.asarray(values).astype(np.int64)
@@ -60,5 +70,5 @@ class ActivationBinding(Binding):
 
     def stream(self, folding):
         out = self.op.out_type
-        return StreamLayout(self.op.units // folding.pe, folding.pe, out.bits,
+        return StreamLayout(out.pixels * self.op.units // folding.pe, folding.pe, out.bits,
                             out.kind == "signed")

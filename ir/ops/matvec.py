@@ -38,14 +38,16 @@ BRAM_MIN_BITS = 2048
 
 @register
 class MatVec(Op):
-    """``s = W x`` for ``M x N`` binary or ternary weights ``W`` and bipolar or unsigned inputs.
+    """``s = W x`` for ``M x N`` binary or ternary weights ``W`` and bipolar or unsigned inputs,
+    at every pixel: a ``(N, H, W)`` input gives a ``(M, H, W)`` output (a convolution's windows
+    come from a :class:`~.window.SlidingWindow`; a fully-connected layer's input is one pixel).
 
     Parameters
     ----------
     name : str
         Op name.
     in_type : TensorType
-        ``bipolar`` bits or ``unsigned`` levels; flattened to ``N`` inputs.
+        ``bipolar`` bits or ``unsigned`` levels, ``N`` channels.
     weights : numpy.ndarray
         ``(M, N)``: bits (1 for +1) if binary, -1/0/+1 if ternary.
     weight_kind : str
@@ -65,9 +67,9 @@ class MatVec(Op):
         if in_type.kind not in ("bipolar", "unsigned"):
             raise ValueError(f"{name}: inputs must be bipolar or unsigned, not {in_type.kind!r}")
         self.dot = DotProduct(in_type.kind, in_type.bits, weight_kind)
-        if self.weights.shape[1] != in_type.size:
+        if self.weights.shape[1] != in_type.channels:
             raise ValueError(f"{name}: weights have {self.weights.shape[1]} columns but the "
-                             f"input has {in_type.size} elements")
+                             f"input has {in_type.channels} channels")
 
     @property
     def units(self) -> int:
@@ -84,10 +86,18 @@ class MatVec(Op):
     @property
     def out_type(self) -> TensorType:
         bound = self.sum_bound
-        return TensorType.vector(self.units, "signed", signed_width(-bound, bound), bound)
+        _, h, w = self.in_type.shape
+        return TensorType((self.units, h, w), "signed", signed_width(-bound, bound), bound)
+
+    @property
+    def pixels(self) -> int:
+        return self.in_type.pixels
 
     def forward(self, x):
-        return self.dot.sums(x, self.weights)
+        x = np.asarray(x)
+        n = len(x)
+        sums = self.dot.sums(x.reshape(n * self.pixels, self.inputs), self.weights)
+        return sums.reshape(n, -1)
 
     def arrays(self):
         return {"weights": self.weights, "weight_kind": np.array(self.weight_kind)}
@@ -97,12 +107,13 @@ class MatVec(Op):
         return cls(name, in_type, arrays["weights"], str(arrays["weight_kind"]))
 
     def describe(self) -> str:
-        return f"{self.weight_kind} {self.units}x{self.inputs}, {self.in_type} inputs"
+        at = f" at {self.in_type.shape[1]}x{self.in_type.shape[2]} pixels" if self.pixels > 1 else ""
+        return f"{self.weight_kind} {self.units}x{self.inputs}{at}, {self.in_type} inputs"
 
 
 class MatVecBinding(Binding):
     """A :class:`~fewmul.gateware.MatrixVectorUnit`: ``pe`` neurons over ``simd`` inputs per
-    cycle, ``M / pe`` beats of ``pe`` sums per image."""
+    cycle, ``M / pe`` beats of ``pe`` sums per pixel (one input vector per pixel)."""
     role = "mvu"
     starts_layer = True
     takes_vector = True
@@ -131,12 +142,13 @@ class MatVecBinding(Binding):
                 for simd in sorted(by_folds.values())]
 
     def cycles(self, folding):
-        return self.groups(folding) * self.folds(folding)
+        return self.op.pixels * self.groups(folding) * self.folds(folding)
 
     def latency(self, folding):
-        # to the first beat (see MatrixVectorUnit), then a beat every `folds` cycles
+        # to the first beat (see MatrixVectorUnit), then a beat every `folds` cycles; the
+        # pixels of an image follow one another at full rate
         folds = self.folds(folding)
-        return folds + 2 + folding.pipeline + (self.groups(folding) - 1) * folds
+        return folds + 2 + folding.pipeline + (self.op.pixels * self.groups(folding) - 1) * folds
 
     def estimate(self, folding):
         op, simd, pe = self.op, self._simd(folding), folding.pe
@@ -162,7 +174,8 @@ class MatVecBinding(Binding):
         return Estimate(luts, ffs, brams)
 
     def stream(self, folding):
-        return StreamLayout(self.groups(folding), folding.pe, self.op.out_type.bits, True)
+        return StreamLayout(self.op.pixels * self.groups(folding), folding.pe,
+                            self.op.out_type.bits, True)
 
     def build(self, folding):
         op = self.op

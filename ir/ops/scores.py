@@ -33,7 +33,7 @@ class Scores(Activation):
         hi = max((bound << int(s)) + int(o) for s, o in zip(self.shifts, self.offsets))
         return TensorType(self.in_type.shape, "signed", signed_width(lo, hi), max(-lo, hi))
 
-    def forward(self, x):
+    def per_pixel(self, x):
         return (x << self.shifts) + self.offsets
 
     def arrays(self):

@@ -40,7 +40,7 @@ class MultiThreshold(Activation):
             return TensorType(self.in_type.shape, "bipolar", 1)
         return TensorType(self.in_type.shape, "unsigned", self.levels.bit_length())
 
-    def forward(self, x):
+    def per_pixel(self, x):
         t = self.thresholds
         if t.ndim == 2:
             return (x[:, :, None] >= t[None]).sum(2).astype(np.uint8)

@@ -1,0 +1,100 @@
+"""``MaxPool``: the largest activation of each block of pixels, per channel."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import unsigned
+
+from ..op import Binding, Estimate, Op, StreamLayout, register
+from ..types import TensorType
+
+__all__ = ["MaxPool", "LUT_PER_POOL_BIT"]
+
+#: Area model: a comparator and a multiplexer per bit of each lane, and the counters.
+LUT_PER_POOL_BIT = 3.0
+LUT_POOL_CONTROL = 40
+
+
+@register
+class MaxPool(Op):
+    """The maximum over non-overlapping ``size x size`` blocks of a ``(C, H, W)`` input of
+    bipolar bits or unsigned levels; ``size`` divides ``H`` and ``W``.
+
+    It follows the activation that gives its input, so it pools what the float model pools
+    (its activations): of bipolar bits (1 for +1) the maximum is an OR, of ``k``-bit levels
+    the largest level. Pooling the sums before a threshold would differ where batch norm's
+    scale is negative (the largest sum then gives the smallest activation).
+    """
+    kind = "maxpool"
+
+    def __init__(self, name: str, in_type: TensorType, size: int):
+        super().__init__(name, in_type)
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"{name}: Size must be a positive integer, not {size!r}")
+        if in_type.kind not in ("bipolar", "unsigned"):
+            raise ValueError(f"{name}: inputs must be bipolar or unsigned, not {in_type.kind!r}")
+        _, h, w = in_type.shape
+        if h % size or w % size:
+            raise ValueError(f"{name}: size {size} does not divide the {h}x{w} input")
+        self.size = int(size)
+
+    @property
+    def out_type(self) -> TensorType:
+        c, h, w = self.in_type.shape
+        return TensorType((c, h // self.size, w // self.size), self.in_type.kind,
+                          self.in_type.bits)
+
+    def forward(self, x):
+        c, h, w = self.in_type.shape
+        s = self.size
+        blocks = np.asarray(x).reshape(len(x), h // s, s, w // s, s, c)
+        return blocks.max(axis=(2, 4)).reshape(len(x), -1)
+
+    def arrays(self):
+        return {"size": np.array(self.size)}
+
+    @classmethod
+    def from_arrays(cls, name, in_type, arrays):
+        return cls(name, in_type, int(arrays["size"]))
+
+    def describe(self) -> str:
+        return f"max of {self.size}x{self.size} blocks: {self.in_type} -> {self.out_type}"
+
+
+class MaxPoolBinding(Binding):
+    """A :class:`~fewmul.gateware.MaxPool` on the ``pe``-wide beats of its layer's
+    activations."""
+    role = "pool"
+
+    def unit(self, folding):
+        from fewmul.gateware.pool import MaxPool as MaxPoolUnit
+
+        op = self.op
+        c, h, w = op.in_type.shape
+        return MaxPoolUnit(unsigned(op.in_type.bits), channels=c, height=h, width=w,
+                           size=op.size, pe=folding.pe)
+
+    def cycles(self, folding):
+        # one input beat per cycle
+        return self.op.in_type.size // folding.pe
+
+    def latency(self, folding):
+        return self.unit(folding).latency
+
+    def estimate(self, folding):
+        bits = folding.pe * self.op.in_type.bits
+        return Estimate(LUT_PER_POOL_BIT * bits + LUT_POOL_CONTROL,
+                        self.unit(folding).buffer_bits + 2 * bits + 32, 0)
+
+    def stream(self, folding):
+        out = self.op.out_type
+        return StreamLayout(out.size // folding.pe, folding.pe, out.bits, False)
+
+    def build(self, folding):
+        return self.unit(folding)
+
+    def report(self, folding, unit):
+        return {"pool": self.op.size}
+
+
+MaxPool.binding_class = MaxPoolBinding

@@ -1,0 +1,178 @@
+"""The convolution ops of the IR (windows, per-pixel matrix-vector products, max-pools), their
+grouping into layers, and the folding of a trained conv net against the float model."""
+
+import numpy as np
+import pytest
+
+from fewmul.ir import Graph, MatVec, MaxPool, MultiThreshold, Scores, SlidingWindow, TensorType
+from fewmul.ir.fold import fold
+from fewmul.ir.ops import Argmax
+from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
+from fewmul.nn.data import load_dataset
+from fewmul.nn.train import train
+
+
+def ref_windows(images, kernel, stride, padding):
+    """``images`` (n, H, W, C) -> (n, OH, OW, K*K*C) by loops, padding with zeros."""
+    n, h, w, c = images.shape
+    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), images.dtype)
+    padded[:, padding:padding + h, padding:padding + w] = images
+    oh = (h + 2 * padding - kernel) // stride + 1
+    ow = (w + 2 * padding - kernel) // stride + 1
+    out = np.zeros((n, oh, ow, kernel * kernel * c), images.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            for kh in range(kernel):
+                for kw in range(kernel):
+                    at = (kh * kernel + kw) * c
+                    out[:, i, j, at:at + c] = padded[:, i * stride + kh, j * stride + kw]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sliding_window_matches_loops(seed):
+    rng = np.random.default_rng(seed)
+    c, h, w = rng.integers(1, 4), rng.integers(1, 8), rng.integers(1, 8)
+    padding = int(rng.integers(0, 3))
+    kernel = int(rng.integers(1, min(h, w) + 2 * padding + 1))
+    stride = int(rng.integers(1, 4))
+    kind, bits = ("bipolar", 1) if seed % 2 else ("unsigned", 3)
+    op = SlidingWindow("w", TensorType((int(c), int(h), int(w)), kind, bits), kernel, stride,
+                       padding)
+    images = rng.integers(0, 1 << bits, (3, h, w, c))
+    got = op.forward(images.reshape(3, -1))
+    want = ref_windows(images, kernel, stride, padding)
+    assert op.out_type.shape == (kernel * kernel * c, want.shape[1], want.shape[2])
+    np.testing.assert_array_equal(got, want.reshape(3, -1))
+
+
+def test_window_and_pool_shape_errors():
+    with pytest.raises(ValueError, match="does not fit"):
+        SlidingWindow("w", TensorType((1, 3, 3), "unsigned", 4), 5)
+    with pytest.raises(ValueError, match="Stride must be"):
+        SlidingWindow("w", TensorType((1, 3, 3), "unsigned", 4), 3, 0)
+    with pytest.raises(ValueError, match="does not divide"):
+        MaxPool("p", TensorType((2, 6, 5), "bipolar", 1), 2)
+    with pytest.raises(ValueError, match="bipolar or unsigned"):
+        MaxPool("p", TensorType((2, 6, 6), "signed", 5, 10), 2)
+
+
+def test_maxpool_is_an_or_of_bits_and_a_max_of_levels():
+    rng = np.random.default_rng(1)
+    for kind, bits in (("bipolar", 1), ("unsigned", 2)):
+        op = MaxPool("p", TensorType((3, 4, 6), kind, bits), 2)
+        x = rng.integers(0, 1 << bits, (5, 4, 6, 3))
+        want = np.zeros((5, 2, 3, 3), int)
+        for i in range(2):
+            for j in range(3):
+                want[:, i, j] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(1, 2))
+        np.testing.assert_array_equal(op.forward(x.reshape(5, -1)), want.reshape(5, -1))
+        assert op.out_type.shape == (3, 2, 3)
+
+
+def test_matvec_applies_the_same_weights_at_every_pixel():
+    rng = np.random.default_rng(2)
+    w = rng.integers(0, 2, (5, 12))
+    op = MatVec("m", TensorType((12, 3, 2), "bipolar", 1), w)
+    x = rng.integers(0, 2, (4, 3 * 2 * 12))
+    got = op.forward(x).reshape(4, 6, 5)
+    want = (2 * x.reshape(4, 6, 12) - 1) @ (2 * w - 1).T
+    np.testing.assert_array_equal(got, want)
+    assert op.out_type.shape == (5, 3, 2)
+    t = MultiThreshold("t", op.out_type, rng.integers(-3, 4, 5))
+    np.testing.assert_array_equal(t.forward(got.reshape(4, -1)).reshape(4, 6, 5),
+                                  (want >= t.thresholds).astype(np.uint8))
+
+
+def conv_graph(rng):
+    """window 3x3 -> matvec 4 -> threshold -> pool 2 -> dense 6 -> scores -> argmax, on 6x6x2."""
+    window = SlidingWindow("layer0.window", TensorType((2, 6, 6), "unsigned", 2), 3, 1, 1)
+    matvec = MatVec("layer0.matvec", window.out_type, rng.integers(0, 2, (4, 18)))
+    threshold = MultiThreshold("layer0.threshold", matvec.out_type, rng.integers(-5, 5, 4))
+    pool = MaxPool("layer0.pool", threshold.out_type, 2)
+    dense = MatVec("layer1.matvec", TensorType.vector(pool.out_type.size, "bipolar", 1),
+                   rng.integers(-1, 2, (6, 36)), "ternary")
+    scores = Scores("layer1.scores", dense.out_type, rng.integers(0, 3, 6),
+                    rng.integers(-9, 9, 6))
+    return Graph([window, matvec, threshold, pool, dense, scores,
+                  Argmax("argmax", scores.out_type)])
+
+
+def test_a_window_and_a_pool_join_the_layer_of_their_matvec():
+    net = conv_graph(np.random.default_rng(3))
+    assert [[op.kind for op in layer.ops] for layer in net.layers] == [
+        ["window", "matvec", "threshold", "maxpool"], ["matvec", "scores"]]
+    first = net.layers[0]
+    assert first.head.kind == "matvec" and first.first.kind == "window"
+    assert first.in_type.shape == (2, 6, 6) and first.out_type.shape == (4, 3, 3)
+    assert first.inputs == 18
+    assert [op.kind for op in net.tail] == ["argmax"]
+
+
+def test_a_window_must_feed_a_layer():
+    t = TensorType((1, 4, 4), "bipolar", 1)
+    window = SlidingWindow("w", t, 3)
+    with pytest.raises(ValueError, match="must feed an op that starts a layer"):
+        Graph([window])
+    with pytest.raises(ValueError, match="must feed an op that starts a layer"):
+        Graph([window, MaxPool("p", window.out_type, 2)])
+
+
+def test_conv_graph_round_trips_through_arrays(tmp_path):
+    net = conv_graph(np.random.default_rng(4))
+    path = tmp_path / "net.npz"
+    np.savez(path, **net.arrays())
+    again = Graph.load(path)
+    x = np.random.default_rng(5).integers(0, 4, (7, 72))
+    for a, b in zip(net.execute(x), again.execute(x)):
+        np.testing.assert_array_equal(a, b)
+    assert again.summary() == net.summary()
+
+
+@pytest.fixture(scope="module")
+def conv_run():
+    data = load_dataset(DataConfig())
+    layers = [LayerConfig(8, kind="conv", kernel=3, padding="same"),
+              LayerConfig(kind="maxpool", size=2),
+              LayerConfig(16, kind="conv", kernel=3, act="quant", act_bits=2),
+              LayerConfig(10, act="none")]
+    tcfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=0.01, lr_final=0.003))
+    return data, tcfg, train(data, layers, tcfg, progress=False)
+
+
+def test_folded_conv_net_has_the_expected_ops(conv_run):
+    data, tcfg, result = conv_run
+    net = fold(result.model, data.input_bits, tcfg)
+    assert [op.kind for op in net.ops] == ["window", "matvec", "threshold", "maxpool",
+                                           "window", "matvec", "threshold",
+                                           "matvec", "scores", "argmax"]
+    assert net.in_type.shape == (1, 8, 8)
+    assert net.layers[0].out_type.shape == (8, 4, 4)
+    assert net.layers[1].out_type.shape == (16, 2, 2) and net.layers[1].out_type.bits == 2
+
+
+def test_folded_conv_layer_reproduces_the_float_activations(conv_run):
+    data, tcfg, result = conv_run
+    net = fold(result.model, data.input_bits, tcfg)
+    model = result.model
+    x = data.scale(data.test.x)
+    # the float model's first conv layer and its pool, run as the trainer runs them
+    h = model.layers[0].forward(x, model.layers[0].weights(True), False, tcfg)
+    h = model.layers[1].forward(h, None, False, tcfg)
+    h_int = net.layers[0].forward(data.test.x).reshape(h.shape)
+    agree = ((h > 0) == (h_int == 1)).mean()
+    assert agree > 0.999, agree
+    h = model.layers[2].forward(h, model.layers[2].weights(True), False, tcfg)
+    levels = net.layers[1].forward(net.layers[0].forward(data.test.x))
+    assert (np.round(h * 3).reshape(levels.shape) == levels).mean() > 0.999
+
+
+def test_conv_integer_model_agrees_with_deployed_float_model(conv_run):
+    data, tcfg, result = conv_run
+    net = fold(result.model, data.input_bits, tcfg)
+    p_int = net.predict(data.test.x)
+    p_float = result.model.predict(data.scale(data.test.x), tcfg)
+    # the hidden layers agree (above); the output layer's batch-norm scales become powers of
+    # two, which moves labels of the close calls of this briefly trained net
+    assert (p_int == p_float).mean() > 0.95
+    assert (p_int == data.test.y).mean() > 0.5     # it learned something (chance is 0.1)
