@@ -38,15 +38,34 @@ What is not counted
 One inference counts the same way: ``(n + 1) m`` multiplications per layer in
 float, ``m`` (the bias) with binary/ternary weights, plus 2 per unit for batch
 norm (``(z - mu) inv`` and ``gamma xhat``; shifts in shift-based batch norm).
+
+Convolutions
+    A convolution computes, at each of its ``P = OH * OW`` output positions, a
+    fully-connected layer of ``n = kernel * kernel * C_in`` inputs (the window)
+    and ``m = units`` outputs (the filters): the trainer runs it as exactly that
+    on the matrix of windows. So it counts as a dense layer with ``N P``
+    samples per training step and ``P`` per inference, everything per sample
+    above multiplied by ``P``; its batch norm is per channel, so the per-batch
+    counts stay ``9 m``. (Summing the overlapping windows' errors back into the
+    input image is not counted, as the other additions of a pass are counted
+    one per product.)
+
+Max-pooling
+    No multiplications: ``size * size - 1`` comparisons (counted as additions) per
+    output value in the forward pass; the backward pass only routes the error
+    to the maximum.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from .config import LayerConfig
+from .conv import conv_geometry
 
-__all__ = ["Ops", "LayerOps", "count_layer", "count_network", "total", "BN_PER_SAMPLE", "BN_PER_BATCH"]
+__all__ = ["Ops", "LayerOps", "count_layer", "count_pool", "count_network", "total", "BN_PER_SAMPLE",
+           "BN_PER_BATCH"]
 
 #: Batch-norm multiplications per unit and sample in a training step.
 BN_PER_SAMPLE = 9
@@ -67,21 +86,29 @@ class Ops:
 
 @dataclass
 class LayerOps:
-    """Counts of one layer: ``train`` for a step on a batch, ``infer`` for one image."""
+    """Counts of one layer: ``train`` for a step on a batch, ``infer`` for one image.
+
+    ``inputs`` is the fan-in of one output value (a convolution's window, a max-pool's
+    block), ``units`` the outputs per position (units, filters or channels), ``positions``
+    the output positions (1 for a dense layer).
+    """
     inputs: int
     units: int
     train: Ops = field(default_factory=Ops)
     infer: Ops = field(default_factory=Ops)
+    kind: str = "dense"
+    positions: int = 1
 
 
 def count_layer(inputs: int, cfg: LayerConfig, batch: int, *, qbp: bool, bn: bool,
-                bn_kind: str = "standard") -> LayerOps:
-    """Operation counts of one layer (see the module docstring for the rule).
+                bn_kind: str = "standard", positions: int = 1) -> LayerOps:
+    """Operation counts of a dense layer, or of a convolution with ``positions`` > 1
+    (see the module docstring for the rule).
 
     Parameters
     ----------
     inputs : int
-        Fan-in ``n``.
+        Fan-in ``n`` (a convolution's ``kernel * kernel * C_in``).
     cfg : LayerConfig
         The layer: its ``units``, ``weights`` (float/binary/ternary) and ``act``.
     batch : int
@@ -92,10 +119,13 @@ def count_layer(inputs: int, cfg: LayerConfig, batch: int, *, qbp: bool, bn: boo
         Count batch norm.
     bn_kind : str
         ``standard`` or ``shift``.
+    positions : int
+        Output positions ``P`` of a convolution: each sample counts ``P`` times.
     """
-    if inputs <= 0 or batch <= 0:
-        raise ValueError(f"Inputs and batch must be positive, not {inputs!r}, {batch!r}")
-    n, m, N = inputs, cfg.units, batch
+    if inputs <= 0 or batch <= 0 or positions <= 0:
+        raise ValueError(f"Inputs, batch and positions must be positive, not {inputs!r}, "
+                         f"{batch!r}, {positions!r}")
+    n, m, N, P = inputs, cfg.units, batch, positions
     nm = n * m
     quantized = cfg.weights != "float"
     fwd = Ops(add=nm) + (Ops(mul=0) if quantized else Ops(mul=nm))
@@ -115,26 +145,50 @@ def count_layer(inputs: int, cfg: LayerConfig, batch: int, *, qbp: bool, bn: boo
             per_sample = per_sample + Ops(mul=BN_PER_SAMPLE * m, add=9 * m)
             infer = infer + Ops(mul=2 * m, add=2 * m)
         per_batch = Ops(mul=BN_PER_BATCH * m, add=4 * m)
-    train = Ops(per_sample.mul * N, per_sample.add * N, per_sample.shift * N) + per_batch
-    return LayerOps(n, m, train, infer)
+    train = _times(per_sample, N * P) + per_batch
+    return LayerOps(n, m, train, _times(infer, P), cfg.kind, P)
 
 
-def count_network(inputs: int, layers: list[LayerConfig], batch: int, *, qbp: bool,
-                  bn: bool | None = None, bn_kind: str = "standard",
+def _times(ops: Ops, k: int) -> Ops:
+    return Ops(ops.mul * k, ops.add * k, ops.shift * k)
+
+
+def count_pool(in_shape: tuple[int, int, int], size: int, batch: int) -> LayerOps:
+    """Operation counts of a ``size x size`` max-pool of an input ``(C, H, W)``: comparisons only."""
+    c, h, w = in_shape
+    positions = (h // size) * (w // size)
+    per_image = Ops(add=(size * size - 1) * c * positions)
+    return LayerOps(size * size, c, _times(per_image, batch), per_image, "maxpool", positions)
+
+
+def count_network(inputs: int | tuple[int, int, int], layers: list[LayerConfig], batch: int, *,
+                  qbp: bool, bn: bool | None = None, bn_kind: str = "standard",
                   weights: str | None = None) -> list[LayerOps]:
-    """Counts of every layer.
+    """Counts of every layer, for inputs of ``inputs`` pixels or of shape ``(C, H, W)``.
 
     ``bn=None`` counts batch norm where a layer has it; ``True``/``False``
     forces it on/off for every layer. ``weights`` overrides every layer's
     weight quantizer (``"float"`` gives the full-precision baseline).
     """
-    out, fan_in = [], inputs
+    out = []
+    shape = tuple(inputs) if isinstance(inputs, (tuple, list)) else (int(inputs), 1, 1)
     for cfg in layers:
+        c, h, w = shape
+        if cfg.kind == "maxpool":
+            out.append(count_pool(shape, cfg.size, batch))
+            shape = (c, h // cfg.size, w // cfg.size)
+            continue
         if weights is not None:
-            cfg = LayerConfig(cfg.units, weights, cfg.act, cfg.act_bits, cfg.bn)
-        out.append(count_layer(fan_in, cfg, batch, qbp=qbp, bn=cfg.bn if bn is None else bn,
-                               bn_kind=bn_kind))
-        fan_in = cfg.units
+            cfg = dataclasses.replace(cfg, weights=weights)
+        use_bn = cfg.bn if bn is None else bn
+        if cfg.kind == "conv":
+            _, oh, ow = conv_geometry(shape, cfg.kernel, cfg.stride, cfg.padding)
+            out.append(count_layer(cfg.kernel * cfg.kernel * c, cfg, batch, qbp=qbp, bn=use_bn,
+                                   bn_kind=bn_kind, positions=oh * ow))
+            shape = (cfg.units, oh, ow)
+        else:
+            out.append(count_layer(c * h * w, cfg, batch, qbp=qbp, bn=use_bn, bn_kind=bn_kind))
+            shape = (cfg.units, 1, 1)
     return out
 
 
