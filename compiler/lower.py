@@ -108,4 +108,5 @@ def lower(net: Graph, plans: list[LayerPlan]) -> Network:
         stages.append((binding.role, binding.build(None)))
         cycles = max(cycles, binding.cycles(None))
         latency += binding.latency(None)
-    return Network(stages, cycles_per_inference=cycles, latency_cycles=latency)
+    return Network(stages, cycles_per_inference=cycles, latency_cycles=latency,
+                   input_beats=net.in_type.pixels)

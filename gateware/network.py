@@ -28,6 +28,9 @@ class Network(wiring.Component):
         The timing the compiler predicts for the chain: an input is accepted every
         ``cycles_per_inference`` cycles in the steady state, and its result is valid
         ``latency_cycles`` after it was transferred into an idle chain.
+    input_beats : int
+        Transfers on ``i`` per image (a convolutional network takes its image pixel by pixel;
+        1 when each transfer is a whole image).
 
     Attributes
     ----------
@@ -41,7 +44,7 @@ class Network(wiring.Component):
     """
 
     def __init__(self, stages: Sequence[tuple[str, wiring.Component]], *,
-                 cycles_per_inference: int, latency_cycles: int):
+                 cycles_per_inference: int, latency_cycles: int, input_beats: int = 1):
         stages = list(stages)
         if not stages:
             raise ValueError("A network must have at least one stage")
@@ -51,6 +54,9 @@ class Network(wiring.Component):
         self.stages = dict(stages)
         self.cycles_per_inference = cycles_per_inference
         self.latency_cycles = latency_cycles
+        if not isinstance(input_beats, int) or input_beats < 1:
+            raise ValueError(f"Input beats must be a positive integer, not {input_beats!r}")
+        self.input_beats = input_beats
         first, last = stages[0][1], stages[-1][1]
         super().__init__({"i": first.signature.members["i"],
                           "o": last.signature.members["o"]})
