@@ -63,9 +63,19 @@ def print_train(summary: dict) -> None:
           f"(agrees with the float model on {100 * summary['integer_vs_float_agreement']:.2f} % of images)")
 
 
+def _shape_text(shape) -> str:
+    c, h, w = shape
+    return str(c) if (h, w) == (1, 1) else f"{c}x{h}x{w}"
+
+
 def print_compile(report: dict, build: Path) -> None:
-    layers = " -> ".join(f"{l['units']}(pe={l['pe']})" for l in report["layers"])
-    print(f"compiled {report['layers'][0]['inputs']} -> {layers}: {build / 'top.v'}")
+    def layer_text(l):
+        conv = f"conv{l['kernel']}x{l['kernel']}:" if "kernel" in l else ""
+        return f"{conv}{_shape_text(l.get('out_shape', (l['units'], 1, 1)))}(pe={l['pe']})"
+    first = report["layers"][0]
+    source = _shape_text(first["in_shape"]) if "in_shape" in first else first["inputs"]
+    layers = " -> ".join(layer_text(l) for l in report["layers"])
+    print(f"compiled {source} -> {layers}: {build / 'top.v'}")
     print(f"predicted {report['cycles_per_inference']} cycles/inference, latency "
           f"{report['latency_cycles']} cycles; {report['compile_seconds']:.1f} s")
     for target, stat in report["yosys"].items():

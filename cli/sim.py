@@ -18,6 +18,9 @@ def register(sub) -> None:
                    help="probability of idle/back-pressure cycles in the second pass "
                         "(default 0.25; 0: one clean pass)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random stalls")
+    s.add_argument("--random-images", action="store_true",
+                   help="random pixels instead of test images (for a net whose data set is not "
+                        "here; the accuracy is then meaningless, the bit-exact check is not)")
     s.add_argument("--train-steps", type=positive_int, default=None, metavar="N",
                    help="for a 'compile --train' build: train on chip for N steps, check the "
                         "weights against the golden model after every step, write the accuracy "
@@ -34,6 +37,7 @@ def run(args) -> int:
         print(format_result(result))
         return 0 if result["bit_exact"] else 1
     from fewmul.sim.check import check_build
-    result = check_build(args.build, args.images, stall=args.stall, seed=args.seed)
+    result = check_build(args.build, args.images, stall=args.stall, seed=args.seed,
+                         random_images=args.random_images)
     print_sim(result)
     return 0 if sim_ok(result) else 1

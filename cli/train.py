@@ -19,6 +19,10 @@ def register(sub) -> None:
     t.add_argument("--epochs", type=positive_int, help="override train.epochs of the spec")
     t.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="directory of the IDX files (mnist, fashion-mnist); overrides data.dir")
+    t.add_argument("--untrained", action="store_true",
+                   help="write RUN/ with the initial, untrained weights and read no data: to "
+                        "compile and simulate the hardware of a net whose data set is not here "
+                        "(then 'fewmul sim --random-images')")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=run)
 
@@ -33,6 +37,13 @@ def run(args) -> int:
         if args.spec is None or args.output is None:
             raise ValueError("give SPEC.yaml and -o RUN/ (or --resume RUN/)")
         run_dir, spec = args.output, args.spec
+    if args.untrained:
+        from fewmul.compiler.training import init_run
+        if args.resume is not None or args.epochs is not None:
+            raise ValueError("--untrained takes neither --resume nor --epochs")
+        init_run(spec, run_dir, data_dir=args.data_dir)
+        print(f"untrained run written to {run_dir}/ (model.npz, spec.yaml)")
+        return 0
     try:
         summary = train_run(spec, run_dir, epochs=args.epochs, progress=not args.quiet,
                             resume=args.resume is not None, data_dir=args.data_dir)

@@ -55,7 +55,8 @@ def _choose(spec, pe, simd, target_cycles, max_luts, pipeline) -> dict:
 def _layer_report(plan: LayerPlan, top, probe) -> dict:
     """A layer's record in ``report.json``: what each op's binding reports, then the area
     estimate and the probe."""
-    entry = {"index": plan.layer.index}
+    entry = {"index": plan.layer.index, "in_shape": list(plan.layer.in_type.shape),
+             "out_shape": list(plan.layer.out_type.shape)}
     for op in plan.layer.ops:
         unit = top.stages[unit_name(plan.layer, op.binding.role)]
         entry.update(op.binding.report(plan.folding, unit))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fewmul.ir.fold import fold
 from fewmul.nn.artifacts import save_npz, write_atomic
-from fewmul.nn.data import load_dataset
+from fewmul.nn.data import SHAPES, load_dataset
 from fewmul.nn.model import Model
 from fewmul.nn.plots import plot_curves
 from fewmul.nn.train import train
@@ -24,7 +24,7 @@ from fewmul.nn.train import train
 from .folders import RunFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 
-__all__ = ["train_run", "load_run"]
+__all__ = ["train_run", "init_run", "load_run"]
 
 
 
@@ -98,11 +98,29 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
     return summary
 
 
+def init_run(spec_path: Path, run_dir: Path, *, data_dir: Path | None = None) -> dict:
+    """Write a run folder with the untrained model of ``spec_path`` (its initial weights,
+    batch norm the identity), reading no data: to compile and verify the hardware of a
+    network whose data set is not on this machine."""
+    run = RunFolder(run_dir)
+    spec = load_spec(spec_path)
+    if data_dir is not None:
+        spec.data.dir = str(data_dir)
+    spec.train.epochs = 0
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_atomic(run.spec_path, dump_spec(spec))
+    model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)
+    save_npz(run.model_path, model.state())
+    summary = {"best_epoch": None, "untrained": True}
+    write_atomic(run.metrics_path, json.dumps({"summary": summary, "epochs": []}, indent=2))
+    return summary
+
+
 def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
     """The resolved spec and the trained model of a run folder."""
     run = RunFolder(run_dir)
     spec = run.spec()
     state = run.model_state()
-    model = Model.init(load_dataset(spec.data).shape, spec.layers, spec.train.seed)
+    model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)
     model.load_state(state)
     return spec, model
