@@ -11,9 +11,11 @@ collected in a :class:`Checker` and reported together.
 Types
 -----
 :class:`Int`, :class:`Float`, :class:`Bool`, :class:`Str`, :class:`Enum`,
-:class:`Nullable`, :class:`OneOf`, :class:`List` and :class:`Map`. A
-:class:`Map` is a dictionary of :class:`Field` objects; adding a key to a
-format means adding one line to that dictionary.
+:class:`Nullable`, :class:`OneOf`, :class:`List`, :class:`Map` and
+:class:`Tagged`. A :class:`Map` is a dictionary of :class:`Field` objects;
+adding a key to a format means adding one line to that dictionary. A
+:class:`Tagged` mapping picks one of several :class:`Map` formats by the value
+of one of its keys (``kind: conv``), so each variant has only its own keys.
 
 Results
 -------
@@ -47,7 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 __all__ = [
     "INVALID", "REQUIRED", "SpecIssue", "SpecError", "Checker", "Path",
     "format_path", "format_value", "describe_node", "short_tag", "Type", "Int", "Float", "Bool", "Str",
-    "Enum", "Nullable", "OneOf", "List", "Map", "Field", "check_document",
+    "Enum", "Nullable", "OneOf", "List", "Map", "Tagged", "Field", "check_document",
 ]
 
 #: A key path inside the document: strings are mapping keys, ints list indices.
@@ -285,11 +287,12 @@ def _range_text(lo: Any, hi: Any, noun: str, lo_open: bool = False) -> str:
         return f"a positive {noun}" if lo_open else f"a non-negative {noun}"
     if lo == 1 and noun == "integer":
         return "a positive integer"
+    article = "an" if noun == "integer" else "a"
     if lo is not None:
-        return f"a {noun} {'>' if lo_open else '>='} {lo}"
+        return f"{article} {noun} {'>' if lo_open else '>='} {lo}"
     if hi is not None:
-        return f"a {noun} <= {hi}"
-    return f"an {noun}" if noun == "integer" else f"a {noun}"
+        return f"{article} {noun} <= {hi}"
+    return f"{article} {noun}"
 
 
 @dataclass
@@ -474,7 +477,7 @@ class OneOf(Type):
     def _check(self, node: Node, path: Path, checker: Checker) -> Any:
         for alt in self.alternatives:
             if alt.matches_shape(node):
-                if isinstance(alt, (List, Map)):
+                if isinstance(alt, (List, Map, Tagged)):
                     return alt.check(node, path, checker)
                 trial = Checker(checker.filename)
                 value = alt.check(node, path, trial)
@@ -570,11 +573,22 @@ class Map(Type):
     fields : mapping of str to Field
     expected : str
         Phrase for "expected ..." messages when the node is not a mapping.
+    instead : mapping of str to str, optional
+        Keys that are not valid here but name a valid one: ``{"units": "filters"}``
+        reports ``units`` as "unknown key, did you mean 'filters'?" (and not
+        ``filters`` as missing).
+    hints : mapping of str to str, optional
+        Why a key is not valid here, for keys that belong to another format:
+        ``{"act": "a maxpool layer has no activation"}``. With ``instead`` the
+        hint follows the suggestion in parentheses.
     """
 
-    def __init__(self, fields: Mapping[str, Field], expected: str = "a mapping") -> None:
+    def __init__(self, fields: Mapping[str, Field], expected: str = "a mapping",
+                 instead: Mapping[str, str] | None = None, hints: Mapping[str, str] | None = None) -> None:
         self.fields = dict(fields)
         self._expected = expected
+        self.instead = dict(instead or {})
+        self.hints = dict(hints or {})
 
     def __repr__(self) -> str:
         return f"Map({list(self.fields)!r})"
@@ -619,7 +633,12 @@ class Map(Type):
             seen[key] = key_node
             spec = self.fields.get(key)
             if spec is None:
-                close = difflib.get_close_matches(key, self.fields, n=1, cutoff=0.6)
+                if key in self.instead:
+                    close = [self.instead[key]]
+                elif key in self.hints:
+                    close = []
+                else:
+                    close = difflib.get_close_matches(key, self.fields, n=1, cutoff=0.6)
                 suggested.update(close)
                 checker.error(key_node, key_path, self._unknown_key_message(key, close))
                 continue
@@ -659,9 +678,78 @@ class Map(Type):
         return own + [(k, v, True) for k, v in reversed(merged)]
 
     def _unknown_key_message(self, key: str, close: list[str]) -> str:
+        hint = self.hints.get(key)
         if close:
-            return f"unknown key, did you mean '{close[0]}'?"
+            message = f"unknown key, did you mean '{close[0]}'?"
+            return f"{message} ({hint})" if hint else message
+        if hint:
+            return hint
         return "unknown key; valid keys are " + ", ".join(f"'{k}'" for k in self.fields)
+
+
+class Tagged(Type):
+    """A mapping checked by one of several :class:`Map` formats, chosen by one key.
+
+    The value of ``key`` (``default`` when omitted) names the variant; every
+    variant declares ``key`` itself among its fields, so the checked value is
+    that variant's result (with the tag key filled in).
+
+    Parameters
+    ----------
+    key : str
+        The tag key (``"kind"``).
+    variants : mapping of str to Map
+        Format of each tag value, in the order the values are listed in messages.
+    default : str
+        Tag of a mapping that does not give ``key``.
+    expected : str
+        Phrase for "expected ..." messages when the node is not a mapping.
+
+    Examples
+    --------
+    >>> import yaml
+    >>> kind = Field(Enum(["a", "b"]), "a")
+    >>> t = Tagged("kind", {"a": Map({"kind": kind, "x": Field(Int())}),
+    ...                     "b": Map({"kind": kind, "y": Field(Int(), 0)})}, default="a")
+    >>> t.check(yaml.compose("{kind: b}", Loader=yaml.SafeLoader), (), Checker("x.yaml"))
+    {'kind': 'b', 'y': 0}
+    """
+
+    def __init__(self, key: str, variants: Mapping[str, Map], default: str,
+                 expected: str = "a mapping") -> None:
+        self.key, self.variants, self.default = key, dict(variants), default
+        self._expected = expected
+        self.tag_type = Enum(list(self.variants))
+        if default not in self.variants:
+            raise ValueError(f"default {default!r} is not one of the variants {list(self.variants)}")
+        for name, variant in self.variants.items():
+            if key not in variant.fields:
+                raise ValueError(f"variant {name!r} does not declare the tag key {key!r}")
+
+    def __repr__(self) -> str:
+        return f"Tagged({self.key!r}, {self.variants!r})"
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return self._expected
+
+    def matches_shape(self, node: Node) -> bool:
+        return isinstance(node, MappingNode)
+
+    def _check(self, node: Node, path: Path, checker: Checker) -> Any:
+        if not isinstance(node, MappingNode):
+            checker.mismatch(node, path, self.expected)
+            return INVALID
+        # Problems with the pairs themselves (merge keys) are reported by the variant's check.
+        pairs = Map._merged_pairs(node, path, Checker(checker.filename)) or []
+        tag = self.default
+        for key_node, value_node, _ in pairs:
+            if _is_scalar(key_node, _STR) and key_node.value == self.key:
+                tag = self.tag_type.check(value_node, (*path, self.key), checker)
+                break
+        if tag is INVALID:
+            return INVALID  # the other keys depend on the variant: nothing more to say
+        return self.variants[tag]._check(node, path, checker)
 
 
 def check_document(schema: Type, node: Node | None, checker: Checker) -> Any:
