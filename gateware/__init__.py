@@ -5,13 +5,16 @@ from .argmax import Argmax
 from .collector import Collector
 from .mvu import INPUT_KINDS, WEIGHT_KINDS, MatrixVectorUnit, pack_rows, signed_shape, sum_bound
 from .network import Network
+from .pool import MaxPool
 from .popcount import pipelined_popcount, popcount
 from .queue import CreditQueue
 from .skid import SkidBuffer
 from .widths import Widths
+from .window import SlidingWindow
 
 __all__ = [
     "popcount", "pipelined_popcount", "INPUT_KINDS", "WEIGHT_KINDS", "Widths", "sum_bound",
     "signed_shape", "pack_rows", "MatrixVectorUnit",
     "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "CreditQueue", "Argmax", "Network",
+    "SlidingWindow", "MaxPool",
 ]

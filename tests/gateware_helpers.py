@@ -43,11 +43,45 @@ def ref_network(layers, x):
     return outputs, int(np.argmax(x)), x
 
 
+def ref_windows(images, kernel, stride=1, padding=0, pad_value=0):
+    """Windows of ``images`` (n, H, W, C) padded by ``padding`` pixels of ``pad_value``:
+    (n, out_height, out_width, kernel * kernel * C), element ``(kh * kernel + kw) * C + c``
+    being ``padded[oh * stride + kh, ow * stride + kw, c]``."""
+    images = np.asarray(images, dtype=np.int64)
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+                    constant_values=pad_value)
+    n, height, width, channels = padded.shape
+    out_height = (height - kernel) // stride + 1
+    out_width = (width - kernel) // stride + 1
+    windows = np.empty((n, out_height, out_width, kernel, kernel, channels), dtype=np.int64)
+    for oh in range(out_height):
+        for ow in range(out_width):
+            windows[:, oh, ow] = padded[:, oh * stride:oh * stride + kernel,
+                                        ow * stride:ow * stride + kernel]
+    return windows.reshape(n, out_height, out_width, kernel * kernel * channels)
+
+
+def ref_maxpool(images, size):
+    """Maxima of ``images`` (n, H, W, C) over ``size`` x ``size`` blocks: (n, H/size, W/size,
+    C)."""
+    images = np.asarray(images, dtype=np.int64)
+    n, height, width, channels = images.shape
+    blocks = images.reshape(n, height // size, size, width // size, size, channels)
+    return blocks.max(axis=(2, 4))
+
+
 def random_inputs(rng, count, n, input_bits):
     """``count`` random input vectors, the first all ones (the largest sums), the second zeros."""
     x = rng.integers(0, 1 << input_bits, size=(count, n))
     x[0], x[1:2] = (1 << input_bits) - 1, 0
     return x
+
+
+def random_elements(rng, shape, size):
+    """Random values of the Amaranth ``shape`` (signed or unsigned), as an array of ``size``."""
+    lo, hi = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed else \
+             (0, 1 << shape.width)
+    return rng.integers(lo, hi, size=size)
 
 
 # --- Streams -----------------------------------------------------------------------------------
