@@ -9,11 +9,32 @@ to [0, 1].
 * ``fashion-mnist`` is read from IDX files, by default those of the Debian
   package ``dataset-fashion-mnist`` (:data:`FASHION_MNIST_DIR`).
 * ``mnist`` is read from IDX files in a directory (``data.dir``), by default
-  the cache that :func:`download_mnist` fills once, checking the published
-  MD5 checksums.
+  the cache (:func:`cache_dir`) that :func:`download` fills once.
+* ``cifar10`` is read from the "python version" tarball (or its extracted
+  batches, :mod:`fewmul.nn.cifar`) in ``data.dir``, by default the cache.
+* ``svhn`` is read from the format-2 MATLAB files ``train_32x32.mat`` and
+  ``test_32x32.mat`` (:mod:`fewmul.nn.svhn`) in ``data.dir``, by default the cache.
 
-Both 28x28 sets give 60000 training images, of which the last 10000 are the
-validation split, and 10000 test images.
+:func:`download` fetches the files of mnist, cifar10 or svhn once into the
+cache (``fewmul data SET --download``) and accepts them only when their
+published MD5 checksums match.
+
+The validation images are the last ones of the published training images
+(:data:`VALIDATION`): the last 10000 of MNIST's 60000, the last 5000 of
+CIFAR-10's 50000 and the last 6000 of SVHN's 73257 (its ``extra`` images are
+not used). The splits:
+
+=============  =====  ==========  =====  =========
+set            train  validation  test   image
+=============  =====  ==========  =====  =========
+fashion-mnist  50000  10000       10000  28x28
+mnist          50000  10000       10000  28x28
+cifar10        45000  5000        10000  32x32 RGB
+svhn           67257  6000        26032  32x32 RGB
+=============  =====  ==========  =====  =========
+
+Colour images are flattened in ``(H, W, C)`` order, a pixel's red, green and
+blue values adjacent, whatever the order of the files.
 """
 
 from __future__ import annotations
@@ -28,12 +49,14 @@ from typing import Callable
 
 import numpy as np
 
+from .cifar import CIFAR10_MD5, CIFAR10_URLS, read_cifar10
 from .config import DataConfig
 from .idx import IdxError, find_idx, load_pair, md5
+from .svhn import SVHN_MD5, SVHN_URLS, read_svhn
 
-__all__ = ["Split", "Dataset", "quantize_pixels", "load_dataset", "IDX_FILES", "MNIST_MD5",
-           "MNIST_URLS", "FASHION_MNIST_DIR", "INPUTS", "SHAPES", "cache_dir", "data_dir", "download_mnist",
-           "verify_checksums"]
+__all__ = ["Split", "Dataset", "Download", "quantize_pixels", "load_dataset", "IDX_FILES",
+           "MNIST_MD5", "MNIST_URLS", "DOWNLOADS", "FASHION_MNIST_DIR", "INPUTS", "SHAPES",
+           "VALIDATION", "cache_dir", "data_dir", "download", "download_mnist", "verify_checksums"]
 
 #: The four IDX files of the MNIST-format sets, without ``.gz``.
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -55,8 +78,10 @@ SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28
           "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
 #: Pixels per image of each data set.
 INPUTS = {name: c * h * w for name, (c, h, w) in SHAPES.items()}
-#: Training images kept for validation (the last ones of the training files).
-VALIDATION_IMAGES = 10000
+#: Training images kept for validation (the last ones of the training files) of each set
+#: read from files. A set with no more training images than that (a test's small files)
+#: keeps a sixth of them.
+VALIDATION = {"fashion-mnist": 10000, "mnist": 10000, "cifar10": 5000, "svhn": 6000}
 
 #: Seed of the fixed permutation that splits the digits into train/val/test.
 DIGITS_SPLIT_SEED = 12345
@@ -97,13 +122,31 @@ class Dataset:
         return q.astype(np.float32) / np.float32((1 << self.input_bits) - 1)
 
 
+@dataclass(frozen=True)
+class Download:
+    """Files a data set is fetched as: their published MD5 checksums and the base URLs
+    (each file is ``base + name``), tried in order."""
+    md5: dict[str, str]
+    urls: tuple[str, ...]
+
+
+#: The data sets :func:`download` fetches.
+DOWNLOADS = {"mnist": Download(MNIST_MD5, MNIST_URLS),
+             "cifar10": Download(CIFAR10_MD5, CIFAR10_URLS),
+             "svhn": Download(SVHN_MD5, SVHN_URLS)}
+
+
 def quantize_pixels(v: np.ndarray, v_max: int, bits: int) -> np.ndarray:
     """Round pixel values in ``[0, v_max]`` to ``bits``-bit unsigned integers."""
     if not 1 <= bits <= 8:
         raise ValueError(f"Input bits must be an integer in 1..8, not {bits!r}")
     levels = (1 << bits) - 1
-    q = (v.astype(np.int64) * levels * 2 + v_max) // (2 * v_max)
-    return q.astype(np.uint8)
+
+    def rounded(a):
+        return ((a.astype(np.int64) * levels * 2 + v_max) // (2 * v_max)).astype(np.uint8)
+    if v.dtype == np.uint8:             # a table of the 256 values: no int64 copy of the images
+        return rounded(np.arange(256))[v]
+    return rounded(v)
 
 
 def _digits(cfg: DataConfig) -> Dataset:
@@ -127,47 +170,56 @@ def cache_dir() -> Path:
 
 
 def data_dir(cfg: DataConfig) -> Path:
-    """The directory the IDX files of ``cfg.set`` are read from."""
+    """The directory the files of ``cfg.set`` are read from: ``cfg.dir`` when given, else
+    the Debian package's for fashion-mnist and ``cache_dir() / SET`` for the others."""
     if cfg.dir is not None:
         return Path(cfg.dir)
     if cfg.set == "fashion-mnist":
         return FASHION_MNIST_DIR
-    if cfg.set == "mnist":
-        return cache_dir() / "mnist"
-    raise ValueError(f"Data set {cfg.set!r} is not read from IDX files")
+    if cfg.set in DOWNLOADS:
+        return cache_dir() / cfg.set
+    raise ValueError(f"Data set {cfg.set!r} is not read from files")
 
 
-_MISSING_HINT = {
-    "fashion-mnist": "install the Debian package with 'make data' (apt-get install "
-                     "dataset-fashion-mnist) or give data.dir",
-    "mnist": "give the directory of the IDX files as data.dir in the spec or --data-dir, "
-             "or fetch them once with 'fewmul data mnist --download'",
-}
+def _missing_hint(name: str) -> str:
+    if name == "fashion-mnist":
+        return ("install the Debian package with 'make data' (apt-get install "
+                "dataset-fashion-mnist) or give data.dir")
+    return (f"give the directory of its files as data.dir in the spec or --data-dir, "
+            f"or fetch them once with 'fewmul data {name} --download'")
 
 
-def _idx_set(cfg: DataConfig) -> Dataset:
-    directory = data_dir(cfg)
+def _from_files(cfg: DataConfig, read: Callable[[Path], tuple]) -> Dataset:
+    """The set of ``read(directory) -> ((x_train, y_train), (x_test, y_test))`` (uint8
+    images, labels 0..9), quantized, with the last training images for validation."""
     try:
-        paths = [find_idx(directory, stem) for stem in IDX_FILES]
+        (xtr, ytr), (xte, yte) = read(data_dir(cfg))
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{cfg.set}: {exc}; {_MISSING_HINT[cfg.set]}") from None
+        raise FileNotFoundError(f"{cfg.set}: {exc}; {_missing_hint(cfg.set)}") from None
+    full = VALIDATION[cfg.set]
+    n_val = full if len(ytr) > full else len(ytr) // 6
+    cut = len(ytr) - n_val
+
+    def q(x):
+        return quantize_pixels(x, 255, cfg.input_bits)
+    return Dataset(cfg.set, cfg.input_bits, 10, Split(q(xtr[:cut]), ytr[:cut]),
+                   Split(q(xtr[cut:]), ytr[cut:]), Split(q(xte), yte))
+
+
+def _read_idx_set(directory: Path) -> tuple:
+    paths = [find_idx(directory, stem) for stem in IDX_FILES]
     (xtr, ytr), (xte, yte) = load_pair(*paths[:2]), load_pair(*paths[2:])
     if xtr.shape[1] != xte.shape[1]:
         raise IdxError(f"{paths[2]}: images of {xte.shape[1]} pixels, but {paths[0]} has "
                        f"{xtr.shape[1]}")
-    if len(ytr) <= VALIDATION_IMAGES:
-        n_val = len(ytr) // 6           # small sets (tests): keep the same 5:1 ratio
-    else:
-        n_val = VALIDATION_IMAGES
     for path, y in ((paths[1], ytr), (paths[3], yte)):
         if len(y) and y.max() >= 10:
             raise IdxError(f"{path}: label {int(y.max())} out of range 0..9")
-    q = quantize_pixels
-    cut = len(ytr) - n_val
-    return Dataset(cfg.set, cfg.input_bits, 10,
-                   Split(q(xtr[:cut], 255, cfg.input_bits), ytr[:cut]),
-                   Split(q(xtr[cut:], 255, cfg.input_bits), ytr[cut:]),
-                   Split(q(xte, 255, cfg.input_bits), yte))
+    return (xtr, ytr), (xte, yte)
+
+
+_READERS = {"fashion-mnist": _read_idx_set, "mnist": _read_idx_set, "cifar10": read_cifar10,
+            "svhn": read_svhn}
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
@@ -176,15 +228,17 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     Raises
     ------
     FileNotFoundError
-        When the IDX files are not there (the message says how to get them).
-    fewmul.nn.idx.IdxError
-        When a file is corrupt, truncated, or does not pair with its partner.
+        When the files are not there (the message says how to get them).
+    fewmul.nn.idx.IdxError, fewmul.nn.cifar.CifarError, fewmul.nn.matfile.MatError
+        When a file is corrupt, truncated, or does not pair with its partner
+        (all are ``ValueError``).
     """
     if cfg.set == "digits":
         return _digits(cfg)
-    if cfg.set in ("fashion-mnist", "mnist"):
-        return _idx_set(cfg)
-    raise ValueError(f"Data set must be 'digits', 'fashion-mnist' or 'mnist', not {cfg.set!r}")
+    if cfg.set in _READERS:
+        return _from_files(cfg, _READERS[cfg.set])
+    raise ValueError(f"Data set must be one of {', '.join(map(repr, ['digits', *_READERS]))}, "
+                     f"not {cfg.set!r}")
 
 
 def verify_checksums(directory: Path, checksums: dict[str, str] = MNIST_MD5) -> list[str]:
@@ -199,44 +253,69 @@ def verify_checksums(directory: Path, checksums: dict[str, str] = MNIST_MD5) -> 
     return problems
 
 
-def download_mnist(directory: Path | None = None, *, urls: tuple[str, ...] = MNIST_URLS,
-                   checksums: dict[str, str] = MNIST_MD5,
-                   log: Callable[[str], None] = print) -> Path:
-    """Fetch the MNIST IDX files once into ``directory`` (default: the cache) and verify them.
+def _fetch(url: str, path: Path, expected: str) -> str | None:
+    """Download ``url`` to ``path`` if its MD5 is ``expected``; else the problem.
+
+    The data goes to ``path.part`` first, which is renamed only when the checksum
+    matches and removed in every other case (also on an interrupt)."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        except OSError as exc:
+            return f"{url}: {getattr(exc, 'reason', None) or exc}"
+        got = md5(tmp)
+        if got != expected:
+            return f"{url}: MD5 {got}, expected {expected}"
+        os.replace(tmp, path)
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download(name: str, directory: Path | None = None, *, urls: tuple[str, ...] | None = None,
+             checksums: dict[str, str] | None = None,
+             log: Callable[[str], None] = print) -> Path:
+    """Fetch the files of data set ``name`` (see :data:`DOWNLOADS`) once into
+    ``directory`` (default: ``cache_dir() / name``) and verify them.
 
     Files already present with the right checksum are kept. A download is
     written to a temporary name and renamed only after its MD5 matches.
+    ``urls`` and ``checksums`` replace the published ones (mirrors, tests).
 
     Raises
     ------
     ValueError
-        When no URL gives a file with the published checksum.
+        When ``name`` is not downloadable, or no URL gives a file with the
+        expected checksum (the message names every URL tried and why it failed).
     """
-    directory = Path(directory) if directory is not None else cache_dir() / "mnist"
+    if name not in DOWNLOADS:
+        raise ValueError(f"Only {', '.join(DOWNLOADS)} are downloaded, not {name!r}")
+    urls = DOWNLOADS[name].urls if urls is None else tuple(urls)
+    checksums = DOWNLOADS[name].md5 if checksums is None else checksums
+    directory = Path(directory) if directory is not None else cache_dir() / name
     directory.mkdir(parents=True, exist_ok=True)
-    for name, expected in checksums.items():
-        path = directory / name
+    for file, expected in checksums.items():
+        path = directory / file
         if path.is_file() and md5(path) == expected:
             log(f"{path}: present, MD5 OK")
             continue
         errors = []
         for base in urls:
-            tmp = path.with_name(name + ".part")
-            try:
-                with urllib.request.urlopen(base + name, timeout=60) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            except OSError as exc:
-                errors.append(f"{base + name}: {getattr(exc, 'reason', None) or exc}")
-                tmp.unlink(missing_ok=True)
-                continue
-            got = md5(tmp)
-            if got != expected:
-                errors.append(f"{base + name}: MD5 {got}, expected {expected}")
-                tmp.unlink()
-                continue
-            os.replace(tmp, path)
-            log(f"{path}: downloaded, MD5 OK")
-            break
+            log(f"{path}: fetching {base + file}")
+            problem = _fetch(base + file, path, expected)
+            if problem is None:
+                log(f"{path}: downloaded, MD5 OK")
+                break
+            errors.append(problem)
         else:
-            raise ValueError(f"could not fetch {name} into {directory}: " + "; ".join(errors))
+            raise ValueError(f"could not fetch {file} into {directory}: " + "; ".join(errors))
     return directory
+
+
+def download_mnist(directory: Path | None = None, *, urls: tuple[str, ...] = MNIST_URLS,
+                   checksums: dict[str, str] = MNIST_MD5,
+                   log: Callable[[str], None] = print) -> Path:
+    """:func:`download` of ``mnist``."""
+    return download("mnist", directory, urls=urls, checksums=checksums, log=log)

@@ -10,7 +10,8 @@ import pytest
 
 from fewmul.cli import main
 from fewmul.nn.config import DataConfig
-from fewmul.nn.data import IDX_FILES, download_mnist, load_dataset, verify_checksums
+from fewmul.nn.data import (IDX_FILES, download_mnist, load_dataset, quantize_pixels,
+                            verify_checksums)
 from fewmul.nn.idx import IdxError, md5, read_idx, write_idx
 
 
@@ -136,3 +137,16 @@ def test_train_reads_mnist_from_data_dir(tmp_path, capsys):
                  "-q"]) == 0
     assert "integer golden model" in capsys.readouterr().out
     assert f"dir: {tmp_path / 'm'}" in (tmp_path / "run" / "spec.yaml").read_text()
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_quantize_pixels_of_bytes_round_to_nearest(bits):
+    v = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    levels = (1 << bits) - 1
+    q = quantize_pixels(v, 255, bits)
+    assert q.dtype == np.uint8 and q.shape == v.shape
+    np.testing.assert_array_equal(q.ravel(), np.floor(np.arange(256) * levels / 255 + 0.5))
+    # other integer types give the same values
+    np.testing.assert_array_equal(quantize_pixels(v.astype(np.int32), 255, bits), q)
+    np.testing.assert_array_equal(quantize_pixels(v[:2, :9] // 15, 16, bits),
+                                  quantize_pixels((v[:2, :9] // 15).astype(np.int64), 16, bits))
