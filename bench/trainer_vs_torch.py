@@ -1,19 +1,36 @@
-"""Time one Fashion-MNIST training epoch of 784-1024x3-10 in fewmul and in PyTorch.
+"""Time training epochs of fewmul and of PyTorch on the same nets, data and batches.
 
-Both train the same net -- ``x W`` -> batch norm -> ReLU, three 1024-unit
-hidden layers, a 10-unit output with batch norm, squared hinge loss, SGD,
-batch 200 -- on the same float32 data in the same process, one after the
-other, and the script prints the time ratio fewmul / PyTorch (below 1.0:
-fewmul is faster). Weights: ``float`` (full precision), ``binary``
-(deterministic BinaryConnect, straight-through, hidden weights clipped) and
-``ternary-qbp`` (stochastic TernaryConnect + quantized back-propagation, the
-PyTorch side written as a custom autograd function doing the same rounding).
+Both train the same net -- ``x W`` or a convolution -> batch norm -> ReLU (max-pooling
+after some convolutions), a 10-unit output with batch norm, squared hinge loss,
+SGD -- on the same float32 data in the same process, one after the other, and
+the script prints the time ratio fewmul / PyTorch (below 1.0: fewmul is faster).
 
-PyTorch is not a dependency of fewmul: ``pip install torch==2.13.0`` into the
+Nets (``--nets``):
+
+``mlp``
+    784-1024x3-10 on Fashion-MNIST, batch 200 (the few-multiplications MNIST net).
+``cnv``
+    A CNV-like net (FINN's CNV shape) on random 32x32x3 images, batch 100:
+    conv3x3 64, 64, pool 2, conv3x3 128, 128, pool 2, conv3x3 256, 256 (all
+    ``valid``), dense 512, 512, 10.
+``fashion-conv``
+    A small conv net on Fashion-MNIST, batch 100: conv3x3 32 (``same``), pool 2,
+    conv3x3 64 (``same``), pool 2, dense 512, 10.
+
+Weights (``--methods``): ``float`` (full precision), ``binary`` (deterministic
+BinaryConnect, straight-through, hidden weights clipped) and ``ternary-qbp``
+(stochastic TernaryConnect + quantized back-propagation, the PyTorch side written
+as custom autograd functions doing the same rounding: of the layer input for a
+dense layer, of every window element for a convolution, as fewmul does).
+
+PyTorch is not a dependency of fewmul: ``pip install torch`` into the
 virtualenv to run this benchmark.
 
-    python bench/trainer_vs_torch.py [--images 50000] [--threads N] [--methods float binary ternary-qbp]
+    python bench/trainer_vs_torch.py [--nets mlp cnv fashion-conv] [--images N] [--threads N]
+                                     [--methods float binary ternary-qbp]
 
+``--images`` overrides every net's default image count (mlp: the epoch, 50000;
+cnv: 1000; fashion-conv: 10000), so that the whole run takes minutes.
 ``--threads N`` gives both libraries N BLAS threads (on a machine shared with
 other jobs, 1 thread is often faster than 2).
 """
@@ -39,18 +56,46 @@ from fewmul.nn.optim import Optimizer
 from fewmul.nn.quantize import glorot_scale
 from fewmul.nn.train import train_epoch
 
-HIDDEN = (1024, 1024, 1024)
-BATCH = 200
 LR = 0.01
+METHODS = ("float", "binary", "ternary-qbp")
+
+# A net: its data, batch, default image count and layers as ("dense", units),
+# ("conv", filters, padding) or ("pool", size); the last layer is the 10-unit output.
+NETS = {
+    "mlp": ("fashion-mnist", 200, 50000,
+            [("dense", 1024), ("dense", 1024), ("dense", 1024), ("dense", 10)]),
+    "cnv": ("random-32x32x3", 100, 1000,
+            [("conv", 64, "valid"), ("conv", 64, "valid"), ("pool", 2),
+             ("conv", 128, "valid"), ("conv", 128, "valid"), ("pool", 2),
+             ("conv", 256, "valid"), ("conv", 256, "valid"),
+             ("dense", 512), ("dense", 512), ("dense", 10)]),
+    "fashion-conv": ("fashion-mnist", 100, 10000,
+                     [("conv", 32, "same"), ("pool", 2), ("conv", 64, "same"), ("pool", 2),
+                      ("dense", 512), ("dense", 10)]),
+}
 
 
-def fewmul_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
+def describe(layers) -> str:
+    return "-".join(f"conv3x3:{l[1]}" if l[0] == "conv" else f"pool{l[1]}" if l[0] == "pool"
+                    else str(l[1]) for l in layers)
+
+
+def fewmul_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, batch: int,
+                 method: str, seed: int) -> float:
     weights = {"float": "float", "binary": "binary", "ternary-qbp": "ternary"}[method]
-    layers = [LayerConfig(u, weights, "relu") for u in HIDDEN] + [LayerConfig(10, weights, "none")]
+    layers = []
+    for i, spec in enumerate(net):
+        act = "none" if i == len(net) - 1 else "relu"
+        if spec[0] == "dense":
+            layers.append(LayerConfig(spec[1], weights, act))
+        elif spec[0] == "conv":
+            layers.append(LayerConfig(spec[1], weights, act, kind="conv", kernel=3, padding=spec[2]))
+        else:
+            layers.append(LayerConfig(kind="maxpool", size=spec[1]))
     tcfg = TrainConfig(epochs=1, seed=seed, quantize="stochastic" if method == "ternary-qbp" else
                        "deterministic", qbp=method == "ternary-qbp", loss="squared_hinge",
-                       optimizer=OptimizerConfig("sgd", LR, LR, BATCH))
-    model = Model.init(x.shape[1], layers, seed)
+                       optimizer=OptimizerConfig("sgd", LR, LR, batch))
+    model = Model.init(shape, layers, seed)
     opt = Optimizer(model, tcfg.optimizer)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
@@ -58,10 +103,11 @@ def fewmul_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def torch_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
+def torch_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, batch: int,
+                method: str, seed: int) -> float:
     import torch
+    import torch.nn.functional as F
     torch.manual_seed(seed)
-    sizes = (x.shape[1],) + HIDDEN + (10,)
     binary, tqbp = method == "binary", method == "ternary-qbp"
 
     def qbp_round(x):   # the same unbiased power-of-two rounding as fewmul.nn.quantize.qbp_round
@@ -86,6 +132,30 @@ def torch_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
             h, wq = ctx.saved_tensors
             return g @ wq.T, qbp_round(h).T @ g
 
+    class QbpConv(torch.autograd.Function):
+        """conv2d whose weight gradient uses the windows rounded element by element."""
+        @staticmethod
+        def forward(ctx, h, wq, padding):
+            ctx.save_for_backward(h, wq)
+            ctx.padding = padding
+            return F.conv2d(h, wq, padding=padding)
+
+        @staticmethod
+        def backward(ctx, g):
+            h, wq = ctx.saved_tensors
+            gh = torch.nn.grad.conv2d_input(h.shape, wq, g, padding=ctx.padding)
+            cols = qbp_round(F.unfold(h, wq.shape[2:], padding=ctx.padding))   # (n, C k k, L)
+            gw = torch.einsum("ncl,nol->oc", cols, g.flatten(2)).reshape(wq.shape)
+            return gh, gw, None
+
+    def quantized(w, w0):
+        if binary:   # sign(w) * w0 forward, identity backward (straight through)
+            return w + (torch.where(w >= 0, w0, -w0) - w).detach()
+        if tqbp:     # stochastic ternary forward, straight through
+            keep = torch.rand_like(w) * w0 < w.abs()
+            return w + (keep * torch.copysign(torch.tensor(w0), w) - w).detach()
+        return w
+
     class Dense(torch.nn.Module):
         def __init__(self, n: int, m: int):
             super().__init__()
@@ -94,28 +164,53 @@ def torch_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
             self.bn = torch.nn.BatchNorm1d(m, eps=1e-4, momentum=0.1)
 
         def forward(self, h):
-            w = self.weight
-            if binary:   # sign(w) * w0 forward, identity backward (straight through)
-                w = w + (torch.where(w >= 0, self.w0, -self.w0) - w).detach()
-            if tqbp:     # stochastic ternary forward, straight through, QBP weight gradient
-                keep = torch.rand_like(w) * self.w0 < w.abs()
-                w = w + (keep * torch.copysign(torch.tensor(self.w0), w) - w).detach()
-                return self.bn(QbpMatmul.apply(h, w))
-            return self.bn(h @ w)
+            h = h.flatten(1)
+            w = quantized(self.weight, self.w0)
+            return self.bn(QbpMatmul.apply(h, w) if tqbp else h @ w)
 
-    layers = torch.nn.ModuleList(Dense(n, m) for n, m in zip(sizes[:-1], sizes[1:]))
-    opt = torch.optim.SGD(layers.parameters(), lr=LR)
+    class Conv(torch.nn.Module):
+        def __init__(self, c: int, m: int, padding: str):
+            super().__init__()
+            self.w0 = glorot_scale(9 * c, m)
+            self.weight = torch.nn.Parameter(torch.empty(m, c, 3, 3).uniform_(-self.w0, self.w0))
+            self.bn = torch.nn.BatchNorm2d(m, eps=1e-4, momentum=0.1)
+            self.padding = 1 if padding == "same" else 0
+
+        def forward(self, h):
+            w = quantized(self.weight, self.w0)
+            return self.bn(QbpConv.apply(h, w, self.padding) if tqbp else
+                           F.conv2d(h, w, padding=self.padding))
+
+    c, hgt, wid = shape
+    layers, acts = torch.nn.ModuleList(), []
+    for i, spec in enumerate(net):
+        if spec[0] == "dense":
+            layers.append(Dense(c * hgt * wid, spec[1]))
+            c, hgt, wid = spec[1], 1, 1
+        elif spec[0] == "conv":
+            layers.append(Conv(c, spec[1], spec[2]))
+            if spec[2] == "valid":
+                hgt, wid = hgt - 2, wid - 2
+            c = spec[1]
+        else:
+            layers.append(torch.nn.MaxPool2d(spec[1]))
+            hgt, wid = hgt // spec[1], wid // spec[1]
+        acts.append(spec[0] != "pool" and i < len(net) - 1)
+    params = [p for p in layers.parameters()]
+    opt = torch.optim.SGD(params, lr=LR)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if len(net) and net[0][0] != "dense":     # images (n, H, W, C) -> (n, C, H, W)
+        xt = xt.reshape(len(xt), shape[1], shape[2], shape[0]).permute(0, 3, 1, 2).contiguous()
     targets = -torch.ones(len(yt), 10)
     targets[torch.arange(len(yt)), yt] = 1
     t0 = time.perf_counter()
     order = torch.randperm(len(yt))
-    for start in range(0, len(order), BATCH):
-        idx = order[start:start + BATCH]
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
         h = xt[idx]
-        for i, layer in enumerate(layers):
+        for layer, act in zip(layers, acts):
             h = layer(h)
-            if i < len(layers) - 1:
+            if act:
                 h = torch.relu(h)
         loss = torch.clamp(1 - targets[idx] * h, min=0).pow(2).mean()
         opt.zero_grad()
@@ -124,35 +219,47 @@ def torch_epoch(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
         if binary or tqbp:
             with torch.no_grad():
                 for layer in layers:
-                    layer.weight.clamp_(-layer.w0, layer.w0)
+                    if hasattr(layer, "w0"):
+                        layer.weight.clamp_(-layer.w0, layer.w0)
     return time.perf_counter() - t0
+
+
+def load(name: str, images: int, seed: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """``(x, y, (C, H, W))``: float32 rows in ``(H, W, C)`` order, labels."""
+    if name == "random-32x32x3":
+        rng = np.random.default_rng(seed)
+        return (rng.uniform(0, 1, (images, 32 * 32 * 3)).astype(np.float32),
+                rng.integers(0, 10, images), (3, 32, 32))
+    data = load_dataset(DataConfig(name, 8))
+    return data.scale(data.train.x[:images]), data.train.y[:images], data.shape
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", type=int, default=50000, help="training images (default: the epoch, 50000)")
-    p.add_argument("--methods", nargs="+", default=["float", "binary", "ternary-qbp"],
-                   choices=["float", "binary", "ternary-qbp"])
+    p.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    p.add_argument("--images", type=int, default=None,
+                   help="training images of every net (default: mlp 50000, cnv 1000, fashion-conv 10000)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: each library's own)")
     args = p.parse_args()
     try:
         import torch
     except ImportError:
-        raise SystemExit("PyTorch is needed for this benchmark only: pip install torch==2.13.0")
+        raise SystemExit("PyTorch is needed for this benchmark only: pip install torch")
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_dataset(DataConfig("fashion-mnist", 8))
-    x = data.scale(data.train.x[:args.images])
-    y = data.train.y[:args.images]
-    print(f"one epoch of {len(y)} Fashion-MNIST images, 784-1024x3-10, batch {BATCH}; "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__} "
+    print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__} "
           f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    for method in args.methods:
-        t_torch = torch_epoch(x, y, method, args.seed)
-        t_fewmul = fewmul_epoch(x, y, method, args.seed)
-        print(f"{method:>12}: fewmul {t_fewmul:7.2f} s, PyTorch {t_torch:7.2f} s, "
-              f"ratio fewmul/PyTorch {t_fewmul / t_torch:.2f}", flush=True)
+    for name in args.nets:
+        data, batch, default_images, net = NETS[name]
+        x, y, shape = load(data, args.images or default_images, args.seed)
+        print(f"\n{name}: one epoch of {len(y)} {data} images, {describe(net)}, batch {batch}", flush=True)
+        for method in args.methods:
+            t_torch = torch_epoch(x, y, shape, net, batch, method, args.seed)
+            t_fewmul = fewmul_epoch(x, y, shape, net, batch, method, args.seed)
+            print(f"{method:>12}: fewmul {t_fewmul:7.2f} s, PyTorch {t_torch:7.2f} s, "
+                  f"ratio fewmul/PyTorch {t_fewmul / t_torch:.2f}", flush=True)
 
 
 if __name__ == "__main__":

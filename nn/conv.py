@@ -91,17 +91,23 @@ def col2im(cols: np.ndarray, shape: tuple[int, int, int, int], kernel: int, stri
            pad: int = 0) -> np.ndarray:
     """The adjoint of :func:`im2col`: window rows summed back into an ``(n, H, W, C)`` tensor.
 
-    ``kernel * kernel`` shifted slice-additions; what falls on the padding is dropped.
+    ``cols`` is what :func:`im2col` gives, ``(n * OH * OW, kernel * kernel * C)``, or the same
+    numbers kernel offset first, ``(kernel * kernel, n * OH * OW, C)`` (faster: every block
+    added is contiguous). ``kernel * kernel`` shifted slice-additions; what falls on the
+    padding is dropped.
     """
     n, h, w, c = shape
     hp, wp = h + 2 * pad, w + 2 * pad
     oh, ow = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
+    if cols.ndim == 3:
+        blocks = cols.reshape(kernel, kernel, n, oh, ow, c)
+    else:
+        blocks = cols.reshape(n, oh, ow, kernel, kernel, c).transpose(3, 4, 0, 1, 2, 5)
     g = np.zeros((n, hp, wp, c), cols.dtype)
-    c6 = cols.reshape(n, oh, ow, kernel, kernel, c)
     for kh in range(kernel):
         for kw in range(kernel):
             g[:, kh:kh + stride * (oh - 1) + 1:stride, kw:kw + stride * (ow - 1) + 1:stride] += \
-                c6[:, :, :, kh, kw]
+                blocks[kh, kw]
     return g[:, pad:pad + h, pad:pad + w] if pad else g
 
 
@@ -140,15 +146,14 @@ class Conv(Layer):
         n = len(x)
         return super().forward(self.windows(x), wq, train, tcfg).reshape((n,) + _hwc(self.out_shape))
 
-    def backward(self, g_out: np.ndarray, need_input_grad: bool, tcfg: TrainConfig,
-                 rng: np.random.Generator | None = None) -> tuple[dict, np.ndarray | None]:
-        """Parameter gradients and, if asked, the input gradient ``(n, H, W, C)``."""
-        grads, g_cols = super().backward(g_out, need_input_grad, tcfg, rng)
-        if g_cols is None:
-            return grads, None
-        n = len(g_cols) // (self.out_shape[1] * self.out_shape[2])
-        return grads, col2im(g_cols, (n,) + _hwc(self.in_shape), self.cfg.kernel,
-                             self.cfg.stride, self.pad)
+    def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
+        """The input gradient ``(n, H, W, C)``: :func:`col2im` of the window gradients ``gz wq^T``,
+        computed kernel offset first (one ``(rows, units) x (units, C)`` product per offset)."""
+        k, c = self.cfg.kernel, self.in_shape[0]
+        per_offset = wq.reshape(k * k, c, -1).transpose(0, 2, 1)      # (k * k, units, C)
+        n = len(gz) // (self.out_shape[1] * self.out_shape[2])
+        return col2im(np.matmul(gz, per_offset), (n,) + _hwc(self.in_shape), k, self.cfg.stride,
+                      self.pad)
 
 
 @dataclass
@@ -188,10 +193,11 @@ class MaxPool:
         for v in views[1:]:
             np.maximum(out, v, out=out)
         if train:
-            # index of the first maximum: scan backwards so the lowest index wins
-            first = np.zeros(out.shape, np.uint8)
-            for k in range(len(views) - 1, -1, -1):
-                first[views[k] == out] = k
+            # index of the first maximum: f_k = (v_k != max) (1 + f_(k+1)), f_last = 0
+            first = np.zeros(out.shape, np.min_scalar_type(len(views)))
+            for k in range(len(views) - 2, -1, -1):
+                first += 1
+                first *= views[k] != out
             self.cache = {"first": first}
         return out
 
@@ -202,8 +208,7 @@ class MaxPool:
             return {}, None
         first = self.cache["first"]
         g_out = g_out.reshape(first.shape)
-        g = np.zeros((len(first),) + _hwc(self.in_shape), g_out.dtype)
-        zero = g_out.dtype.type(0)
-        for k, view in enumerate(self._blocks(g)):
-            np.copyto(view, np.where(first == k, g_out, zero))
+        g = np.empty((len(first),) + _hwc(self.in_shape), g_out.dtype)
+        for k, view in enumerate(self._blocks(g)):      # together the views cover g
+            np.multiply(g_out, first == k, out=view)
         return {}, g

@@ -116,31 +116,32 @@ class Layer:
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
         """Activations ``(n, units)`` of a batch ``x`` (any shape ``(n, ...)``, flattened)."""
         x = x.reshape(len(x), -1)
-        z = x @ wq
+        z = x @ wq                      # a fresh array: batch norm works in place on it
         if self.cfg.bn:
             if train:
                 mean = z.mean(0)
-                centred = z - mean
+                centred = np.subtract(z, mean, out=z)
+                rows = len(z)
                 if tcfg.bn_kind == "shift":
-                    var = (centred * ap2(centred)).mean(0)
+                    var = _column_dots(centred, ap2(centred)) / rows
                 else:
-                    var = (centred * centred).mean(0)
+                    var = _column_dots(centred, centred) / rows
                 mom = F32(tcfg.bn_momentum)
                 self.mean = ((1 - mom) * self.mean + mom * mean).astype(F32)
-                unbiased = var * F32(len(z) / (len(z) - 1))
+                unbiased = var * F32(rows / (rows - 1))
                 self.var = ((1 - mom) * self.var + mom * unbiased).astype(F32)
             else:
                 mean, var = self.mean, self.var
-                centred = z - mean
+                centred = np.subtract(z, mean, out=z)
             inv, gamma = self.bn_factors(var, tcfg)
-            xhat = centred * inv
-            y = gamma * xhat + self.beta
+            xhat = np.multiply(centred, inv, out=centred)
+            y = xhat * gamma
+            y += self.beta
         else:
-            xhat = inv = None
-            y = z + self.beta
+            xhat = inv = gamma = None
+            y = np.add(z, self.beta, out=z)
         if train:
-            self.cache = {"x": x, "wq": wq, "xhat": xhat, "inv": inv,
-                          "gamma": gamma if self.cfg.bn else None, "y": y}
+            self.cache = {"x": x, "wq": wq, "xhat": xhat, "inv": inv, "gamma": gamma, "y": y}
         return quantize_activation(y, self.cfg.act, self.cfg.act_bits)
 
     def backward(self, g_out: np.ndarray, need_input_grad: bool, tcfg: TrainConfig,
@@ -151,20 +152,36 @@ class Layer:
         (drawn from ``rng``).
         """
         c = self.cache
-        gy = g_out.reshape(c["y"].shape) * activation_gate(c["y"], self.cfg.act)
+        g_out = g_out.reshape(c["y"].shape)
+        gy = activation_gate(c["y"], self.cfg.act)      # a fresh array: worked on in place
+        if gy.dtype == np.result_type(gy, g_out):
+            gy *= g_out
+        else:                                           # float64 errors through a float32 gate
+            gy = gy * g_out
         grads = {"beta": gy.sum(0)}
         if self.cfg.bn:
-            xhat, inv = c["xhat"], c["inv"]
-            grads["gamma"] = (gy * xhat).sum(0)
-            gx = gy * c["gamma"]
-            n = F32(len(gy))
-            gz = inv / n * (n * gx - gx.sum(0) - xhat * (gx * xhat).sum(0))
-        else:
-            gz = gy
+            # dz = inv gamma (gy - mean(gy) - xhat mean(gy xhat)): the batch-norm Jacobian,
+            # with sum(gy gamma) = gamma dbeta and sum(gy gamma xhat) = gamma dgamma
+            xhat = c["xhat"]
+            grads["gamma"] = _column_dots(gy, xhat)
+            rows = gy.dtype.type(len(gy))
+            t = xhat * (grads["gamma"] / rows)
+            t += grads["beta"] / rows
+            gy -= t
+            gy *= c["inv"] * c["gamma"]
+        gz = gy
         x = qbp_round(c["x"], rng, tcfg.qbp_exp_min, tcfg.qbp_exp_max) if tcfg.qbp else c["x"]
         grads["w"] = x.T @ gz
-        g_in = gz @ c["wq"].T if need_input_grad else None
-        return grads, g_in
+        return grads, self.input_grad(gz, c["wq"]) if need_input_grad else None
+
+    def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
+        """``dL/dx`` from ``dL/dz``: ``gz wq^T``."""
+        return gz @ wq.T
+
+
+def _column_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(0)`` without the temporary."""
+    return np.einsum("ij,ij->j", a, b)
 
 
 class Model:
