@@ -78,7 +78,13 @@ class LayerPlan:
 
     @property
     def cycles(self) -> int:
-        return max(op.binding.cycles(self.folding) for op in self.layer.ops)
+        """Cycles per image in the steady state: the slowest op's, where the ops that feed the
+        head (a sliding window) are paced by the head taking one vector at a time."""
+        folding, head = self.folding, self.layer.head
+        per_vector = head.binding.cycles(folding) // head.in_type.pixels
+        return max(op.binding.paced_cycles(folding, per_vector)
+                   if op.binding_class.feeds_layer else op.binding.cycles(folding)
+                   for op in self.layer.ops)
 
     @property
     def widths(self) -> Widths:

@@ -3,6 +3,7 @@
 from .activation import ScoreUnit, ThresholdUnit
 from .argmax import Argmax
 from .collector import Collector
+from .fifo import StreamFIFO
 from .mvu import INPUT_KINDS, WEIGHT_KINDS, MatrixVectorUnit, pack_rows, signed_shape, sum_bound
 from .network import Network
 from .pool import MaxPool
@@ -15,6 +16,6 @@ from .window import SlidingWindow
 __all__ = [
     "popcount", "pipelined_popcount", "INPUT_KINDS", "WEIGHT_KINDS", "Widths", "sum_bound",
     "signed_shape", "pack_rows", "MatrixVectorUnit",
-    "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "CreditQueue", "Argmax", "Network",
+    "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "StreamFIFO", "CreditQueue", "Argmax", "Network",
     "SlidingWindow", "MaxPool",
 ]

@@ -27,7 +27,8 @@ class Network(wiring.Component):
     cycles_per_inference, latency_cycles : int
         The timing the compiler predicts for the chain: an input is accepted every
         ``cycles_per_inference`` cycles in the steady state, and its result is valid
-        ``latency_cycles`` after it was transferred into an idle chain.
+        ``latency_cycles`` after it was transferred into an idle chain (at most that, for a
+        convolutional network, whose layers start on the first pixels of the layer before).
     input_beats : int
         Transfers on ``i`` per image (a convolutional network takes its image pixel by pixel;
         1 when each transfer is a whole image).

@@ -113,6 +113,11 @@ class Binding:
         """Cycles between two images in the steady state (0: keeps up with anything)."""
         return 0
 
+    def paced_cycles(self, folding: Folding | None, beat_cycles: int) -> int:
+        """Cycles per image when the op after it takes an output beat at most every
+        ``beat_cycles`` cycles (an op that feeds a layer, paced by the layer's head)."""
+        return max(self.cycles(folding), self.stream(folding).beats * beat_cycles)
+
     def latency(self, folding: Folding | None) -> int:
         """Cycles from an image's input to its last output beat."""
         return 0

@@ -244,3 +244,30 @@ def test_random_conv_graphs_are_bit_exact_in_simulation(seed):
         got = np.array(mon.payloads[:checked]).reshape(images - 1, -1)
         np.testing.assert_array_equal(got, expected[:images - 1], err_msg=probe.name)
     assert [o["label"] for o in out.payloads] == net.predict(x).tolist()
+
+
+@pytest.mark.parametrize("seed", range(8, 14))
+def test_conv_graph_timing_is_as_predicted(seed):
+    """Unstalled, images follow one another every ``cycles_per_inference`` cycles, exactly (the
+    windows paced by their matrix-vector units, the layers decoupled by the pixel queues); the
+    predicted latency, the sum of the layers', bounds the measured one (a conv layer starts on
+    the first pixels of the layer before)."""
+    from fewmul.compiler.lower import lower
+    from fewmul.compiler.planner import plan_folding
+    from gateware_helpers import simulate
+
+    rng = np.random.default_rng(100 + seed)
+    net = random_conv_graph(rng)
+    pes = [int(rng.choice([d for d in range(1, layer.head.units + 1)
+                           if layer.head.units % d == 0])) for layer in net.layers]
+    plans = plan_folding(net, pes, simd=[int(rng.integers(1, layer.inputs + 1))
+                                         for layer in net.layers], pipeline=seed % 3)
+    top = lower(net, plans)
+    images = 5
+    x = rng.integers(0, 1 << net.input_bits, (images, net.in_type.size))
+    beats = x.reshape(images * net.in_type.pixels, net.in_type.channels)
+    _, out = simulate(top, beats.tolist(), images, max_cycles=60_000)
+    cycles = [cycle for cycle, _ in out.transfers]
+    assert set(np.diff(cycles).tolist()) == {top.cycles_per_inference}
+    assert cycles[0] <= top.latency_cycles
+    assert [o["label"] for o in out.payloads] == net.predict(x).tolist()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import unsigned
 
+from fewmul.gateware.pool import MaxPool as MaxPoolUnit
+
 from ..op import Binding, Estimate, Op, StreamLayout, register
 from ..types import TensorType
 
@@ -66,8 +68,7 @@ class MaxPoolBinding(Binding):
     activations."""
     role = "pool"
 
-    def unit(self, folding):
-        from fewmul.gateware.pool import MaxPool as MaxPoolUnit
+    def unit(self, folding) -> MaxPoolUnit:
 
         op = self.op
         c, h, w = op.in_type.shape
@@ -79,19 +80,27 @@ class MaxPoolBinding(Binding):
         return self.op.in_type.size // folding.pe
 
     def latency(self, folding):
-        return self.unit(folding).latency
+        # an output beat one cycle after the input beat that completes its block
+        return 1
+
+    def buffer_bits(self) -> int:
+        """Partial maxima of one row of blocks."""
+        c, _, w = self.op.in_type.shape
+        return w // self.op.size * c * self.op.in_type.bits if self.op.size > 1 else 0
 
     def estimate(self, folding):
         bits = folding.pe * self.op.in_type.bits
         return Estimate(LUT_PER_POOL_BIT * bits + LUT_POOL_CONTROL,
-                        self.unit(folding).buffer_bits + 2 * bits + 32, 0)
+                        self.buffer_bits() + 2 * bits + 32, 0)
 
     def stream(self, folding):
         out = self.op.out_type
         return StreamLayout(out.size // folding.pe, folding.pe, out.bits, False)
 
     def build(self, folding):
-        return self.unit(folding)
+        unit = self.unit(folding)
+        assert (unit.latency, unit.buffer_bits) == (self.latency(folding), self.buffer_bits())
+        return unit
 
     def report(self, folding, unit):
         return {"pool": self.op.size}

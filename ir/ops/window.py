@@ -8,6 +8,8 @@ import math
 import numpy as np
 from amaranth.hdl import unsigned
 
+from fewmul.gateware.window import SlidingWindow as SlidingWindowUnit
+
 from ..op import Binding, Estimate, Op, StreamLayout, register
 from ..types import TensorType
 from .matvec import BRAM_MIN_BITS
@@ -90,29 +92,56 @@ class SlidingWindow(Op):
 class SlidingWindowBinding(Binding):
     """A :class:`~fewmul.gateware.SlidingWindow`: line buffers in block RAM and a window
     register; it takes one pixel of ``C`` elements per beat and gives one window per beat. It
-    belongs to the layer of the :class:`~.matvec.MatVec` it feeds."""
+    belongs to the layer of the :class:`~.matvec.MatVec` it feeds.
+
+    The unit walks the padded grid one position per cycle, but not past a window its
+    matrix-vector unit has not taken yet: a window that waits ``p`` cycles for it costs
+    ``max(p, gap + 1)`` cycles, ``gap`` the positions without a window before it
+    (:meth:`paced_cycles`)."""
     role = "window"
     takes_vector = True
     feeds_layer = True
 
-    def unit(self):
-        from fewmul.gateware.window import SlidingWindow as SlidingWindowUnit
-
+    def unit(self) -> SlidingWindowUnit:
         op = self.op
         c, h, w = op.in_type.shape
         return SlidingWindowUnit(unsigned(op.in_type.bits), channels=c, height=h, width=w,
                                  kernel=op.kernel, stride=op.stride, padding=op.padding)
 
+    def _grid(self) -> tuple[int, int, list[int]]:
+        """``(padded width, grid positions, window positions)``, positions counted in raster
+        order over the padded image, a window at the position of its bottom-right pixel."""
+        op = self.op
+        _, h, w = op.in_type.shape
+        k, s, p = op.kernel, op.stride, op.padding
+        _, oh, ow = op.out_type.shape
+        wp = w + 2 * p
+        hits = [(k - 1 + i * s) * wp + k - 1 + j * s for i in range(oh) for j in range(ow)]
+        return wp, (h + 2 * p) * wp, hits
+
     def cycles(self, folding):
-        return self.unit().cycles_per_image
+        return self._grid()[1]
+
+    def paced_cycles(self, folding, beat_cycles):
+        _, grid, hits = self._grid()
+        gaps = [b - a - 1 for a, b in zip([hits[-1] - grid] + hits, hits)]
+        return sum(max(beat_cycles, gap + 1) for gap in gaps)
 
     def latency(self, folding):
-        return self.unit().latency
+        # from the image's first pixel, at (padding, padding), to its last window
+        wp, _, hits = self._grid()
+        p = self.op.padding
+        return hits[-1] - (p * wp + p) + 1
+
+    def line_buffer_bits(self) -> int:
+        op = self.op
+        c, _, w = op.in_type.shape
+        return (op.kernel - 1) * w * c * op.in_type.bits
 
     def estimate(self, folding):
         op = self.op
         window_bits = op.out_type.channels * op.in_type.bits
-        line_bits = self.unit().line_buffer_bits
+        line_bits = self.line_buffer_bits()
         # one line buffer word per kernel row, a pixel wide (see SlidingWindow)
         word = op.in_type.channels * op.in_type.bits
         if line_bits < BRAM_MIN_BITS:
@@ -129,7 +158,10 @@ class SlidingWindowBinding(Binding):
         return StreamLayout(out.pixels, out.channels, out.bits, False)
 
     def build(self, folding):
-        return self.unit()
+        unit = self.unit()
+        assert (unit.cycles_per_image, unit.latency, unit.line_buffer_bits) == \
+            (self.cycles(folding), self.latency(folding), self.line_buffer_bits())
+        return unit
 
     def report(self, folding, unit):
         op = self.op
