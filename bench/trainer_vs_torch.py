@@ -27,12 +27,14 @@ PyTorch is not a dependency of fewmul: ``pip install torch`` into the
 virtualenv to run this benchmark.
 
     python bench/trainer_vs_torch.py [--nets mlp cnv fashion-conv] [--images N] [--threads N]
-                                     [--methods float binary ternary-qbp]
+                                     [--methods float binary ternary-qbp] [--repeat R]
 
 ``--images`` overrides every net's default image count (mlp: the epoch, 50000;
 cnv: 1000; fashion-conv: 10000), so that the whole run takes minutes.
 ``--threads N`` gives both libraries N BLAS threads (on a machine shared with
-other jobs, 1 thread is often faster than 2).
+other jobs, 1 thread is often faster than 2). ``--repeat R`` times every epoch R
+times, the two libraries taking turns, and reports the fastest of each (other
+jobs on the machine only ever slow a run down).
 """
 
 from __future__ import annotations
@@ -242,6 +244,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: each library's own)")
+    p.add_argument("--repeat", type=int, default=1, help="time each epoch this many times, keep the fastest")
     args = p.parse_args()
     try:
         import torch
@@ -256,8 +259,10 @@ def main() -> None:
         x, y, shape = load(data, args.images or default_images, args.seed)
         print(f"\n{name}: one epoch of {len(y)} {data} images, {describe(net)}, batch {batch}", flush=True)
         for method in args.methods:
-            t_torch = torch_epoch(x, y, shape, net, batch, method, args.seed)
-            t_fewmul = fewmul_epoch(x, y, shape, net, batch, method, args.seed)
+            t_torch = t_fewmul = float("inf")
+            for _ in range(args.repeat):
+                t_torch = min(t_torch, torch_epoch(x, y, shape, net, batch, method, args.seed))
+                t_fewmul = min(t_fewmul, fewmul_epoch(x, y, shape, net, batch, method, args.seed))
             print(f"{method:>12}: fewmul {t_fewmul:7.2f} s, PyTorch {t_torch:7.2f} s, "
                   f"ratio fewmul/PyTorch {t_fewmul / t_torch:.2f}", flush=True)
 

@@ -30,12 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .config import LayerConfig, TrainConfig
 from .model import Layer, Shape
 
-__all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im"]
+__all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im", "CHUNK_BYTES"]
+
+#: Bytes of windows a convolution gathers and multiplies at a time (about an L2 cache).
+CHUNK_BYTES = 1 << 21
 
 
 def conv_geometry(in_shape: Shape, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
@@ -81,10 +84,14 @@ def im2col(x: np.ndarray, kernel: int, stride: int = 1, pad: int = 0,
     """
     n, _, _, c = x.shape
     xp = _padded(x, pad, value)
-    v = sliding_window_view(xp, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
-    _, oh, ow = v.shape[:3]
-    # (n, OH, OW, C, kh, kw) -> (n, OH, OW, kh, kw, C): one copy into the row layout
-    return v.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, kernel * kernel * c)
+    _, hp, wp, _ = xp.shape
+    oh, ow = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
+    s_n, s_h, s_w, s_c = xp.strides
+    # the windows as a (n, OH, OW, kh, kw, C) view (what sliding_window_view gives, without
+    # its per-call cost), then one copy into the row layout
+    v = as_strided(xp, (n, oh, ow, kernel, kernel, c),
+                   (s_n, stride * s_h, stride * s_w, s_h, s_w, s_c), writeable=False)
+    return v.reshape(n * oh * ow, kernel * kernel * c)
 
 
 def col2im(cols: np.ndarray, shape: tuple[int, int, int, int], kernel: int, stride: int = 1,
@@ -143,8 +150,36 @@ class Conv(Layer):
 
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
         """Activations ``(n, OH, OW, units)``."""
-        n = len(x)
-        return super().forward(self.windows(x), wq, train, tcfg).reshape((n,) + _hwc(self.out_shape))
+        return super().forward(x, wq, train, tcfg).reshape((len(x),) + _hwc(self.out_shape))
+
+    # The dense layer's products on the window matrix, a block of images at a time: a block's
+    # windows stay in the cache between im2col and the product, and the whole window
+    # matrix (kernel^2 times the input) is never held.
+    def _image_blocks(self, n: int):
+        """``(first image, end image, first row, end row)`` of blocks of about CHUNK_BYTES of windows."""
+        per_image = self.out_shape[1] * self.out_shape[2]
+        step = max(1, CHUNK_BYTES // (4 * per_image * self.w.shape[0]))
+        return [(a, min(a + step, n), a * per_image, min(a + step, n) * per_image)
+                for a in range(0, n, step)]
+
+    def linear(self, x: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``windows(x) wq``, ``(n * OH * OW, units)``."""
+        x = x.reshape((len(x),) + _hwc(self.in_shape))
+        rows = len(x) * self.out_shape[1] * self.out_shape[2]
+        z = np.empty((rows, wq.shape[1]), np.result_type(x, wq)) if out is None else out
+        for a, b, r0, r1 in self._image_blocks(len(x)):
+            super().linear(self.windows(x[a:b]), wq, out=z[r0:r1])
+        return z
+
+    def weight_grad(self, x: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
+                    rng: np.random.Generator | None) -> np.ndarray:
+        """``windows(x)^T gz``; QBP rounds the windows as the dense layer rounds its input."""
+        x = x.reshape((len(x),) + _hwc(self.in_shape))
+        dw = None
+        for a, b, r0, r1 in self._image_blocks(len(x)):
+            part = super().weight_grad(self.windows(x[a:b]), gz[r0:r1], tcfg, rng)
+            dw = part if dw is None else np.add(dw, part, out=dw)
+        return dw
 
     def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
         """The input gradient ``(n, H, W, C)``: :func:`col2im` of the window gradients ``gz wq^T``,
@@ -152,8 +187,11 @@ class Conv(Layer):
         k, c = self.cfg.kernel, self.in_shape[0]
         per_offset = wq.reshape(k * k, c, -1).transpose(0, 2, 1)      # (k * k, units, C)
         n = len(gz) // (self.out_shape[1] * self.out_shape[2])
-        return col2im(np.matmul(gz, per_offset), (n,) + _hwc(self.in_shape), k, self.cfg.stride,
-                      self.pad)
+        g = np.empty((n,) + _hwc(self.in_shape), np.result_type(gz, wq))
+        for a, b, r0, r1 in self._image_blocks(n):
+            g[a:b] = col2im(np.matmul(gz[r0:r1], per_offset), (b - a,) + _hwc(self.in_shape), k,
+                            self.cfg.stride, self.pad)
+        return g
 
 
 @dataclass

@@ -115,8 +115,7 @@ class Layer:
 
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
         """Activations ``(n, units)`` of a batch ``x`` (any shape ``(n, ...)``, flattened)."""
-        x = x.reshape(len(x), -1)
-        z = x @ wq                      # a fresh array: batch norm works in place on it
+        z = self.linear(x, wq)          # a fresh array: batch norm works in place on it
         if self.cfg.bn:
             if train:
                 mean = z.mean(0)
@@ -170,12 +169,24 @@ class Layer:
             gy -= t
             gy *= c["inv"] * c["gamma"]
         gz = gy
-        x = qbp_round(c["x"], rng, tcfg.qbp_exp_min, tcfg.qbp_exp_max) if tcfg.qbp else c["x"]
-        grads["w"] = x.T @ gz
+        grads["w"] = self.weight_grad(c["x"], gz, tcfg, rng)
         return grads, self.input_grad(gz, c["wq"]) if need_input_grad else None
 
+    # The three products, which a convolution computes on its windows.
+    def linear(self, x: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``z = x wq`` with ``x`` flattened to ``(n, fan_in)``."""
+        return np.matmul(x.reshape(len(x), -1), wq, out=out)
+
+    def weight_grad(self, x: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
+                    rng: np.random.Generator | None) -> np.ndarray:
+        """``dL/dW = x^T gz``, with ``x`` rounded to powers of two under QBP."""
+        x = x.reshape(len(x), -1)
+        if tcfg.qbp:
+            x = qbp_round(x, rng, tcfg.qbp_exp_min, tcfg.qbp_exp_max)
+        return x.T @ gz
+
     def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
-        """``dL/dx`` from ``dL/dz``: ``gz wq^T``."""
+        """``dL/dx = gz wq^T`` from ``dL/dz``."""
         return gz @ wq.T
 
 
