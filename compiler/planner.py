@@ -221,6 +221,12 @@ def _plan_folding(net: Graph, pe="auto", target_cycles: int | None = None, *,
         frontiers = [_frontier(base) for base in bases]
         if max_luts is None:
             target = target_cycles or DEFAULT_TARGET_CYCLES
+            fastest = [f[0][0] for f in frontiers]
+            if max(fastest) > target:
+                slow = fastest.index(max(fastest))
+                raise ValueError(f"Target of {target} cycles per inference is below what "
+                                 f"layers[{slow}] can reach: {max(fastest)} cycles at its "
+                                 f"fastest (e.g. one per position of its sliding window)")
             return [_cheapest(f, target)[1] for f in frontiers]
         targets = sorted({cycles for f in frontiers for cycles, _, _ in f})
         for target in targets:
