@@ -55,6 +55,9 @@ def onchip_config(spec: NetworkSpec, where: str, **overrides) -> OnChipConfig:
                         f"layer (2 layers), got {len(spec.layers)}")
     else:
         for index, (layer, act) in enumerate(zip(spec.layers, ("sign", "none"))):
+            if layer.kind != "dense":
+                problems.append(f"layers[{index}].kind: on-chip training takes fully-connected "
+                                f"layers; expected dense, got {layer.kind!r}")
             if layer.weights != "binary":
                 problems.append(f"layers[{index}].weights: expected binary, got {layer.weights!r}")
             if layer.act != act:

@@ -85,3 +85,14 @@ def test_trains_digits_to_80_percent_on_chip(tmp_path):
     result = json.loads((out / "sim.json").read_text())
     assert result["bit_exact"] and result["steps_done"] == 1000
     assert result["final_test_acc"] >= 0.8
+
+
+def test_compile_train_rejects_a_conv_spec(tmp_path, capsys):
+    spec = tmp_path / "conv.yaml"
+    spec.write_text("data: {set: digits}\n"
+                    "layers:\n"
+                    "  - {kind: conv, filters: 8, kernel: 3, act: sign, bn: false}\n"
+                    "  - {units: 10, act: none, bn: false}\n")
+    assert main(["compile", "--train", str(spec), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "layers[0].kind: on-chip training takes fully-connected layers" in err
