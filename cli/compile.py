@@ -14,8 +14,9 @@ def register(sub) -> None:
                    help="folder written by 'fewmul train' (with --train: a spec file or a run folder)")
     c.add_argument("-o", "--output", type=Path, required=True, metavar="BUILD", help="build folder to write")
     c.add_argument("--pe", type=pe_arg, default=None,
-                   help="neurons computed in parallel: 'auto', N, or one per layer 'N,N,N' "
-                        "(default: the spec's hardware.pe)")
+                   help="neurons (a conv's filters) computed in parallel: 'auto', N, or one per "
+                        "layer with weights 'N,N,N' (a max-pool runs in the layer before it; "
+                        "default: the spec's hardware.pe)")
     c.add_argument("--target-cycles", type=positive_int, default=None, metavar="N",
                    help="plan PE and SIMD per layer: the smallest estimated area that meets N "
                         "cycles per inference (default: the spec's, else 64)")
@@ -23,8 +24,8 @@ def register(sub) -> None:
                    help="plan PE and SIMD per layer: the fewest cycles per inference whose "
                         "estimated LUT count is at most N")
     c.add_argument("--simd", type=pe_arg, default=None,
-                   help="with an explicit --pe: inputs per neuron per cycle, N or 'N,N,N' "
-                        "(default: all inputs)")
+                   help="with an explicit --pe: inputs per neuron per cycle (of a conv's "
+                        "kernel x kernel x channels window), N or 'N,N,N' (default: all inputs)")
     c.add_argument("--pipeline", type=pipeline_arg, default=None, metavar="N|auto",
                    help="register stages between each weight memory and its accumulators: the "
                    "first on the memory output, the others in the popcount trees and "
