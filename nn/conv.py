@@ -143,14 +143,21 @@ class Conv(Layer):
         return cls._make(cfg, in_shape, (cfg.units, oh, ow), fan_in, rng, pad=pad,
                          pad_value=float(pad_value))
 
+    def padded(self, x: np.ndarray) -> np.ndarray:
+        """A batch (any ``(n, ...)`` layout of ``in_shape``) as ``(n, H + 2 pad, W + 2 pad, C)``."""
+        return _padded(x.reshape((len(x),) + _hwc(self.in_shape)), self.pad, self.pad_value)
+
     def windows(self, x: np.ndarray) -> np.ndarray:
         """:func:`im2col` of a batch (any ``(n, ...)`` layout of ``in_shape``)."""
-        x = x.reshape((len(x),) + _hwc(self.in_shape))
-        return im2col(x, self.cfg.kernel, self.cfg.stride, self.pad, self.pad_value)
+        return im2col(self.padded(x), self.cfg.kernel, self.cfg.stride)
 
     def forward(self, x: np.ndarray, wq: np.ndarray, train: bool, tcfg: TrainConfig) -> np.ndarray:
-        """Activations ``(n, OH, OW, units)``."""
-        return super().forward(x, wq, train, tcfg).reshape((len(x),) + _hwc(self.out_shape))
+        """Activations ``(n, OH, OW, units)``.
+
+        The dense layer's forward pass, on the padded input (which it keeps for the backward
+        pass): the products below take their windows from it.
+        """
+        return super().forward(self.padded(x), wq, train, tcfg).reshape((len(x),) + _hwc(self.out_shape))
 
     # The dense layer's products on the window matrix, a block of images at a time: a block's
     # windows stay in the cache between im2col and the product, and the whole window
@@ -162,22 +169,21 @@ class Conv(Layer):
         return [(a, min(a + step, n), a * per_image, min(a + step, n) * per_image)
                 for a in range(0, n, step)]
 
-    def linear(self, x: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``windows(x) wq``, ``(n * OH * OW, units)``."""
-        x = x.reshape((len(x),) + _hwc(self.in_shape))
-        rows = len(x) * self.out_shape[1] * self.out_shape[2]
-        z = np.empty((rows, wq.shape[1]), np.result_type(x, wq)) if out is None else out
-        for a, b, r0, r1 in self._image_blocks(len(x)):
-            super().linear(self.windows(x[a:b]), wq, out=z[r0:r1])
+    def linear(self, xp: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``im2col(xp) wq``, ``(n * OH * OW, units)``, of the padded input ``xp``."""
+        rows = len(xp) * self.out_shape[1] * self.out_shape[2]
+        z = np.empty((rows, wq.shape[1]), np.result_type(xp, wq)) if out is None else out
+        for a, b, r0, r1 in self._image_blocks(len(xp)):
+            super().linear(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), wq, out=z[r0:r1])
         return z
 
-    def weight_grad(self, x: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
+    def weight_grad(self, xp: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
                     rng: np.random.Generator | None) -> np.ndarray:
-        """``windows(x)^T gz``; QBP rounds the windows as the dense layer rounds its input."""
-        x = x.reshape((len(x),) + _hwc(self.in_shape))
+        """``im2col(xp)^T gz``; QBP rounds the windows as the dense layer rounds its input."""
         dw = None
-        for a, b, r0, r1 in self._image_blocks(len(x)):
-            part = super().weight_grad(self.windows(x[a:b]), gz[r0:r1], tcfg, rng)
+        for a, b, r0, r1 in self._image_blocks(len(xp)):
+            part = super().weight_grad(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), gz[r0:r1],
+                                       tcfg, rng)
             dw = part if dw is None else np.add(dw, part, out=dw)
         return dw
 
@@ -185,7 +191,7 @@ class Conv(Layer):
         """The input gradient ``(n, H, W, C)``: :func:`col2im` of the window gradients ``gz wq^T``,
         computed kernel offset first (one ``(rows, units) x (units, C)`` product per offset)."""
         k, c = self.cfg.kernel, self.in_shape[0]
-        per_offset = wq.reshape(k * k, c, -1).transpose(0, 2, 1)      # (k * k, units, C)
+        per_offset = np.ascontiguousarray(wq.reshape(k * k, c, -1).transpose(0, 2, 1))  # (k k, units, C)
         n = len(gz) // (self.out_shape[1] * self.out_shape[2])
         g = np.empty((n,) + _hwc(self.in_shape), np.result_type(gz, wq))
         for a, b, r0, r1 in self._image_blocks(n):
