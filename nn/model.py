@@ -47,6 +47,9 @@ F32 = np.float32
 #: ``(channels, height, width)`` of the tensor a layer takes or gives.
 Shape = tuple[int, int, int]
 
+#: Floats of one layer's activations a batch of :meth:`Model.predict` may hold (256 MB).
+EVAL_FLOATS = 1 << 26
+
 
 @dataclass
 class Layer:
@@ -258,7 +261,12 @@ class Model:
         return grads[::-1]
 
     def predict(self, x: np.ndarray, tcfg: TrainConfig, quantized: bool = True,
-                batch: int = 2000) -> np.ndarray:
+                batch: int | None = None) -> np.ndarray:
+        """Labels of ``x``, ``batch`` images at a time (default: up to 2000, fewer when a
+        layer's activations would pass EVAL_FLOATS floats)."""
+        if batch is None:
+            largest = max(int(np.prod(layer.out_shape)) for layer in self.layers)
+            batch = int(np.clip(EVAL_FLOATS // largest, 1, 2000))
         return np.concatenate([self.forward(x[i:i + batch], tcfg, quantized=quantized).argmax(1)
                                for i in range(0, len(x), batch)])
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
+from fewmul.nn import conv as conv_module
 from fewmul.nn.conv import Conv, MaxPool, col2im, im2col
 from fewmul.nn.data import load_dataset
 from fewmul.nn.losses import loss_and_grad
@@ -62,7 +63,8 @@ def check_layer_gradients(layer, x, tcfg, h=1e-6):
 
 @pytest.mark.parametrize("padding, stride, bn", list(itertools.product(
         ("valid", "same"), (1, 2), (True, False))))
-def test_conv_gradients_match_finite_differences(padding, stride, bn):
+def test_conv_gradients_match_finite_differences(padding, stride, bn, monkeypatch):
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)        # one image per block
     rng = np.random.default_rng(0)
     layer = Conv.init(conv_cfg(3, bn=bn, stride=stride, padding=padding), (2, 5, 6), rng,
                       pad_value=-1.0)
@@ -104,6 +106,7 @@ def test_conv_net_gradients_match_finite_differences():
     r = rng.normal(size=(4, 4))
     model.forward(x, tcfg, train=True, quantized=False)
     grads = model.backward(r, tcfg)
+    assert all(g.dtype == F64 for gr in grads for g in gr.values())
     h = 1e-6
     for li, layer in enumerate(model.layers):
         for name, p in layer.params().items():
@@ -128,6 +131,9 @@ def test_col2im_is_the_adjoint_of_im2col(kernel, stride, pad):
     back = col2im(y, x.shape, kernel, stride, pad)
     assert back.shape == x.shape
     assert (cols * y).sum() == pytest.approx((x * back).sum(), rel=1e-12)
+    # the same window gradients kernel offset first, (k * k, rows, C)
+    offset_major = y.reshape(len(y), kernel * kernel, 3).transpose(1, 0, 2).copy()
+    np.testing.assert_allclose(col2im(offset_major, x.shape, kernel, stride, pad), back, rtol=1e-12)
 
 
 @pytest.mark.parametrize("padding, stride, pad_value", [("valid", 1, 0.0), ("same", 1, -1.0),
@@ -155,6 +161,29 @@ def test_conv_forward_is_a_direct_convolution(padding, stride, pad_value):
             s += padded[n, i * stride + kh, j * stride + kw, ch] * w[(kh * k + kw) * c + ch, u]
         expect[n, i, j, u] = s
     np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("qbp", [False, True])
+def test_blocks_of_images_give_the_whole_batch_result(qbp, monkeypatch):
+    """The products run a block of images at a time; the block size changes nothing."""
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, (7, 6 * 6 * 3)).astype(F32)
+    g = rng.normal(size=(7, 6, 6, 4)).astype(F32)
+    tcfg = TrainConfig(qbp=qbp)
+    results = []
+    for chunk in (1 << 30, 1):
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk)
+        layer = Conv.init(conv_cfg(4, "ternary", "relu", padding="same"), (3, 6, 6),
+                          np.random.default_rng(0), pad_value=-1.0)
+        assert len(layer._image_blocks(7)) == (1 if chunk > 1 else 7)
+        out = layer.forward(x, layer.weights(True), True, tcfg)
+        grads, g_in = layer.backward(g, True, tcfg, np.random.default_rng(1))
+        results.append((out, grads, g_in))
+    (out_a, grads_a, g_in_a), (out_b, grads_b, g_in_b) = results
+    np.testing.assert_allclose(out_a, out_b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(g_in_a, g_in_b, rtol=1e-6, atol=1e-6)
+    for name in grads_a:           # dW is summed block by block: float32 rounding only
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-5)
 
 
 def test_padding_is_minus_one_after_sign_activations():
@@ -237,6 +266,8 @@ def test_state_round_trip_skips_maxpool(digits):
     fresh.load_state(state)
     x = digits.scale(digits.test.x)
     np.testing.assert_array_equal(fresh.forward(x, tcfg), model.forward(x, tcfg))
+    np.testing.assert_array_equal(fresh.predict(x, tcfg), model.forward(x, tcfg).argmax(1))
+    np.testing.assert_array_equal(fresh.predict(x, tcfg, batch=7), fresh.predict(x, tcfg))
     bad = dict(state, **{"layer2.w": np.zeros((9, 6), F32)})
     with pytest.raises(ValueError, match="layer2.w"):
         fresh.load_state(bad)
