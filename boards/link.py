@@ -4,14 +4,19 @@
 stream and its results into frames on ``tx`` (see :mod:`fewmul.boards.protocol`).
 It only uses the network's public ports ``i`` (a stream of
 ``ArrayLayout(unsigned(input_bits), N)``) and ``o`` (a stream of a struct with
-``label`` and ``scores``), so any unit with those ports can sit inside.
+``label`` and ``scores``) and its ``input_beats`` (transfers on ``i`` per image: the
+pixels of a convolutional network's image, 1 when absent), so any unit with those ports can
+sit inside.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
+from fewmul.gateware.skid import SkidBuffer
 
 from .protocol import IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, LinkFormat
 from .uart import UARTReceiver, UARTTransmitter, baud_divisor, check_divisor
@@ -25,11 +30,14 @@ DEFAULT_BAUD = 115200
 def link_format(network: wiring.Component) -> LinkFormat:
     """The frame layout for ``network``'s ports.
 
+    An image is ``network.input_beats`` transfers (1 when the network has no such attribute)
+    of the input array, so the frame carries ``input_beats`` times its elements.
+
     Raises
     ------
     TypeError
         If ``network`` lacks an input stream of an array or a result stream with
-        ``label`` and ``scores``.
+        ``label`` and ``scores``, or its ``input_beats`` is not a positive integer.
     """
     try:
         in_layout = network.i.payload.shape()
@@ -38,8 +46,12 @@ def link_format(network: wiring.Component) -> LinkFormat:
     except (AttributeError, KeyError, TypeError):
         raise TypeError(f"Network must have an input stream 'i' of an array and a result "
                         f"stream 'o' with 'label' and 'scores', not {network!r}") from None
+    beats = getattr(network, "input_beats", 1)
+    if not isinstance(beats, int) or isinstance(beats, bool) or beats < 1:
+        raise TypeError(f"Input beats must be a positive integer, not {beats!r}")
     return LinkFormat(
-        input_count=in_layout.length, input_bits=in_layout.elem_shape.width,
+        input_count=in_layout.length * beats, input_beats=beats,
+        input_bits=in_layout.elem_shape.width,
         classes=scores.shape.length, label_offset=label.offset, label_bits=label.width,
         scores_offset=scores.offset, score_bits=scores.shape.elem_shape.width,
         result_bits=out_layout.size)
@@ -52,6 +64,18 @@ class HostLink(wiring.Component):
     buffered while the previous one computes); the result is latched into the
     frame shift register as soon as the transmitter is free, so the network's
     output is never held by the serial line longer than one result frame.
+
+    A network that takes an image in ``input_beats`` transfers (a convolutional network, pixel
+    by pixel) gets them from the low end of the image register, which shifts down by one
+    transfer's width after each: no multiplexer selects the pixel, and the register takes
+    the next image's bytes only after the last transfer. Those bytes wait in a FIFO of one
+    frame (``frame_fifo``, a small memory): feeding an image takes as long as the network's
+    first layer takes to read it, which may be longer than a byte on the line, and the host
+    sends the next frame right after one. A :class:`~fewmul.gateware.skid.SkidBuffer`
+    (``input_skid``) sits between the register and the network, so the register's shift
+    enables come from registers, not from the network's ``ready``. With one transfer per image
+    the link is as it was without beats: the image register drives the network's input
+    directly.
 
     Parameters
     ----------
@@ -79,15 +103,9 @@ class HostLink(wiring.Component):
         self.format = link_format(network)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
-    def elaborate(self, platform):
-        m = Module()
+    def _whole_images(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:
+        """The image register, shifted a byte at a time, is the network's input payload."""
         fmt = self.format
-        m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
-        m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
-        m.submodules.network = net = self.network
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
-
-        # Image frames -> input stream.
         image = Signal(8 * fmt.in_bytes)
         received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
         timeout = IDLE_TIMEOUT_BITS * self.divisor
@@ -119,6 +137,69 @@ class HostLink(wiring.Component):
             m.d.sync += idle.eq(idle + 1)
             with m.If(idle == timeout):
                 m.d.sync += [received.eq(0), idle.eq(0)]
+
+    def _pixels(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:
+        """Frame bytes through a FIFO into the image register, whose low end is the payload of
+        ``input_beats`` transfers, the register shifting down by one transfer after each."""
+        fmt = self.format
+        beats = fmt.input_beats
+        beat_bits = fmt.input_count // beats * fmt.input_bits
+        # the register's shift enables (`into.valid & into.ready`, `fifo.r_rdy & ~into.valid`)
+        # are registers: the skid buffer's `i.ready` and the FIFO's `r_rdy` are
+        m.submodules.input_skid = skid = SkidBuffer(net.i.payload.shape())
+        wiring.connect(m, skid.o, net.i)
+        into = skid.i
+        # a frame's bytes, the last one flagged (bit 8)
+        m.submodules.frame_fifo = fifo = SyncFIFOBuffered(width=9, depth=fmt.in_bytes)
+
+        # Frames -> bytes. A frame is taken only when the FIFO is empty, so it has room for all
+        # of it; a frame cut short leaves bytes that the next frame's bytes shift out of the
+        # image register, since only a last byte makes an image.
+        received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
+        timeout = IDLE_TIMEOUT_BITS * self.divisor
+        idle = Signal(range(timeout + 1))
+        m.d.comb += [fifo.w_data.eq(Cat(urx.o.payload, received == fmt.in_bytes)),
+                     fifo.w_en.eq(urx.o.valid & (received != 0))]
+        with m.If(urx.o.valid):
+            m.d.sync += idle.eq(0)
+            with m.If(received == 0):
+                with m.If((urx.o.payload == IMAGE_SYNC) & (fifo.level == 0)):
+                    m.d.sync += received.eq(1)
+            with m.Else():
+                m.d.sync += received.eq(received + 1)
+                with m.If(received == fmt.in_bytes):
+                    m.d.sync += received.eq(0)
+        with m.Elif(received != 0):
+            m.d.sync += idle.eq(idle + 1)
+            with m.If(idle == timeout):
+                m.d.sync += [received.eq(0), idle.eq(0)]
+
+        # Bytes -> image register -> transfers.
+        image = Signal(8 * fmt.in_bytes)
+        pending = Signal(range(beats))                  # transfers after the current one
+        m.d.comb += [into.payload.eq(image[:beat_bits]), fifo.r_en.eq(~into.valid)]
+        with m.If(fifo.r_rdy & ~into.valid):
+            m.d.sync += image.eq(Cat(image[8:], fifo.r_data[:8]))
+            with m.If(fifo.r_data[8]):
+                m.d.sync += [into.valid.eq(1), pending.eq(beats - 1)]
+        with m.If(into.valid & into.ready):
+            m.d.sync += [image.eq(image[beat_bits:]), pending.eq(pending - 1)]
+            with m.If(pending == 0):
+                m.d.sync += into.valid.eq(0)
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt = self.format
+        m.submodules.uart_rx = urx = UARTReceiver(self.divisor)
+        m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
+        m.submodules.network = net = self.network
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        # Image frames -> input stream.
+        if fmt.input_beats == 1:
+            self._whole_images(m, urx, net)
+        else:
+            self._pixels(m, urx, net)
 
         # Results -> frames.
         frame = Signal(8 * (1 + fmt.out_bytes))

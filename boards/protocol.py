@@ -5,6 +5,10 @@ Frames, bytes least significant first (8N1 on the wire):
 * host to board, one image: ``0xA5`` then ``in_bytes`` bytes holding the
   input vector packed as the network's input stream holds it (element ``j``
   in bits ``[j*input_bits, (j+1)*input_bits)``, zero-padded to whole bytes);
+  a convolutional network's image is its pixels in row-major order, a pixel's
+  channels adjacent (the golden model's flattened ``(H, W, C)`` order), which
+  the board passes on in ``input_beats`` transfers of ``input_count / input_beats``
+  elements, element 0 first;
 * board to host, one result per image, in order: ``0x5A`` then ``out_bytes``
   bytes holding the network's result payload (the label at ``label_offset``,
   ``classes`` two's-complement scores of ``score_bits`` each from
@@ -13,13 +17,16 @@ Frames, bytes least significant first (8N1 on the wire):
 A frame is dropped when the line stays idle for more than
 :data:`IDLE_TIMEOUT_BITS` bit times inside it, so a host can always
 resynchronize by pausing. The board buffers one image while it computes the
-previous one; a host keeps at most :data:`WINDOW` images unanswered.
+previous one; a host keeps at most :data:`WINDOW` images unanswered. (A board
+passes a buffered image to a convolutional network pixel by pixel, as fast as
+the network takes them; the next image frame waits in a FIFO of one frame
+meanwhile.)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
 __all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "LinkFormat",
@@ -39,7 +46,11 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class LinkFormat:
-    """Frame sizes and payload layout of one network's host link."""
+    """Frame sizes and payload layout of one network's host link.
+
+    ``input_count`` is the elements of a whole image, which the board passes to the network in
+    ``input_beats`` transfers (its pixels for a convolutional network, else 1).
+    """
     input_count: int
     input_bits: int
     classes: int
@@ -48,6 +59,12 @@ class LinkFormat:
     scores_offset: int
     score_bits: int
     result_bits: int
+    input_beats: int = 1
+
+    def __post_init__(self):
+        if self.input_beats < 1 or self.input_count % self.input_beats:
+            raise ValueError(f"Input beats must be a positive divisor of the {self.input_count} "
+                             f"inputs, not {self.input_beats}")
 
     @property
     def in_bytes(self) -> int:
@@ -63,7 +80,9 @@ class LinkFormat:
         return 1 + self.in_bytes, 1 + self.out_bytes
 
     def encode_image(self, values) -> bytes:
-        """The frame that sends one input vector."""
+        """The frame that sends one image: its ``input_count`` values, flattened as the golden
+        model takes them (a convolutional network's pixels in row-major order, channels
+        adjacent)."""
         values = [int(v) for v in values]
         if len(values) != self.input_count:
             raise ValueError(f"Image must have {self.input_count} inputs, not {len(values)}")
@@ -96,12 +115,14 @@ class LinkFormat:
 
     @classmethod
     def load(cls, path: Path) -> "LinkFormat":
-        """Read ``link.json`` written by ``fewmul build`` (extra keys are informative)."""
+        """Read ``link.json`` written by ``fewmul build`` (extra keys are informative; one
+        without ``input_beats`` is of a network that takes an image in one transfer)."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run 'fewmul build' first")
         fields = json.loads(path.read_text())
         try:
-            return cls(**{k: int(fields[k]) for k in cls.__dataclass_fields__})
+            return cls(**{k: int(fields[k]) for k, f in cls.__dataclass_fields__.items()
+                          if k in fields or f.default is MISSING})
         except KeyError as exc:
             raise ValueError(f"{path}: missing key {exc.args[0]!r}") from None

@@ -1,13 +1,18 @@
 # amaranth: UnusedElaboratable=no
 """UART and host link in the Amaranth simulator: serial frames in, results out, bit-exact."""
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from fewmul.boards.link import HostLink, link_format
-from fewmul.boards.nets import build_network, random_net
+from fewmul.boards.nets import build_network, random_conv_net, random_net
 from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat, ProtocolError
 from fewmul.boards.uart import UARTReceiver, UARTTransmitter, baud_divisor, check_divisor
 
@@ -121,18 +126,26 @@ def test_link_format_round_trip():
         fmt.encode_image([1])
 
 
-def test_host_link_answers_serial_frames_bit_exact():
-    """Image frames in on ``rx`` (one with a bad sync byte first, one cut short and timed out),
-    result frames out on ``tx``: each equals the golden model's scores and label."""
-    net = random_net([12, 8, 4], input_bits=3, seed=3)
-    network, _ = build_network(net, pe=[2, 4])
-    divisor = 4
-    link = HostLink(network, divisor)
+def test_link_format_of_pixels_and_of_an_older_link_file(tmp_path):
+    """A frame carries the whole image in any case; link.json written before beats were
+    recorded reads as one transfer per image."""
+    fmt = LinkFormat(input_count=12, input_bits=2, classes=3, label_offset=0, label_bits=2,
+                     scores_offset=2, score_bits=6, result_bits=20, input_beats=4)
+    assert fmt.in_bytes == 3 and fmt.frame_bytes == (4, 4)
+    path = tmp_path / "link.json"
+    path.write_text(fmt.to_json())
+    assert LinkFormat.load(path) == fmt
+    old = {k: v for k, v in json.loads(fmt.to_json()).items() if k != "input_beats"}
+    path.write_text(json.dumps(old))
+    assert LinkFormat.load(path).input_beats == 1
+    with pytest.raises(ValueError, match="positive divisor of the 12 inputs, not 5"):
+        LinkFormat(**{**asdict(fmt), "input_beats": 5})
+
+
+def serial_answers(link, images, divisor):
+    """Send ``images`` as frames on the link's ``rx`` (after a stray byte and a frame cut short
+    and timed out, which the link drops) and decode the result frames on its ``tx``."""
     fmt = link.format
-    assert fmt == link_format(network)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 8, size=(4, 12))
-    golden = net.forward(images)[-1]
     results = []
 
     async def host(ctx):
@@ -157,5 +170,108 @@ def test_host_link_answers_serial_frames_bit_exact():
     sim.add_testbench(host, background=True)
     sim.add_testbench(listen)
     sim.run()
+    return results
+
+
+def test_host_link_answers_serial_frames_bit_exact():
+    """Image frames in on ``rx`` (one with a bad sync byte first, one cut short and timed out),
+    result frames out on ``tx``: each equals the golden model's scores and label."""
+    net = random_net([12, 8, 4], input_bits=3, seed=3)
+    network, _ = build_network(net, pe=[2, 4])
+    link = HostLink(network, 4)
+    assert link.format == link_format(network) and link.format.input_beats == 1
+    images = np.random.default_rng(0).integers(0, 8, size=(4, 12))
+    golden = net.forward(images)[-1]
+    results = serial_answers(link, images, 4)
     assert [r[1] for r in results] == golden.tolist()
     assert [r[0] for r in results] == golden.argmax(1).tolist()
+
+
+def test_host_link_of_whole_images_has_no_pixel_feed():
+    """One transfer per image: the image register is the network's input, no FIFO or skid
+    buffer in between (the dense designs' logic is as it was before beats)."""
+    from amaranth.back import rtlil
+    dense = HostLink(build_network(random_net([12, 8, 4], input_bits=3, seed=3), pe=[2, 4])[0], 4)
+    conv = HostLink(build_network(small_conv_net(), pe=[4, 5])[0], 4)
+    dense_text, conv_text = rtlil.convert(dense), rtlil.convert(conv)
+    assert "frame_fifo" not in dense_text and "input_skid" not in dense_text
+    assert "frame_fifo" in conv_text and "input_skid" in conv_text
+
+
+def small_conv_net(seed=0):
+    """3x3 windows on a 1x6x6 2-bit image -> 4 filters -> signs -> 2x2 max-pool -> 5 scores."""
+    return random_conv_net((1, 6, 6), [("conv", 4, 3), ("pool", 2), ("dense", 5)],
+                           input_bits=2, seed=seed)
+
+
+@pytest.mark.parametrize("pe", [[1, 1], [4, 5]])
+def test_host_link_feeds_a_conv_net_pixel_by_pixel_bit_exact(pe):
+    """A convolutional network takes its image in 36 transfers of one pixel; the frame carries
+    the whole image and the answers equal the golden model's."""
+    net = small_conv_net()
+    network, _ = build_network(net, pe=pe)
+    link = HostLink(network, 4)
+    fmt = link.format
+    assert (fmt.input_count, fmt.input_beats, fmt.input_bits) == (36, 36, 2)
+    assert fmt.frame_bytes[0] == 1 + 9
+    images = np.random.default_rng(1).integers(0, 4, size=(5, 36))
+    images[0] = 3
+    golden = net.forward(images)[-1]
+    results = serial_answers(link, images, 4)
+    assert [r[1] for r in results] == golden.tolist()
+    assert [r[0] for r in results] == golden.argmax(1).tolist()
+
+
+class PixelSink(wiring.Component):
+    """Stands in for a convolutional network: ``input_beats`` pixels of ``channels`` elements
+    per image on ``i`` (a testbench takes them), no results on ``o``."""
+
+    def __init__(self, channels, bits, input_beats):
+        self.input_beats = input_beats
+        result = data.StructLayout({"label": unsigned(2), "scores": data.ArrayLayout(signed(6), 3)})
+        super().__init__({"i": In(stream.Signature(data.ArrayLayout(unsigned(bits), channels))),
+                          "o": Out(stream.Signature(result))})
+
+    def elaborate(self, platform):
+        return Module()
+
+
+def test_host_link_feeds_pixels_in_order_through_stalls_and_frames_sent_back_to_back():
+    """Frames sent back to back while the network takes a pixel only every few cycles (feeding
+    an image takes longer than a byte on the line): every image's pixels arrive in order, the
+    frames received meanwhile wait for the image register."""
+    sink = PixelSink(channels=3, bits=2, input_beats=12)
+    divisor = 4
+    link = HostLink(sink, divisor)
+    fmt = link.format
+    assert (fmt.input_count, fmt.input_beats, fmt.in_bytes) == (36, 12, 9)
+    images = np.random.default_rng(2).integers(0, 4, size=(4, 36))
+    got = []
+    rng = np.random.default_rng(3)
+
+    async def host(ctx):
+        await ctx.tick().repeat(4)
+        await send_byte(ctx, link.rx, 0x00, divisor)
+        for byte in fmt.encode_image(images[0])[:4]:           # cut short: times out
+            await send_byte(ctx, link.rx, byte, divisor)
+        await ctx.tick().repeat(70 * divisor)
+        for x in images:
+            for byte in fmt.encode_image(x):
+                await send_byte(ctx, link.rx, byte, divisor)
+
+    async def network(ctx):
+        for _ in range(20_000):
+            if len(got) == images.size // 3:
+                break
+            ready = int(rng.random() < 0.15)        # about 80 cycles per image, 40 per byte
+            ctx.set(sink.i.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(sink.i.valid, sink.i.payload)
+            if valid and ready:
+                got.append([int(v) for v in payload])
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host, background=True)
+    sim.add_testbench(network)
+    sim.run()
+    assert np.array(got).reshape(len(got) // 12, 36).tolist() == images.tolist()
