@@ -5,23 +5,33 @@ planner's area estimate when the planner takes a LUT budget (its fastest plan
 under the budget, calibrated by this build's measured use), else the "PE
 work" of a folding, ``sum_L pe_L * simd_L * input_bits_L`` (the XNOR / AND
 gates and popcount inputs computed per cycle). Registers that do not shrink
-with the folding (input and output latches, the link's frames) make both
-optimistic for heavily folded designs; the message says it is an estimate.
+with the folding (input and output latches, the link's frames, a convolution's
+window registers and line buffers) make both optimistic for heavily folded
+designs; the message says it is an estimate.
+
+A layer's folding divides its head's neurons (a convolution's filters, not the
+elements of its output image), and its cycles are those of its head at each
+``pe`` (a convolution's: a pass over the windows of the image per group of
+``pe`` filters).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from fewmul.arith.ranges import divisors
 from fewmul.compiler.lower import LayerPlan, plan_folding
+from fewmul.compiler.planner import layer_plans
 from fewmul.ir import Graph
 
+from .nets import fastest_cycles
 from .targets import Board
 
-__all__ = ["FitError", "check_fit", "suggest_folding", "pe_work", "pnr_utilisation_from_log"]
+__all__ = ["FitError", "check_fit", "suggest_folding", "pe_work", "cycle_targets",
+           "pnr_utilisation_from_log"]
 
 KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks"}
 #: Use of a resource aimed at when suggesting a folding (routing needs slack).
@@ -51,10 +61,21 @@ class FitError(ValueError):
 def pe_work(net: Graph, plans: list[LayerPlan]) -> int:
     """``sum_L pe_L * simd_L * input_bits_L``: the logic that grows with the folding.
 
-    ``simd_L`` (inputs per neuron per cycle) is all the layer's inputs for plans without it.
+    ``simd_L`` (inputs per neuron per cycle) is all the layer's inputs for plans without it; a
+    convolution's inputs are its window's ``K * K * C`` elements, the bits those of its image.
     """
-    return sum(p.pe * (getattr(p, "simd", None) or p.inputs) * layer.in_type.bits
+    return sum(p.pe * (getattr(p, "simd", None) or p.inputs) * layer.head.in_type.bits
                for p, layer in zip(plans, net.layers))
+
+
+def cycle_targets(net: Graph) -> list[int]:
+    """Cycles per inference to try, fastest first: each layer's head's cycles at every ``pe``
+    that divides its neurons (all its inputs per cycle), from the fastest any folding of the
+    network reaches."""
+    floor = fastest_cycles(net)
+    cycles = {base.layer.head.binding.cycles(replace(base.folding, pe=pe))
+              for base in layer_plans(net) for pe in divisors(base.neurons)}
+    return sorted({max(c, floor) for c in cycles})
 
 
 def _pe_text(plans) -> str:
@@ -70,6 +91,14 @@ def _cycles(plans) -> int:
     return max(p.cycles for p in plans)
 
 
+def _cycles_text(candidate, plans) -> str:
+    """The rate of a suggested folding, against the build's (a convolution's window may set
+    both)."""
+    new, old = _cycles(candidate), _cycles(plans)
+    return (f"{new} cycles/inference instead of {old}" if new != old else
+            f"still {new} cycles/inference")
+
+
 def suggest_folding(net: Graph, plans: list[LayerPlan], used: float, available: float,
                     unit: str = "", kind: str = "lut") -> tuple[str, list[LayerPlan] | None]:
     """The fastest folding whose estimated use is at most :data:`FILL_TARGET` of ``available``.
@@ -81,20 +110,19 @@ def suggest_folding(net: Graph, plans: list[LayerPlan], used: float, available: 
         return planned
     work = pe_work(net, plans)
     per_work = used / work
-    targets = sorted({layer.units // d + 1 for layer in net.layers
-                      for d in divisors(layer.units)})
-    for target in targets:
+    for target in cycle_targets(net):
         candidate = plan_folding(net, "auto", target)
         estimate = per_work * pe_work(net, candidate)
         if estimate <= FILL_TARGET * available and pe_work(net, candidate) < work:
-            return (f"--pe {_pe_text(candidate)} ({_cycles(candidate)} cycles/inference instead "
-                    f"of {_cycles(plans)}) is estimated to need about {estimate:.0f} {unit}", candidate)
+            return (f"--pe {_pe_text(candidate)} ({_cycles_text(candidate, plans)}) is "
+                    f"estimated to need about {estimate:.0f} {unit}", candidate)
     smallest = plan_folding(net, 1)
     estimate = per_work * pe_work(net, smallest)
     shrink = FILL_TARGET * available / estimate
     return (f"even --pe 1 ({_cycles(smallest)} cycles/inference) is estimated to need about "
             f"{estimate:.0f} {unit}; use a smaller network (about {100 * shrink:.0f} % of the weights of "
-            f"the layers, e.g. fewer hidden units) or a larger board such as --board ulx3s", None)
+            f"the layers, e.g. fewer hidden units or filters) or a larger board such as "
+            f"--board ulx3s", None)
 
 
 def _planner_suggestion(net, plans, used, available, unit):
@@ -112,8 +140,8 @@ def _planner_suggestion(net, plans, used, available, unit):
     except ValueError:
         return None
     estimate = ratio * sum(p.estimate().luts for p in candidate)
-    return (f"--pe {_pe_text(candidate)} ({_cycles(candidate)} cycles/inference instead of "
-            f"{_cycles(plans)}) is estimated to need about {estimate:.0f} {unit}", candidate)
+    return (f"--pe {_pe_text(candidate)} ({_cycles_text(candidate, plans)}) is estimated to "
+            f"need about {estimate:.0f} {unit}", candidate)
 
 
 def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,

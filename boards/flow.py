@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fewmul.compiler.folders import BuildFolder
+from fewmul.compiler.lower import LayerPlan, unit_name
 from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.artifacts import write_atomic
 
@@ -54,7 +55,11 @@ class BuildResult(Mapping):
     baud : int
         Serial rate of the host link.
     layers : list of dict
-        Per layer: ``units``, ``inputs``, ``pe`` and, where the folding has it, ``simd``.
+        Per layer, as ``fewmul compile``'s report has them: ``index``, ``in_shape`` and
+        ``out_shape`` (``[C, H, W]``), then what each op's binding reports: ``units`` (the
+        neurons, a convolution's filters), ``inputs`` (of each neuron, a convolution's
+        ``K * K * C`` window), ``pe``, ``simd``, ``pipeline``, ... and for a convolution
+        ``kernel``, ``stride``, ``padding`` and ``pool``; ``cycles_per_image`` is the layer's.
     cycles_per_inference, latency_cycles : int
     frame_bytes : tuple of int
         Bytes of an image frame and of a result frame on the host link.
@@ -177,6 +182,24 @@ class BuildResult(Mapping):
         return len(self.to_json())
 
 
+def layer_entries(network, plans: list[LayerPlan]) -> list[dict]:
+    """The ``layers`` of the report: per layer its shapes and what its ops' bindings report of
+    the units ``network`` (from :func:`~fewmul.boards.nets.build_network`) built for them."""
+    entries = []
+    for plan in plans:
+        layer = plan.layer
+        entry = {"index": layer.index, "in_shape": list(layer.in_type.shape),
+                 "out_shape": list(layer.out_type.shape)}
+        for op in layer.ops:
+            role = op.binding.role
+            entry.update(op.binding.report(plan.folding,
+                                           network.stages[unit_name(layer, role)]))
+        entry.update(units=plan.neurons, inputs=plan.inputs, pe=plan.pe, simd=plan.simd,
+                     cycles_per_image=plan.cycles)
+        entries.append(entry)
+    return entries
+
+
 def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=None,
                  simd=None, pipeline: int | str | None = None, baud: int = DEFAULT_BAUD,
                  target_hz: float | None = None, progress: bool = True) -> BuildResult:
@@ -241,8 +264,7 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         steps.close()
     result = BuildResult(
         board=board, out=out, clock_hz=platform.default_clk_frequency, baud=baud,
-        layers=[{"units": p.units, "inputs": p.inputs, "pe": p.pe,
-                 **({"simd": p.simd} if getattr(p, "simd", None) else {})} for p in plans],
+        layers=layer_entries(network, plans),
         cycles_per_inference=network.cycles_per_inference,
         latency_cycles=network.latency_cycles, frame_bytes=tuple(top.format.frame_bytes),
         synth_cells=made.synth_cells, synth=made.synth, used={**made.synth, **made.pnr_used},

@@ -2,7 +2,9 @@
 
 The driver speaks :mod:`fewmul.boards.protocol` through any object with
 pyserial's ``write(bytes)`` and ``read(n)`` (returning fewer bytes on a
-timeout), so it runs against a real port or a stand-in.
+timeout), so it runs against a real port or a stand-in. An image goes out in one
+frame whatever the network: a convolutional network's board takes it pixel by
+pixel from its image register.
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
     net = build.net()
     data = load_dataset(build.spec().data)
     x, y = data.test.x[:images], data.test.y[:images]
+    if x.shape[1] != fmt.input_count or x.shape[1] != net.in_type.size:
+        raise HostLinkError(f"the images of {build.spec().data.set} have {x.shape[1]} inputs, "
+                            f"but the network takes {net.in_type.size} and the board's link "
+                            f"{fmt.input_count}: rebuild the board from this build folder")
     golden = net.forward(x)[-1]
     t0 = time.perf_counter()
     answers = exchange(port, fmt, x, timeout=timeout, progress=progress)
