@@ -15,12 +15,14 @@ __all__ = ["MaxPool"]
 
 def _counter(m: Module, name: str, count: int, step):
     """A counter over ``0 .. count - 1`` that moves on each cycle ``step`` is high and wraps;
-    returns the counter and a signal high at its last value."""
+    returns the counter and a register high at its last value (a register, so that the
+    unit's ``i.ready``, which depends on it, starts from registers: it reaches back into the
+    matrix-vector unit before it)."""
     value = Signal(range(count), name=name)
-    last = Signal(name=f"{name}_last")
-    m.d.comb += last.eq(value == count - 1)
+    last = Signal(name=f"{name}_last", init=count == 1)
     with m.If(step):
-        m.d.sync += value.eq(Mux(last, 0, value + 1))
+        m.d.sync += [value.eq(Mux(last, 0, value + 1)),
+                     last.eq(Mux(last, count == 1, value == count - 2))]
     return value, last
 
 
