@@ -60,6 +60,7 @@ def _layer_report(plan: LayerPlan, top, probe) -> dict:
     for op in plan.layer.ops:
         unit = top.stages[unit_name(plan.layer, op.binding.role)]
         entry.update(op.binding.report(plan.folding, unit))
+    entry["cycles"] = plan.cycles       # per image (the matrix-vector unit's are per vector)
     estimate = plan.estimate()
     entry["estimated"] = {"lut": estimate.luts, "ff": estimate.ffs, "bram": estimate.brams}
     entry["synthesized"] = {}

@@ -19,8 +19,7 @@ from fewmul.ir import Graph, Layer, Op
 from .planner import DEFAULT_TARGET_CYCLES, LayerPlan, plan_folding
 
 __all__ = ["DEFAULT_TARGET_CYCLES", "plan_folding", "lower", "unit_name", "layer_stages",
-           "layer_unit", "LayerPlan", "Probe", "probes", "consumers", "collected",
-           "window_queue_depth"]
+           "layer_unit", "LayerPlan", "Probe", "probes", "consumers", "collected"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +48,14 @@ def collected(layer: Layer, consumer: Op | None) -> int:
     return consumer.in_type.channels if consumer is not None else layer.out_type.channels
 
 
-def window_queue_depth(consumer: Op) -> int:
-    """Pixels queued between a layer and the sliding window after it (``layer{L}_fifo``): a row
-    of the window's input. The window takes pixels only between the windows its matrix-vector
-    unit takes; without room to run ahead, the layer before waits for it (on the 8x8 digits CNN
-    169 cycles per image instead of 156), and with less than a row, the rows a window unit
-    passes without a window wait for the pixels of a layer that makes them in bursts."""
-    return max(2, consumer.in_type.shape[2])
+def _queue_depth(consumer: Op | None) -> int:
+    return consumer.binding.input_queue() if consumer is not None else 0
 
 
 def layer_stages(plan: LayerPlan, consumer: Op | None = None) -> list[tuple[str, object]]:
     """The units of one layer (its ops', then the skid buffer and collector that gather its
-    beats into the vectors ``consumer`` takes, and a queue if ``consumer`` is a sliding
-    window), named by :func:`unit_name`."""
+    beats into the vectors ``consumer`` takes, and the queue ``consumer`` asks for), named by
+    :func:`unit_name`."""
     layer = plan.layer
     stages = [(unit_name(layer, op.binding.role), op.binding.build(plan.folding))
               for op in layer.ops]
@@ -69,17 +63,17 @@ def layer_stages(plan: LayerPlan, consumer: Op | None = None) -> list[tuple[str,
     stages.append((unit_name(layer, "skid"), SkidBuffer(out_shape)))
     collector = Collector(out_shape.elem_shape, plan.pe, collected(layer, consumer))
     stages.append((unit_name(layer, "collect"), collector))
-    if consumer is not None and consumer.binding_class.feeds_layer:
-        stages.append((unit_name(layer, "fifo"),
-                       StreamFIFO(collector.o.payload.shape(), window_queue_depth(consumer))))
+    depth = _queue_depth(consumer)
+    if depth:
+        stages.append((unit_name(layer, "fifo"), StreamFIFO(collector.o.payload.shape(), depth)))
     return stages
 
 
 def _layer_latency(plan: LayerPlan, consumer: Op | None = None) -> int:
-    queued = consumer is not None and consumer.binding_class.feeds_layer
+    depth = _queue_depth(consumer)
     return (sum(op.binding.latency(plan.folding) for op in plan.layer.ops)
             + SkidBuffer.latency + Collector.latency
-            + (StreamFIFO.latency_of(window_queue_depth(consumer)) if queued else 0))
+            + (StreamFIFO.latency_of(depth) if depth else 0))
 
 
 def layer_unit(plan: LayerPlan) -> Network:

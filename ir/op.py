@@ -113,6 +113,11 @@ class Binding:
         """Cycles between two images in the steady state (0: keeps up with anything)."""
         return 0
 
+    def input_queue(self) -> int:
+        """Input transfers to queue ahead of the op, so that the layer before need not wait
+        while it works in bursts (0: none)."""
+        return 0
+
     def paced_cycles(self, folding: Folding | None, beat_cycles: int) -> int:
         """Cycles per image when the op after it takes an output beat at most every
         ``beat_cycles`` cycles (an op that feeds a layer, paced by the layer's head)."""

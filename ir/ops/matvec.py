@@ -16,7 +16,7 @@ from fewmul.gateware.widths import Widths
 from ..op import Binding, Estimate, Folding, Op, StreamLayout, register
 from ..types import TensorType
 
-__all__ = ["MatVec", "MatVecBinding", "LUT_PER_POPCOUNT_BIT", "LUT_PER_ACC_BIT",
+__all__ = ["MatVec", "MatVecBinding", "memory_estimate", "LUT_PER_POPCOUNT_BIT", "LUT_PER_ACC_BIT",
            "LUT_PER_MUX_BIT", "LUT_CONTROL", "BRAM_GEOMETRIES", "BRAM_MIN_BITS"]
 
 #: Area model constants, in 4-input-LUT equivalents per bit (LUT4s, the two LUT4s of each CCU2C
@@ -34,6 +34,17 @@ LUT_CONTROL = 40
 BRAM_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 #: Memories smaller than this many bits are left to LUT RAM or registers.
 BRAM_MIN_BITS = 2048
+
+
+def memory_estimate(depth: int, width: int, *, registers: bool = True) -> Estimate:
+    """Block RAMs of a ``depth x width`` memory, or, below :data:`BRAM_MIN_BITS`, nothing (the
+    tools use LUT RAM or, with ``registers``, count it as flip-flops)."""
+    if depth <= 0 or width <= 0:
+        return Estimate()
+    if width * depth < BRAM_MIN_BITS:
+        return Estimate(0, width * depth if registers else 0, 0)
+    return Estimate(0, 0, min(math.ceil(width / w) * math.ceil(depth / d)
+                              for d, w in BRAM_GEOMETRIES))
 
 
 @register
@@ -167,11 +178,7 @@ class MatVecBinding(Binding):
         word = width + simd * k if folding.pipeline else 0
         ffs = (op.inputs * k + simd * k + word + pipe * (count_bits // max(simd, 1))
                + pe * acc * (2 if folds > 1 else 1) + 32)
-        if width * depth < BRAM_MIN_BITS:
-            brams = 0
-        else:
-            brams = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in BRAM_GEOMETRIES)
-        return Estimate(luts, ffs, brams)
+        return Estimate(luts, ffs, 0) + memory_estimate(depth, width, registers=False)
 
     def stream(self, folding):
         return StreamLayout(self.op.pixels * self.groups(folding), folding.pe,
@@ -189,7 +196,7 @@ class MatVecBinding(Binding):
         return {"inputs": op.inputs, "units": op.units, "weights": op.weight_kind,
                 "input_kind": op.in_type.kind, "input_bits": op.in_type.bits,
                 "pe": folding.pe, "simd": self._simd(folding), "folds": unit.folds,
-                "pipeline": folding.pipeline, "cycles": unit.cycles_per_vector,
+                "pipeline": folding.pipeline, "cycles_per_vector": unit.cycles_per_vector,
                 "sum_bound": unit.sum_bound, "accumulator_bits": unit.sum_shape.width,
                 "partial_bits": unit.widths.partial_shape.width}
 
