@@ -33,6 +33,7 @@ unbiased, so the expected weight gradient is unchanged).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +124,7 @@ class Layer:
             rows = len(z)
             if train:
                 mean = _column_sums(z) / rows
-                centred = np.subtract(z, mean, out=z)
+                centred = _by_channel(np.subtract, z, mean, out=z)
                 if tcfg.bn_kind == "shift":
                     var = _column_dots(centred, ap2(centred)) / rows
                 else:
@@ -134,13 +135,13 @@ class Layer:
                 self.var = ((1 - mom) * self.var + mom * unbiased).astype(F32)
             else:
                 mean, var = self.mean, self.var
-                centred = np.subtract(z, mean, out=z)
+                centred = _by_channel(np.subtract, z, mean, out=z)
             inv, gamma = self.bn_factors(var, tcfg)
-            y = centred * (inv * gamma)             # gamma xhat, xhat = centred inv
-            y += self.beta
+            y = _by_channel(np.multiply, centred, inv * gamma)      # gamma xhat, xhat = centred inv
+            _by_channel(np.add, y, self.beta, out=y)
         else:
             centred = inv = gamma = None
-            y = np.add(z, self.beta, out=z)
+            y = _by_channel(np.add, z, self.beta, out=z)
         if train:
             self.cache = {"x": x, "wq": wq, "centred": centred, "inv": inv, "gamma": gamma, "y": y}
         return quantize_activation(y, self.cfg.act, self.cfg.act_bits)
@@ -167,10 +168,10 @@ class Layer:
             centred, inv = c["centred"], c["inv"]
             grads["gamma"] = _column_dots(gy, centred) * inv
             rows = gy.dtype.type(len(gy))
-            t = centred * (grads["gamma"] * inv / rows)
-            t += grads["beta"] / rows
+            t = _by_channel(np.multiply, centred, grads["gamma"] * inv / rows)
+            _by_channel(np.add, t, grads["beta"] / rows, out=t)
             gy -= t
-            gy *= inv * c["gamma"]
+            _by_channel(np.multiply, gy, inv * c["gamma"], out=gy)
         gz = gy
         grads["w"] = self.weight_grad(c["x"], gz, tcfg, rng)
         return grads, self.input_grad(gz, c["wq"]) if need_input_grad else None
@@ -196,6 +197,30 @@ class Layer:
 def _column_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(a * b).sum(0)`` without the temporary."""
     return np.einsum("ij,ij->j", a, b)
+
+
+def _by_channel(op: np.ufunc, a: np.ndarray, v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``op(a, v)`` for ``a`` ``(rows, C)`` and a per-column ``v`` ``(C,)``.
+
+    With few columns NumPy's inner loop is one row, and its cost is per loop: the rows are
+    taken ``r`` at a time, as ``(rows / r, r C)`` against ``v`` repeated ``r`` times.
+    """
+    rows, cols = a.shape
+    r = _fold(rows, cols)
+    if r == 1:
+        return op(a, v, out=out)
+    wide = (rows // r, r * cols)
+    res = op(a.reshape(wide), np.tile(v, r), out=None if out is None else out.reshape(wide))
+    return res.reshape(rows, cols)
+
+
+@functools.lru_cache(maxsize=256)
+def _fold(rows: int, cols: int, width: int = 2048) -> int:
+    """The largest ``r`` dividing ``rows`` with ``r cols <= width``."""
+    for r in range(max(1, width // cols), 0, -1):
+        if rows % r == 0:
+            return r
+    return 1
 
 
 def _column_sums(a: np.ndarray) -> np.ndarray:
