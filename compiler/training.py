@@ -106,7 +106,6 @@ def init_run(spec_path: Path, run_dir: Path, *, data_dir: Path | None = None) ->
     spec = load_spec(spec_path)
     if data_dir is not None:
         spec.data.dir = str(data_dir)
-    spec.train.epochs = 0
     run.path.mkdir(parents=True, exist_ok=True)
     write_atomic(run.spec_path, dump_spec(spec))
     model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)

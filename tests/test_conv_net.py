@@ -111,3 +111,24 @@ def test_cnv_bit_exact_in_verilator_on_random_images(tmp_path):
     assert result["error"] is None, result["error"]
     assert result["mismatches"] == 0, result["first_mismatch"]
     assert result["cycles_per_inference"] == report["cycles_per_inference"]
+
+
+def test_untrained_net_of_absent_data_compiles_and_simulates(tmp_path, capsys):
+    """No SVHN here: --untrained writes the run without reading data, --random-images
+    simulates without it."""
+    from fewmul.cli import main
+    spec = tmp_path / "svhn.yaml"
+    spec.write_text("data: {set: svhn, input_bits: 2, dir: " + str(tmp_path / "absent") + "}\n"
+                    "layers:\n"
+                    "  - {kind: conv, filters: 4, kernel: 3, stride: 3}\n"
+                    "  - {kind: maxpool, size: 2}\n"
+                    "  - {units: 10, act: none}\n")
+    run, build = tmp_path / "run", tmp_path / "build"
+    assert main(["train", str(spec), "--untrained", "-o", str(run)]) == 0
+    assert main(["compile", str(run), "-o", str(build), "--target-cycles", "2048"]) == 0
+    assert "compiled 3x32x32 -> conv3x3:4x5x5" in capsys.readouterr().out
+    assert main(["sim", str(build), "--images", "3", "--stall", "0", "--random-images"]) == 0
+    assert "sim OK: 3 images, 0 mismatches" in capsys.readouterr().out
+    # without --random-images the missing data set is a clear error
+    assert main(["sim", str(build), "--images", "3"]) == 2
+    assert "svhn" in capsys.readouterr().err
