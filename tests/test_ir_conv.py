@@ -215,12 +215,11 @@ def random_conv_graph(rng):
     return Graph(ops)
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_random_conv_graphs_are_bit_exact_in_simulation(seed):
-    """Every layer's collected output, vector by vector, and the labels, with random stalls."""
-    from fewmul.compiler.lower import lower, probes
+def lowered_random_conv_graph(seed):
+    """``(rng, net, plans, top)``: a random conv graph with random ``pe``, ``simd`` and
+    pipeline stages, lowered."""
+    from fewmul.compiler.lower import lower
     from fewmul.compiler.planner import plan_folding
-    from gateware_helpers import StreamMonitor, simulate
 
     rng = np.random.default_rng(100 + seed)
     net = random_conv_graph(rng)
@@ -229,6 +228,16 @@ def test_random_conv_graphs_are_bit_exact_in_simulation(seed):
     plans = plan_folding(net, pes, simd=[int(rng.integers(1, layer.inputs + 1))
                                          for layer in net.layers], pipeline=seed % 3)
     top = lower(net, plans)
+    return rng, net, plans, top
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_graphs_are_bit_exact_in_simulation(seed):
+    """Every layer's collected output, vector by vector, and the labels, with random stalls."""
+    from fewmul.compiler.lower import probes
+    from gateware_helpers import StreamMonitor, simulate
+
+    rng, net, plans, top = lowered_random_conv_graph(seed)
     images = 4
     x = rng.integers(0, 1 << net.input_bits, (images, net.in_type.size))
     beats = x.reshape(images * net.in_type.pixels, net.in_type.channels)
@@ -252,17 +261,9 @@ def test_conv_graph_timing_is_as_predicted(seed):
     windows paced by their matrix-vector units, the layers decoupled by the pixel queues); the
     predicted latency, the sum of the layers', bounds the measured one (a conv layer starts on
     the first pixels of the layer before)."""
-    from fewmul.compiler.lower import lower
-    from fewmul.compiler.planner import plan_folding
     from gateware_helpers import simulate
 
-    rng = np.random.default_rng(100 + seed)
-    net = random_conv_graph(rng)
-    pes = [int(rng.choice([d for d in range(1, layer.head.units + 1)
-                           if layer.head.units % d == 0])) for layer in net.layers]
-    plans = plan_folding(net, pes, simd=[int(rng.integers(1, layer.inputs + 1))
-                                         for layer in net.layers], pipeline=seed % 3)
-    top = lower(net, plans)
+    rng, net, plans, top = lowered_random_conv_graph(seed)
     images = 5
     x = rng.integers(0, 1 << net.input_bits, (images, net.in_type.size))
     beats = x.reshape(images * net.in_type.pixels, net.in_type.channels)
