@@ -20,10 +20,6 @@ __all__ = [
 
 #: Pipeline stages from which a :class:`MatrixVectorUnit` is stall-free unless told otherwise.
 STALL_FREE_STAGES = 5
-#: Lanes that share one copy of the accumulators' control registers (``valid``, ``first``,
-#: ``last`` of the last stage): on the ULX3S, one ``first`` register driving the accumulator
-#: multiplexers of 64 lanes limited a conv layer to 108.7 MHz (a 9.2 ns path, mostly routing).
-LANES_PER_CONTROL = 8
 
 
 def check_pe(count: int, pe: int) -> int:
@@ -386,18 +382,11 @@ class MatrixVectorUnit(wiring.Component):
             chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
                 if folds > 1 else plane
             slices.append(stage(chosen, f"slice_{i}"))
-        # The control follows the datapath's registers; the last stage has a copy for every
-        # LANES_PER_CONTROL lanes, each driving their accumulators (`lane_controls`).
-        controls = (issue, fold == 0, fold_last)
-        for index in range(self.pipeline):
-            controls = tuple(stage(v, f"{name}_{index + 1}") for v, name in
-                             zip(controls, ("valid", "first", "last")))
-        copies = -(-self.pe // LANES_PER_CONTROL)
-        suffixes = [""] if copies == 1 else [f"_c{c}" for c in range(copies)]
-        lane_controls = [tuple(stage(v, f"{name}_{self.pipeline + 1}{suffix}") for v, name in
-                               zip(controls, ("valid", "first", "last")))
-                         for suffix in suffixes]
-        valid, first, last = lane_controls[0]
+        valid, first, last = (stage(v, name) for v, name in
+                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+        for index in range(self.pipeline):  # the control follows the datapath's registers
+            valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
+                                  [(valid, "valid"), (first, "first"), (last, "last")])
 
         # --- Pipeline: the first register holds the memory's word (the block RAM's slow
         # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
@@ -469,7 +458,6 @@ class MatrixVectorUnit(wiring.Component):
             with m.If(advance):
                 m.d.sync += self.o.valid.eq(valid & last)
         for p, partial in enumerate(partials):
-            valid, first, last = lane_controls[p // LANES_PER_CONTROL]
             part = Signal(self.widths.partial_shape, name=f"partial_{p}")
             total = Signal(self.sum_shape, name=f"total_{p}")
             m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value

@@ -30,9 +30,6 @@ CASES = [
     (6, 11, "unsigned", 2, "ternary", 2, 4, 2),
     (4, 9, "unsigned", 8, "ternary", 4, 9, 0),
     (3, 5, "unsigned", 2, "binary", 3, 2, 0),
-    # more lanes than share one copy of the accumulators' control (LANES_PER_CONTROL)
-    (20, 6, "bipolar", 1, "binary", 20, 2, 2),
-    (18, 7, "unsigned", 2, "ternary", 18, 3, 6),    # stall-free
     # compressor-tree popcounts
     (6, 10, "bipolar", 1, "binary", 3, 7, 2, "compressor"),
     (4, 13, "unsigned", 8, "binary", 2, 13, 0, "compressor"),
