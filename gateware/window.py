@@ -36,27 +36,35 @@ class _GridAxis:
         self.windows = (self.length - kernel) // stride + 1
         #: The positions at which windows end.
         self.hits = [kernel - 1 + k * stride for k in range(self.windows)]
+        phase = (1 - kernel) % stride
+        last, real, hit = self._flags(0, phase)
         self.pos   = Signal(range(self.length), name=name)
-        self.phase = Signal(range(stride), init=(1 - kernel) % stride, name=f"{name}_phase")
-        self.last  = Signal(name=f"{name}_last")
-        self.real  = Signal(name=f"{name}_real")
-        self.hit   = Signal(name=f"{name}_hit")
+        self.phase = Signal(range(stride), init=phase, name=f"{name}_phase")
+        # The flags are registers, loaded with those of the next position: the unit's
+        # `i.ready` depends on them and reaches back into the queue before it.
+        self.last  = Signal(name=f"{name}_last", init=last)
+        self.real  = Signal(name=f"{name}_real", init=real)
+        self.hit   = Signal(name=f"{name}_hit", init=hit)
+
+    def _flags(self, pos, phase):
+        """``(last, real, hit)`` of a position and its phase (integers or values)."""
+        return (pos == self.length - 1,
+                (pos >= self.padding) & (pos < self.padding + self.size),
+                (phase == 0) & (pos >= self.kernel - 1))
 
     def elaborate(self, m: Module, step):
         """Add the counter to ``m``; it moves one position on each cycle ``step`` is high."""
-        m.d.comb += [
-            self.last.eq(self.pos == self.length - 1),
-            self.real.eq((self.pos >= self.padding) & (self.pos < self.padding + self.size)),
-            self.hit.eq((self.phase == 0) & (self.pos >= self.kernel - 1)),
-        ]
+        pos = Signal.like(self.pos, name=f"{self.pos.name}_next")
+        phase = Signal.like(self.phase, name=f"{self.phase.name}_next")
+        with m.If(self.last):
+            m.d.comb += [pos.eq(0), phase.eq(self.phase.init)]
+        with m.Else():
+            m.d.comb += [pos.eq(self.pos + 1),
+                         phase.eq(Mux(self.phase == self.stride - 1, 0, self.phase + 1))]
         with m.If(step):
-            with m.If(self.last):
-                m.d.sync += [self.pos.eq(0), self.phase.eq(self.phase.init)]
-            with m.Else():
-                m.d.sync += [
-                    self.pos.eq(self.pos + 1),
-                    self.phase.eq(Mux(self.phase == self.stride - 1, 0, self.phase + 1)),
-                ]
+            m.d.sync += [self.pos.eq(pos), self.phase.eq(phase)]
+            m.d.sync += [flag.eq(value) for flag, value in
+                         zip((self.last, self.real, self.hit), self._flags(pos, phase))]
 
 
 class SlidingWindow(wiring.Component):
