@@ -21,7 +21,7 @@ def test_fifo_passes_every_payload_in_order(depth, p_stall, seed):
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
-def test_fifo_holds_depth_payloads_and_offers_the_first_after_its_latency(depth):
+def test_fifo_holds_depth_and_two_payloads_and_offers_the_first_after_its_latency(depth):
     dut = StreamFIFO(data.ArrayLayout(unsigned(8), 2), depth)
     payloads = [[v, 255 - v] for v in range(10)]
     accepted, offered = StreamMonitor(dut.i), StreamMonitor(dut.o)
@@ -44,10 +44,11 @@ def test_fifo_holds_depth_payloads_and_offers_the_first_after_its_latency(depth)
     sim.add_testbench(source)
     sim.add_testbench(sink)
     sim.run()
-    assert first_valid == [dut.latency] == [1 if depth == 1 else 2]
-    # `depth` payloads go in while nothing is taken; the next waits until one is
-    assert all(cycle < 12 for cycle in accepted.cycles[:depth])
-    assert accepted.cycles[depth] >= 12
+    assert first_valid == [dut.latency] == [2 if depth == 1 else 3]
+    # `depth` payloads, and two in the skid buffer, go in while nothing is taken; the next
+    # waits until one is
+    assert all(cycle < 12 for cycle in accepted.cycles[:depth + 2])
+    assert accepted.cycles[depth + 2] >= 12
     assert offered.payloads == payloads
 
 
