@@ -57,8 +57,13 @@ def layer_stages(plan: LayerPlan, consumer: Op | None = None) -> list[tuple[str,
     beats into the vectors ``consumer`` takes, and the queue ``consumer`` asks for), named by
     :func:`unit_name`."""
     layer = plan.layer
-    stages = [(unit_name(layer, op.binding.role), op.binding.build(plan.folding))
-              for op in layer.ops]
+    stages = []
+    for op in layer.ops:
+        unit = op.binding.build(plan.folding)
+        if op.binding.buffered_input:
+            stages.append((unit_name(layer, f"{op.binding.role}_skid"),
+                           SkidBuffer(unit.i.payload.shape())))
+        stages.append((unit_name(layer, op.binding.role), unit))
     out_shape = stages[-1][1].o.payload.shape()
     stages.append((unit_name(layer, "skid"), SkidBuffer(out_shape)))
     collector = Collector(out_shape.elem_shape, plan.pe, collected(layer, consumer))
@@ -71,7 +76,9 @@ def layer_stages(plan: LayerPlan, consumer: Op | None = None) -> list[tuple[str,
 
 def _layer_latency(plan: LayerPlan, consumer: Op | None = None) -> int:
     depth = _queue_depth(consumer)
-    return (sum(op.binding.latency(plan.folding) for op in plan.layer.ops)
+    return (sum(op.binding.latency(plan.folding)
+                + (SkidBuffer.latency if op.binding.buffered_input else 0)
+                for op in plan.layer.ops)
             + SkidBuffer.latency + Collector.latency
             + (StreamFIFO.latency_of(depth) if depth else 0))
 

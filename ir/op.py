@@ -95,11 +95,17 @@ class Binding:
     feeds_layer : bool
         Whether the op belongs to the layer of the op after it (e.g. the sliding window that
         feeds a convolution's matrix-vector unit), taking its folding.
+    buffered_input : bool
+        Whether the lowering puts a skid buffer before its unit.
     """
     role: ClassVar[str] = "unit"
     starts_layer: ClassVar[bool] = False
     takes_vector: ClassVar[bool] = False
     feeds_layer: ClassVar[bool] = False
+    #: Whether its input passes through a skid buffer (``layer{L}_{role}_skid``): for a unit
+    #: whose ``i.ready`` depends on its own state, so that it does not reach back into the
+    #: unit before it.
+    buffered_input: ClassVar[bool] = False
 
     def __init__(self, op: "Op"):
         self.op = op

@@ -67,6 +67,9 @@ class MaxPoolBinding(Binding):
     """A :class:`~fewmul.gateware.MaxPool` on the ``pe``-wide beats of its layer's
     activations."""
     role = "pool"
+    # its ready is low when a block's last beat meets a full output register; on the ULX3S,
+    # passed on to the matrix-vector unit's queue, that limited a conv net to 144.9 MHz
+    buffered_input = True
 
     def unit(self, folding) -> MaxPoolUnit:
 
