@@ -22,7 +22,7 @@ class _GridAxis:
 
     The position ``pos`` counts ``0 .. length - 1`` on each step and then wraps. From it:
 
-    * ``last``: the last position of the axis;
+    * ``first``, ``last``: the first and the last position of the axis;
     * ``real``: a position of the image itself, not of the padding before or after it;
     * ``hit``: a window ends here, i.e. ``pos = kernel - 1 + k * stride`` for some ``k`` below
       the number of windows along the axis. ``phase`` counts ``(pos - kernel + 1) mod stride``
@@ -37,18 +37,19 @@ class _GridAxis:
         #: The positions at which windows end.
         self.hits = [kernel - 1 + k * stride for k in range(self.windows)]
         phase = (1 - kernel) % stride
-        last, real, hit = self._flags(0, phase)
+        first, last, real, hit = self._flags(0, phase)
         self.pos   = Signal(range(self.length), name=name)
         self.phase = Signal(range(stride), init=phase, name=f"{name}_phase")
         # The flags are registers, loaded with those of the next position: the unit's
         # `i.ready` depends on them and reaches back into the queue before it.
+        self.first = Signal(name=f"{name}_first", init=first)
         self.last  = Signal(name=f"{name}_last", init=last)
         self.real  = Signal(name=f"{name}_real", init=real)
         self.hit   = Signal(name=f"{name}_hit", init=hit)
 
     def _flags(self, pos, phase):
-        """``(last, real, hit)`` of a position and its phase (integers or values)."""
-        return (pos == self.length - 1,
+        """``(first, last, real, hit)`` of a position and its phase (integers or values)."""
+        return (pos == 0, pos == self.length - 1,
                 (pos >= self.padding) & (pos < self.padding + self.size),
                 (phase == 0) & (pos >= self.kernel - 1))
 
@@ -64,7 +65,8 @@ class _GridAxis:
         with m.If(step):
             m.d.sync += [self.pos.eq(pos), self.phase.eq(phase)]
             m.d.sync += [flag.eq(value) for flag, value in
-                         zip((self.last, self.real, self.hit), self._flags(pos, phase))]
+                         zip((self.first, self.last, self.real, self.hit),
+                             self._flags(pos, phase))]
 
 
 class SlidingWindow(wiring.Component):
@@ -193,7 +195,7 @@ class SlidingWindow(wiring.Component):
 
         free = ~self.o.valid | self.o.ready      # the window registers may change
         real = rows.real & cols.real             # this position takes an input pixel
-        start = (rows.pos == 0) & (cols.pos == 0)
+        start = rows.first & cols.first
         step = Signal()                          # the grid moves on to the next position
         m.d.comb += [
             self.i.ready.eq(real & free),
