@@ -272,3 +272,22 @@ def test_conv_graph_timing_is_as_predicted(seed):
     assert set(np.diff(cycles).tolist()) == {top.cycles_per_inference}
     assert cycles[0] <= top.latency_cycles
     assert [o["label"] for o in out.payloads] == net.predict(x).tolist()
+
+
+def test_the_planner_balances_conv_and_dense_layers():
+    """A cycle target gives every layer (a window-fed convolution and a dense layer alike) the
+    cheapest folding that meets it; a LUT budget, the fastest plan that fits."""
+    from fewmul.compiler.planner import plan_folding
+
+    net = conv_graph(np.random.default_rng(7))
+    for target in (64, 120, 400):
+        plans = plan_folding(net, "auto", target)
+        assert max(p.cycles for p in plans) <= target
+    fastest = plan_folding(net, "auto", max_luts=10**6)
+    fastest_luts = sum(p.estimate().luts for p in fastest)
+    budget = fastest_luts - 1
+    cheaper = plan_folding(net, "auto", max_luts=budget)
+    assert sum(p.estimate().luts for p in cheaper) <= budget
+    assert max(p.cycles for p in cheaper) > max(p.cycles for p in fastest)
+    # the window's grid (8x8 padded) bounds the first layer: 64 cycles at best
+    assert max(p.cycles for p in fastest) == 64
