@@ -55,7 +55,7 @@ from .idx import IdxError, find_idx, load_pair, md5
 from .svhn import SVHN_MD5, SVHN_URLS, read_svhn
 
 __all__ = ["Split", "Dataset", "Download", "quantize_pixels", "load_dataset", "IDX_FILES",
-           "MNIST_MD5", "MNIST_URLS", "DOWNLOADS", "FASHION_MNIST_DIR", "INPUTS", "SHAPES",
+           "MNIST_MD5", "MNIST_URLS", "DOWNLOADS", "FASHION_MNIST_DIR", "SHAPES",
            "VALIDATION", "cache_dir", "data_dir", "download", "download_mnist", "verify_checksums"]
 
 #: The four IDX files of the MNIST-format sets, without ``.gz``.
@@ -76,8 +76,6 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 #: Image shape ``(channels, height, width)`` of each data set.
 SHAPES = {"digits": (1, 8, 8), "fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28),
           "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
-#: Pixels per image of each data set.
-INPUTS = {name: c * h * w for name, (c, h, w) in SHAPES.items()}
 #: Training images kept for validation (the last ones of the training files) of each set
 #: read from files. A set with no more training images than that (a test's small files)
 #: keeps a sixth of them.

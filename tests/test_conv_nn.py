@@ -16,6 +16,8 @@ from fewmul.nn.optim import Optimizer
 from fewmul.nn.quantize import qbp_round
 from fewmul.nn.train import train
 
+from test_trainer import central_difference
+
 F32, F64 = np.float32, np.float64
 
 
@@ -51,13 +53,7 @@ def check_layer_gradients(layer, x, tcfg, h=1e-6):
         assert got.dtype == F64 and got.shape == p.shape, name
         numeric = np.empty(p.shape)
         for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + h
-            up = value()
-            p[idx] = old - h
-            down = value()
-            p[idx] = old
-            numeric[idx] = (up - down) / (2 * h)
+            numeric[idx] = central_difference(value, p, idx, h)
         np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
 
 

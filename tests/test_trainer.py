@@ -14,6 +14,17 @@ from fewmul.nn.train import train
 F32 = np.float32
 
 
+
+def central_difference(value, p, idx, h):
+    """``(value() at p[idx] + h - value() at p[idx] - h) / 2h``; ``p`` is left as it was."""
+    old = p[idx]
+    p[idx] = old + h
+    up = value()
+    p[idx] = old - h
+    down = value()
+    p[idx] = old
+    return (up - down) / (2 * h)
+
 def small_model(weights="float", act="relu", bn=True, seed=0):
     cfgs = [LayerConfig(6, weights, act, bn=bn), LayerConfig(3, weights, "none", bn=bn)]
     return Model.init(4, cfgs, seed)
@@ -38,13 +49,7 @@ def test_backward_matches_finite_differences(loss, bn):
     for li, layer in enumerate(model.layers):
         for name, p in layer.params().items():
             for idx in list(np.ndindex(p.shape))[:6]:
-                old = p[idx]
-                p[idx] = old + h
-                up = value()
-                p[idx] = old - h
-                down = value()
-                p[idx] = old
-                numeric = (up - down) / (2 * h)
+                numeric = central_difference(value, p, idx, h)
                 assert grads[li][name][idx] == pytest.approx(numeric, rel=0.05, abs=2e-4), (li, name, idx)
 
 
