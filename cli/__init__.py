@@ -17,6 +17,8 @@ COMMANDS = [
     "fewmul.cli.train",
     "fewmul.cli.count",
     "fewmul.cli.data",
+    "fewmul.cli.import_",
+    "fewmul.cli.export",
     "fewmul.cli.compile",
     "fewmul.cli.sim",
     "fewmul.cli.build",

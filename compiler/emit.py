@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 from fewmul.ir import Graph
-from fewmul.ir.fold import fold
 from fewmul.nn.artifacts import write_atomic
 
 from .folders import BUILD_FORMAT, BuildFolder, Manifest
 from .lower import LayerPlan, lower, plan_folding, probes, unit_name
 from .spec import dump_spec
-from .training import load_run
+from .training import run_network
 from .verilog import convert_and_check
 
 __all__ = ["compile_run", "emit_build", "synthesize"]
@@ -138,10 +137,9 @@ def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int |
                 pipeline: int | None = None) -> dict:
     """Fold, plan, lower and emit the network of ``run_dir`` into ``build_dir``; return the report."""
     t0 = time.perf_counter()
-    spec, model = load_run(run_dir)
+    spec, net = run_network(run_dir)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    net = fold(model, spec.data.input_bits, spec.train)
     folding = _choose(spec, pe, simd, target_cycles, max_luts, pipeline)
     plans = plan_folding(net, folding.pop("pe"), folding.pop("target_cycles"), **folding)
     top, report = emit_build(net, plans, build_dir)

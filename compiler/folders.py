@@ -228,7 +228,10 @@ class BuildFolder:
 class RunFolder:
     """A ``fewmul train`` output folder: ``spec.yaml`` (the resolved spec), ``model.npz``
     (hidden weights and batch-norm statistics), ``metrics.json``, ``curves.png`` and
-    ``checkpoint.npz`` (rewritten after every epoch)."""
+    ``checkpoint.npz`` (rewritten after every epoch).
+
+    A run written by ``fewmul import`` also holds ``net.npz``, its exact network IR: when it is
+    there it *is* the run's network, and ``model.npz`` only its float approximation."""
     path: Path
 
     def __post_init__(self):
@@ -245,6 +248,11 @@ class RunFolder:
     @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def net_path(self) -> Path:
+        """``net.npz``: the exact network IR of an imported run (absent in a trained one)."""
+        return self.path / "net.npz"
 
     @property
     def curves_path(self) -> Path:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 
+from fewmul.ir import Graph
 from fewmul.ir.fold import fold
 from fewmul.nn.artifacts import save_npz, write_atomic
 from fewmul.nn.data import SHAPES, load_dataset
@@ -24,7 +25,7 @@ from fewmul.nn.train import train
 from .folders import RunFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 
-__all__ = ["train_run", "init_run", "load_run"]
+__all__ = ["train_run", "init_run", "load_run", "run_network"]
 
 
 
@@ -123,3 +124,13 @@ def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
     model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)
     model.load_state(state)
     return spec, model
+
+
+def run_network(run_dir: Path) -> tuple[NetworkSpec, Graph]:
+    """The resolved spec and the network IR of a run folder: its exact ``net.npz`` where the
+    run carries one (an imported network), else its trained model folded."""
+    run = RunFolder(run_dir)
+    if run.net_path.exists():
+        return run.spec(), Graph.load(run.net_path)
+    spec, model = load_run(run_dir)
+    return spec, fold(model, spec.data.input_bits, spec.train)

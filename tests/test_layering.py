@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "compiler": {"arith", "nn", "gateware", "ir"},
     "sim": {"arith", "nn", "gateware", "ir", "compiler"},
     "boards": {"arith", "nn", "gateware", "ir", "compiler", "sim"},
-    "cli": {"arith", "nn", "gateware", "ir", "compiler", "sim", "boards", "examples"},
+    "interop": {"arith", "nn", "gateware", "ir", "compiler"},
+    "cli": {"arith", "nn", "gateware", "ir", "compiler", "sim", "boards", "interop", "examples"},
     "examples": set(),
 }
 
