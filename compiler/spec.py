@@ -25,13 +25,15 @@ A layer's ``kind`` (default ``dense``) picks its keys::
 
     layers:
       - {kind: conv, filters: 64, kernel: 3, stride: 1, padding: valid, weights: binary, act: sign, bn: true}
-      - {kind: maxpool, size: 2}
+      - {kind: maxpool, size: 2, pools: sums}
       - {units: 512, act: sign}
       - {units: 10, act: none}
 
 A ``conv`` layer has ``filters`` (stored as :attr:`LayerConfig.units`),
 ``kernel``, ``stride`` and ``padding`` plus every key of a dense layer; a
-``maxpool`` layer has only ``size``. Shapes are walked from the data set's
+``maxpool`` layer has only ``size`` and ``pools`` (``sums``, the default: the
+conv's sums before its batch norm, as BinaryNet pools; ``activations``: after
+the activation, as FINN's CNV pools). Shapes are walked from the data set's
 ``(C, H, W)`` (:data:`fewmul.nn.data.SHAPES`) before any work: kernels must fit
 their (padded) input, pool sizes must divide it, conv and maxpool layers come
 before the first dense layer (the flatten is one-way), a maxpool follows a
@@ -67,8 +69,8 @@ import yaml
 
 from fewmul.arith.ranges import divisors
 from fewmul.nn.config import (
-    ACTIVATIONS, BN_KINDS, DATA_SETS, LAYER_KINDS, LOSSES, OPTIMIZERS, PADDINGS, QUANTIZE_MODES,
-    WEIGHT_MODES, DataConfig, LayerConfig, OptimizerConfig, TrainConfig,
+    ACTIVATIONS, BN_KINDS, DATA_SETS, LAYER_KINDS, LOSSES, OPTIMIZERS, PADDINGS, POOL_INPUTS,
+    QUANTIZE_MODES, WEIGHT_MODES, DataConfig, LayerConfig, OptimizerConfig, TrainConfig,
 )
 from fewmul.nn.data import SHAPES
 
@@ -180,7 +182,7 @@ _NEURON_FIELDS = {
     "bn": Field(Bool(), _default(LayerConfig, "bn"), "batch normalization"),
 }
 _NOT_DENSE = "only for a {kind} layer, and this layer is dense (kind defaults to dense; give kind: {kind})"
-_POOL_ONLY_KEY = "(its only key is size)"
+_POOL_ONLY_KEY = "(its only keys are size and pools)"
 
 #: ``layers:`` entry of kind ``dense`` (the default): fully connected.
 DENSE_LAYER_SCHEMA = Map({
@@ -211,6 +213,9 @@ CONV_LAYER_SCHEMA = Map({
 MAXPOOL_LAYER_SCHEMA = Map({
     "kind": _KIND,
     "size": Field(Int(min=2), _default(LayerConfig, "size"), "block size and stride"),
+    "pools": Field(Enum(POOL_INPUTS), _default(LayerConfig, "pools"),
+                   "sums: the conv's sums, before its batch norm (BinaryNet); "
+                   "activations: its activations (FINN's CNV)"),
 }, expected="a mapping describing a layer",
     instead={"kernel": "size"},
     hints={"kernel": "a maxpool layer's blocks are size x size, with stride size",
@@ -219,10 +224,10 @@ MAXPOOL_LAYER_SCHEMA = Map({
            "filters": "a maxpool layer has no filters: it keeps the channels of the layer before it "
                       + _POOL_ONLY_KEY,
            "weights": "a maxpool layer has no weights " + _POOL_ONLY_KEY,
-           "act": "a maxpool layer has no activation: it pools the activations of the layer before it "
-                  + _POOL_ONLY_KEY,
-           "act_bits": "a maxpool layer has no activation: it pools the activations of the layer before it "
-                       + _POOL_ONLY_KEY,
+           "act": "a maxpool layer has no activation: it pools the sums or activations of the conv "
+                  "layer before it " + _POOL_ONLY_KEY,
+           "act_bits": "a maxpool layer has no activation: it pools the sums or activations of the "
+                       "conv layer before it " + _POOL_ONLY_KEY,
            "bn": "a maxpool layer has no batch norm " + _POOL_ONLY_KEY,
            "stride": "a maxpool layer's stride is its size " + _POOL_ONLY_KEY,
            "padding": "a maxpool layer has no padding: its size must divide its input " + _POOL_ONLY_KEY})
@@ -302,9 +307,8 @@ def _rule_data(spec: dict, chk: Checker) -> None:
 def _rule_layers(spec: dict, chk: Checker) -> None:
     """Activation bits, hidden/output activations, output kind and size.
 
-    A maxpool has no activation of its own: it pools the activations of the
-    conv layer before it, which as a hidden layer needs one (sign, quant or
-    relu, all monotone, so pooling before or after them is the same).
+    A maxpool has no activation of its own: it pools the sums or the
+    activations of the conv layer before it, which as a hidden layer needs one.
     """
     layers, data = spec["layers"], spec["data"]
     if not _ok(layers):
@@ -520,12 +524,12 @@ def layer_to_dict(layer: LayerConfig) -> dict[str, Any]:
 
     A dense layer is written as before layer kinds existed (no ``kind`` key);
     a conv layer's ``units`` is written as ``filters``; a maxpool has only
-    ``kind`` and ``size``.
+    ``kind``, ``size`` and ``pools``.
 
     Examples
     --------
     >>> layer_to_dict(LayerConfig(kind="maxpool", size=2))
-    {'kind': 'maxpool', 'size': 2}
+    {'kind': 'maxpool', 'size': 2, 'pools': 'sums'}
     >>> layer_to_dict(LayerConfig(10, act="none"))
     {'units': 10, 'weights': 'binary', 'act': 'none', 'act_bits': 1, 'bn': True}
     """

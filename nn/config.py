@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "WEIGHT_MODES", "QUANTIZE_MODES", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DATA_SETS", "BN_KINDS",
-    "LAYER_KINDS", "PADDINGS",
+    "LAYER_KINDS", "PADDINGS", "POOL_INPUTS",
     "DataConfig", "LayerConfig", "OptimizerConfig", "TrainConfig",
 ]
 
@@ -31,12 +31,18 @@ BN_KINDS = ("standard", "shift")
 DATA_SETS = ("digits", "fashion-mnist", "mnist", "cifar10", "svhn")
 #: ``dense``: fully connected (a ``(C, H, W)`` input is flattened first, channels innermost);
 #: ``conv``: a 2-D convolution with ``units`` filters; ``maxpool``: the maximum of each
-#: ``size x size`` block of the activations before it (no parameters).
+#: ``size x size`` block of what the conv layer before it gives (no parameters).
 LAYER_KINDS = ("dense", "conv", "maxpool")
 #: ``valid``: no padding; ``same``: ``(kernel - 1) / 2`` on each side (odd kernels, stride 1
 #: keeps the size). The padding value is what the hardware streams for "nothing": 0 for
 #: unsigned inputs (pixels, k-bit levels), -1 for binary (sign) activations.
 PADDINGS = ("valid", "same")
+#: What a max-pool takes the maximum of: ``sums``, the convolution's sums before its batch
+#: norm and activation (BinaryNet's order, conv -> pool -> BN -> act), or ``activations``,
+#: the convolution's activations (FINN's CNV order, conv -> BN -> act -> pool). The two
+#: differ where batch norm's scale is negative: there the largest sum gives the smallest
+#: activation.
+POOL_INPUTS = ("sums", "activations")
 
 
 @dataclass
@@ -50,7 +56,7 @@ class DataConfig:
 @dataclass
 class LayerConfig:
     """One layer: ``x W`` (dense) or a convolution (conv) -> optional batch norm ->
-    activation; or a max-pool of the activations before it.
+    activation; or a max-pool of the conv layer before it (its sums or its activations).
 
     Tensors between layers are ``(n, H, W, C)`` (channels innermost); flattened, a pixel's
     channels are adjacent. A convolution's weights are ``(kernel * kernel * C, units)`` with
@@ -68,8 +74,9 @@ class LayerConfig:
     kernel: int = 3
     stride: int = 1
     padding: str = "valid"
-    #: maxpool: block size (and stride).
+    #: maxpool: block size (and stride), and what it pools (see :data:`POOL_INPUTS`).
     size: int = 2
+    pools: str = "sums"
 
 
 @dataclass

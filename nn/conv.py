@@ -20,9 +20,15 @@ Convolution
     ``quant`` or ``relu`` activations), -1 after ``sign`` activations.
 
 Max-pooling
-    :class:`MaxPool` takes the maximum of each ``size x size`` block (stride
-    ``size``) of the activations before it. The gradient goes to the first maximum
-    of each block in row-major order (``sign`` activations tie often).
+    The maximum of each ``size x size`` block (stride ``size``), of one of two things
+    (:data:`~fewmul.nn.config.POOL_INPUTS`): with ``pools: sums`` (BinaryNet's order)
+    the convolution before it pools its own sums, before batch norm, which then
+    normalizes the pooled sums (and its statistics are over 1 / size^2 as many rows);
+    the :class:`MaxPool` entry passes its input through. With ``pools: activations``
+    (FINN's CNV order) :class:`MaxPool` pools the activations. The gradient goes to
+    the first maximum of each block in row-major order (``sign`` activations tie
+    often). Both fold into a max-pool of the activations in hardware; for sums it
+    takes the minimum on the channels whose batch-norm scale is negative.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from numpy.lib.stride_tricks import as_strided
 from .config import LayerConfig, TrainConfig
 from .model import Layer, Shape
 
-__all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im", "CHUNK_BYTES"]
+__all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im", "block_max", "block_max_grad",
+           "CHUNK_BYTES"]
 
 #: Bytes of windows a convolution gathers and multiplies at a time (about an L2 cache).
 CHUNK_BYTES = 1 << 21
@@ -118,6 +125,39 @@ def col2im(cols: np.ndarray, shape: tuple[int, int, int, int], kernel: int, stri
     return g[:, pad:pad + h, pad:pad + w] if pad else g
 
 
+def _block_views(x: np.ndarray, size: int) -> list[np.ndarray]:
+    """The ``size * size`` strided views of ``x`` ``(n, H, W, C)``, in row-major block order."""
+    return [x[:, i::size, j::size] for i in range(size) for j in range(size)]
+
+
+def block_max(x: np.ndarray, size: int, train: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The maxima of the ``size x size`` blocks of ``x`` ``(n, H, W, C)``, and when ``train``
+    which of its block's elements each is (the first maximum, row-major), for
+    :func:`block_max_grad`."""
+    views = _block_views(x, size)
+    out = views[0].copy()
+    for v in views[1:]:
+        np.maximum(out, v, out=out)
+    if not train:
+        return out, None
+    # index of the first maximum: f_k = (v_k != max) (1 + f_(k+1)), f_last = 0
+    first = np.zeros(out.shape, np.min_scalar_type(len(views)))
+    for k in range(len(views) - 2, -1, -1):
+        first += 1
+        first *= views[k] != out
+    return out, first
+
+
+def block_max_grad(g_out: np.ndarray, first: np.ndarray, size: int) -> np.ndarray:
+    """The gradient of :func:`block_max`'s input: ``g_out`` routed to each block's first maximum."""
+    g_out = g_out.reshape(first.shape)
+    n, h, w, c = first.shape
+    g = np.empty((n, h * size, w * size, c), g_out.dtype)
+    for k, view in enumerate(_block_views(g, size)):      # together the views cover g
+        np.multiply(g_out, first == k, out=view)
+    return g
+
+
 def _hwc(shape: Shape) -> tuple[int, int, int]:
     c, h, w = shape
     return h, w, c
@@ -130,10 +170,15 @@ class Conv(Layer):
     ``w`` is ``(kernel * kernel * C_in, units)`` with rows in ``(kh, kw, c)`` order,
     ``w0`` the Glorot scale of ``fan_in = kernel * kernel * C_in``, ``fan_out = units``;
     ``gamma``, ``beta``, ``mean`` and ``var`` are per output channel. ``pad`` is the
-    padding on each side and ``pad_value`` what it holds.
+    padding on each side and ``pad_value`` what it holds. ``pool`` is the block size of a
+    max-pool of the sums before batch norm (1: none; set by :meth:`pool_sums`), and
+    ``grid`` the shape of the sums before it, ``(units, OH, OW)``; ``out_shape`` is after it.
     """
     pad: int = 0
     pad_value: float = 0.0
+    pool: int = 1
+    grid: Shape = (0, 0, 0)
+    pool_first: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def init(cls, cfg: LayerConfig, in_shape: Shape, rng: np.random.Generator,
@@ -141,7 +186,15 @@ class Conv(Layer):
         pad, oh, ow = conv_geometry(in_shape, cfg.kernel, cfg.stride, cfg.padding)
         fan_in = cfg.kernel * cfg.kernel * in_shape[0]
         return cls._make(cfg, in_shape, (cfg.units, oh, ow), fan_in, rng, pad=pad,
-                         pad_value=float(pad_value))
+                         pad_value=float(pad_value), grid=(cfg.units, oh, ow))
+
+    def pool_sums(self, size: int) -> None:
+        """Max-pool the sums over ``size x size`` blocks before batch norm."""
+        c, h, w = self.grid
+        if size < 1 or h % size or w % size:
+            raise ValueError(f"a {size}x{size} max-pool needs a height and width divisible by "
+                             f"{size}, not {h}x{w}")
+        self.pool, self.out_shape = size, (c, h // size, w // size)
 
     def padded(self, x: np.ndarray) -> np.ndarray:
         """A batch (any ``(n, ...)`` layout of ``in_shape``) as ``(n, H + 2 pad, W + 2 pad, C)``."""
@@ -164,22 +217,40 @@ class Conv(Layer):
     # matrix (kernel^2 times the input) is never held.
     def _image_blocks(self, n: int):
         """``(first image, end image, first row, end row)`` of blocks of about CHUNK_BYTES of windows."""
-        per_image = self.out_shape[1] * self.out_shape[2]
+        per_image = self.grid[1] * self.grid[2]
         step = max(1, CHUNK_BYTES // (4 * per_image * self.w.shape[0]))
         return [(a, min(a + step, n), a * per_image, min(a + step, n) * per_image)
                 for a in range(0, n, step)]
 
     def linear(self, xp: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``im2col(xp) wq``, ``(n * OH * OW, units)``, of the padded input ``xp``."""
-        rows = len(xp) * self.out_shape[1] * self.out_shape[2]
-        z = np.empty((rows, wq.shape[1]), np.result_type(xp, wq)) if out is None else out
+        """``im2col(xp) wq``, ``(n * OH * OW, units)``, of the padded input ``xp``; with
+        ``pool`` their block maxima, ``(n * OH * OW / pool^2, units)``."""
+        rows = len(xp) * self.grid[1] * self.grid[2]
+        pooled = self.pool > 1
+        z = np.empty((rows, wq.shape[1]), np.result_type(xp, wq)) if out is None or pooled else out
         for a, b, r0, r1 in self._image_blocks(len(xp)):
             super().linear(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), wq, out=z[r0:r1])
-        return z
+        if not pooled:
+            return z
+        # the block maxima (and where they were, for the backward pass: the Layer's
+        # cache is written after this returns)
+        m, self.pool_first = block_max(z.reshape((len(xp),) + _hwc(self.grid)), self.pool,
+                                       train=True)
+        if out is not None:
+            out[...] = m.reshape(out.shape)
+            return out
+        return m.reshape(-1, m.shape[-1])
+
+    def _unpooled(self, gz: np.ndarray) -> np.ndarray:
+        """The gradient of the sums from that of their block maxima (``gz`` itself without pool)."""
+        if self.pool == 1:
+            return gz
+        return block_max_grad(gz, self.pool_first, self.pool).reshape(-1, gz.shape[-1])
 
     def weight_grad(self, xp: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
                     rng: np.random.Generator | None) -> np.ndarray:
         """``im2col(xp)^T gz``; QBP rounds the windows as the dense layer rounds its input."""
+        gz = self._unpooled(gz)
         dw = None
         for a, b, r0, r1 in self._image_blocks(len(xp)):
             part = super().weight_grad(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), gz[r0:r1],
@@ -190,9 +261,10 @@ class Conv(Layer):
     def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
         """The input gradient ``(n, H, W, C)``: :func:`col2im` of the window gradients ``gz wq^T``,
         computed kernel offset first (one ``(rows, units) x (units, C)`` product per offset)."""
+        gz = self._unpooled(gz)
         k, c = self.cfg.kernel, self.in_shape[0]
         per_offset = np.ascontiguousarray(wq.reshape(k * k, c, -1).transpose(0, 2, 1))  # (k k, units, C)
-        n = len(gz) // (self.out_shape[1] * self.out_shape[2])
+        n = len(gz) // (self.grid[1] * self.grid[2])
         g = np.empty((n,) + _hwc(self.in_shape), np.result_type(gz, wq))
         for a, b, r0, r1 in self._image_blocks(n):
             g[a:b] = col2im(np.matmul(gz[r0:r1], per_offset), (b - a,) + _hwc(self.in_shape), k,
@@ -202,20 +274,25 @@ class Conv(Layer):
 
 @dataclass
 class MaxPool:
-    """Max-pooling over ``size x size`` blocks (stride ``size``); no parameters, no state."""
+    """Max-pooling over ``size x size`` blocks (stride ``size``); no parameters, no state.
+
+    With ``fused`` (``pools: sums``) the convolution before it pools its sums
+    (:meth:`Conv.pool_sums`) and this layer passes its input through.
+    """
     cfg: LayerConfig
     in_shape: Shape
     out_shape: Shape
+    fused: bool = False
     cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def init(cls, cfg: LayerConfig, in_shape: Shape) -> "MaxPool":
+    def init(cls, cfg: LayerConfig, in_shape: Shape, fused: bool = False) -> "MaxPool":
         c, h, w = in_shape
         s = cfg.size
         if s < 1 or h % s or w % s:
             raise ValueError(f"a {s}x{s} max-pool needs a height and width divisible by {s}, "
                              f"not {h}x{w}")
-        return cls(cfg, tuple(in_shape), (c, h // s, w // s))
+        return cls(cfg, tuple(in_shape), (c, h // s, w // s), fused)
 
     def params(self) -> dict[str, np.ndarray]:
         return {}
@@ -224,24 +301,12 @@ class MaxPool:
                 rng: np.random.Generator | None = None) -> None:
         return None
 
-    def _blocks(self, x: np.ndarray):
-        """The ``size * size`` strided views of ``x``, in row-major block order."""
-        s = self.cfg.size
-        return [x[:, i::s, j::s] for i in range(s) for j in range(s)]
-
     def forward(self, x: np.ndarray, wq: None, train: bool, tcfg: TrainConfig) -> np.ndarray:
-        """The block maxima ``(n, H / size, W / size, C)``."""
-        x = x.reshape((len(x),) + _hwc(self.in_shape))
-        views = self._blocks(x)
-        out = views[0].copy()
-        for v in views[1:]:
-            np.maximum(out, v, out=out)
+        """The block maxima ``(n, H / size, W / size, C)`` (``x`` itself when ``fused``)."""
+        if self.fused:
+            return x
+        out, first = block_max(x.reshape((len(x),) + _hwc(self.in_shape)), self.cfg.size, train)
         if train:
-            # index of the first maximum: f_k = (v_k != max) (1 + f_(k+1)), f_last = 0
-            first = np.zeros(out.shape, np.min_scalar_type(len(views)))
-            for k in range(len(views) - 2, -1, -1):
-                first += 1
-                first *= views[k] != out
             self.cache = {"first": first}
         return out
 
@@ -250,9 +315,6 @@ class MaxPool:
         """No parameter gradients; the input gradient routed to each block's first maximum."""
         if not need_input_grad:
             return {}, None
-        first = self.cache["first"]
-        g_out = g_out.reshape(first.shape)
-        g = np.empty((len(first),) + _hwc(self.in_shape), g_out.dtype)
-        for k, view in enumerate(self._blocks(g)):      # together the views cover g
-            np.multiply(g_out, first == k, out=view)
-        return {}, g
+        if self.fused:
+            return {}, g_out
+        return {}, block_max_grad(g_out, self.cache["first"], self.cfg.size)

@@ -253,7 +253,13 @@ class Model:
                 elif cfg.kind == "conv":
                     layer = Conv.init(cfg, shape, rng, pad_value=pad)
                 elif cfg.kind == "maxpool":
-                    layer = MaxPool.init(cfg, shape)
+                    if not layers or not isinstance(layers[-1], Conv) or layers[-1].pool > 1:
+                        raise ValueError("a max-pool must follow a conv layer")
+                    if cfg.pools == "sums":     # the conv pools its sums, before batch norm
+                        layer = MaxPool.init(cfg, layers[-1].grid, fused=True)
+                        layers[-1].pool_sums(cfg.size)
+                    else:
+                        layer = MaxPool.init(cfg, shape)
                 else:
                     raise ValueError(f"kind must be 'dense', 'conv' or 'maxpool', not {cfg.kind!r}")
             except ValueError as exc:

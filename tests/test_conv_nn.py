@@ -69,6 +69,31 @@ def test_conv_gradients_match_finite_differences(padding, stride, bn, monkeypatc
     check_layer_gradients(layer, x, TrainConfig())
 
 
+@pytest.mark.parametrize("bn, stride", [(True, 1), (False, 2)])
+def test_conv_pooling_its_sums_gradients_match_finite_differences(bn, stride, monkeypatch):
+    """conv -> max-pool of the sums -> batch norm: the gradient goes through the block maxima."""
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)        # one image per block
+    rng = np.random.default_rng(11)
+    layer = Conv.init(conv_cfg(3, bn=bn, stride=stride, padding="same"), (2, 8, 8), rng)
+    layer.pool_sums(2)
+    assert layer.grid == (3, 8 // stride, 8 // stride)
+    assert layer.out_shape == (3, 4 // stride, 4 // stride)
+    to_f64(layer)
+    x = rng.normal(size=(3, 8, 8, 2))
+    check_layer_gradients(layer, x, TrainConfig())
+    # the forward pass is the block maxima of the sums, then batch norm
+    sums = layer.windows(x) @ layer.w
+    c, h, w = layer.grid
+    pooled = sums.reshape(3, h // 2, 2, w // 2, 2, c).max((2, 4)).reshape(-1, c)
+    mean, var = pooled.mean(0), pooled.var(0)
+    expect = layer.gamma * (pooled - mean) / np.sqrt(var + TrainConfig().bn_eps) + layer.beta \
+        if bn else pooled + layer.beta
+    np.testing.assert_allclose(layer.forward(x, layer.w, True, TrainConfig()).reshape(-1, c),
+                               expect, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="divisible by 3"):
+        layer.pool_sums(3)
+
+
 def test_maxpool_gradient_matches_finite_differences():
     rng = np.random.default_rng(2)
     layer = MaxPool.init(LayerConfig(kind="maxpool", size=2), (3, 4, 6))
@@ -88,10 +113,11 @@ def test_maxpool_gradient_goes_to_the_first_maximum():
     np.testing.assert_array_equal(g.reshape(2, 4), [[5, 0, 0, 7], [0, 0, 0, 0]])
 
 
-def test_conv_net_gradients_match_finite_differences():
+@pytest.mark.parametrize("pools", ["sums", "activations"])
+def test_conv_net_gradients_match_finite_differences(pools):
     """conv (relu) -> maxpool -> conv (same, sign padding) -> dense: the whole backward pass."""
     rng = np.random.default_rng(3)
-    cfgs = [conv_cfg(3, act="relu"), LayerConfig(kind="maxpool", size=2),
+    cfgs = [conv_cfg(3, act="relu"), LayerConfig(kind="maxpool", size=2, pools=pools),
             conv_cfg(2, act="none", padding="same"), LayerConfig(4, "float", "none", bn=False)]
     model = Model.init((2, 6, 6), cfgs, 0)
     for layer in model.layers:
@@ -192,6 +218,7 @@ def test_padding_is_minus_one_after_sign_activations():
     pool = [LayerConfig(kind="maxpool", size=2)]
     assert pads("sign", []) == [0.0, -1.0]             # the image pads with 0
     assert pads("sign", pool) == [0.0, -1.0]           # max-pooled sign activations too
+    assert pads("sign", [LayerConfig(kind="maxpool", size=2, pools="activations")]) == [0.0, -1.0]
     assert pads("quant", []) == [0.0, 0.0]
     assert pads("relu", pool) == [0.0, 0.0]
     model = Model.init((1, 4, 4), [conv_cfg(2, "binary", "sign", padding="same"),
@@ -269,13 +296,18 @@ def test_state_round_trip_skips_maxpool(digits):
         fresh.load_state(bad)
 
 
-def test_layer_shapes_and_spec_errors():
-    cfgs = [conv_cfg(8, padding="same"), LayerConfig(kind="maxpool", size=2),
+@pytest.mark.parametrize("pools", ["sums", "activations"])
+def test_layer_shapes_and_spec_errors(pools):
+    cfgs = [conv_cfg(8, padding="same"), LayerConfig(kind="maxpool", size=2, pools=pools),
             conv_cfg(16, stride=2), LayerConfig(10)]
     model = Model.init((3, 12, 12), cfgs, 0)
     assert [l.in_shape for l in model.layers] == [(3, 12, 12), (8, 12, 12), (8, 6, 6), (16, 2, 2)]
-    assert [l.out_shape for l in model.layers] == [(8, 12, 12), (8, 6, 6), (16, 2, 2), (10, 1, 1)]
+    conv_out = (8, 6, 6) if pools == "sums" else (8, 12, 12)     # a pool of sums is the conv's
+    assert [l.out_shape for l in model.layers] == [conv_out, (8, 6, 6), (16, 2, 2), (10, 1, 1)]
+    assert model.layers[0].grid == (8, 12, 12) and model.layers[1].fused == (pools == "sums")
     assert model.layers[3].w.shape == (64, 10)
+    with pytest.raises(ValueError, match=r"layers\[0\].*must follow a conv"):
+        Model.init((1, 4, 4), [LayerConfig(kind="maxpool", size=2, pools=pools), LayerConfig(3)], 0)
     assert Model.init(5, [LayerConfig(3)], 0).layers[0].in_shape == (5, 1, 1)
     with pytest.raises(ValueError, match=r"layers\[1\].*divisible"):
         Model.init((1, 5, 5), [conv_cfg(2, padding="same"), LayerConfig(kind="maxpool", size=2)], 0)

@@ -187,7 +187,7 @@ def test_conv_spec_round_trips():
     assert tree["layers"] == [
         {"kind": "conv", "filters": 64, "kernel": 3, "stride": 1, "padding": "valid", "weights": "binary",
          "act": "sign", "act_bits": 1, "bn": True},
-        {"kind": "maxpool", "size": 2},
+        {"kind": "maxpool", "size": 2, "pools": "sums"},
         {"kind": "conv", "filters": 32, "kernel": 5, "stride": 2, "padding": "same", "weights": "binary",
          "act": "quant", "act_bits": 2, "bn": False},
         {"units": 512, "weights": "binary", "act": "sign", "act_bits": 1, "bn": True},
@@ -199,7 +199,9 @@ def test_layer_to_dict_writes_the_keys_of_the_kind():
     assert list(layer_to_dict(LayerConfig(8))) == ["units", "weights", "act", "act_bits", "bn"]
     assert list(layer_to_dict(LayerConfig(8, kind="conv"))) == [
         "kind", "filters", "kernel", "stride", "padding", "weights", "act", "act_bits", "bn"]
-    assert layer_to_dict(LayerConfig(kind="maxpool", size=4)) == {"kind": "maxpool", "size": 4}
+    assert layer_to_dict(LayerConfig(kind="maxpool", size=4)) == {"kind": "maxpool", "size": 4,
+                                                                  "pools": "sums"}
+    assert layer_to_dict(LayerConfig(kind="maxpool", pools="activations"))["pools"] == "activations"
 
 
 def test_conv_merge_keys_and_explicit_dense():
@@ -497,7 +499,7 @@ BAD_CONV = [
                  [(2, 30, "layers[0].size", "only for a maxpool layer, and this layer is a conv")],
                  id="conv-size"),
     pytest.param(L + CONV + "  - {kind: maxpool, weights: binary, act: sign, act_bits: 1, bn: true}\n" + OUT,
-                 [(3, 21, "layers[1].weights", "a maxpool layer has no weights (its only key is size)"),
+                 [(3, 21, "layers[1].weights", "a maxpool layer has no weights (its only keys are size and pools)"),
                   (3, 38, "layers[1].act", "a maxpool layer has no activation"),
                   (3, 49, "layers[1].act_bits", "a maxpool layer has no activation"),
                   (3, 62, "layers[1].bn", "a maxpool layer has no batch norm")],
@@ -508,6 +510,9 @@ BAD_CONV = [
                   (3, 43, "layers[1].stride", "a maxpool layer's stride is its size"),
                   (3, 54, "layers[1].padding", "a maxpool layer has no padding")],
                  id="maxpool-no-units"),
+    pytest.param(L + CONV + "  - {kind: maxpool, pools: bits}\n" + OUT,
+                 [(3, 28, "layers[1].pools", 'one of "sums", "activations"')],
+                 id="maxpool-pools"),
     pytest.param(L + CONV + "  - {kind: maxpool, kernel: 2}\n" + OUT,
                  [(3, 21, "layers[1].kernel", "unknown key, did you mean 'size'?")], id="maxpool-kernel"),
     pytest.param(L + "  - {kind: pool, size: 2}\n" + OUT,
