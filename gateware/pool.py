@@ -1,6 +1,8 @@
 """Max pooling over a stream of image pixels."""
 
-from amaranth.hdl import Module, Mux, Shape, ShapeLike, Signal
+from collections.abc import Sequence
+
+from amaranth.hdl import Array, C, Module, Mux, Shape, ShapeLike, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,7 +36,10 @@ class MaxPool(wiring.Component):
     images follow each other with no gap. The output is the ``(height / size)`` x ``(width /
     size)`` image of the maxima over the blocks, in the same layout. Elements compare as
     values of ``element_shape`` (unsigned for activations); for 1-bit unsigned elements the
-    maximum is an OR, a binary activation bit 1 standing for +1.
+    maximum is an OR, a binary activation bit 1 standing for +1. On the channels flagged in
+    ``minimum`` the unit takes the minimum instead (an AND of bits): their elements are
+    complemented on the way in and on the way out (the complement reverses the order), so
+    the same comparators serve.
 
     Structure: counters follow the channel group, the column within a block, the block and
     the row within a block; the image's height is not needed. The partial maxima of one row of
@@ -67,6 +72,8 @@ class MaxPool(wiring.Component):
         Size of the square blocks.
     pe : int
         Elements per beat; must divide ``channels``.
+    minimum : sequence of bool, optional
+        Per channel, whether the block minimum is taken; default none.
 
     Attributes
     ----------
@@ -91,7 +98,7 @@ class MaxPool(wiring.Component):
     latency = 1
 
     def __init__(self, element_shape: ShapeLike, *, channels: int, height: int, width: int,
-                 size: int, pe: int):
+                 size: int, pe: int, minimum: Sequence[bool] | None = None):
         shape = Shape.cast(element_shape)
         self.channels = check_count("Channel count", channels)
         self.height   = check_count("Height", height)
@@ -105,6 +112,10 @@ class MaxPool(wiring.Component):
             raise ValueError(f"Pool size must divide the image size {height}x{width}, not "
                              f"{size}")
         self.groups = channels // pe
+        self.minimum = [False] * channels if minimum is None else [bool(v) for v in minimum]
+        if len(self.minimum) != channels:
+            raise ValueError(f"Minimum flags must be one per channel ({channels}), not "
+                             f"{len(self.minimum)}")
         self.out_height, self.out_width = height // size, width // size
         self.buffer_bits = self.out_width * channels * shape.width if size > 1 else 0
         self._element_shape = shape
@@ -132,7 +143,9 @@ class MaxPool(wiring.Component):
             self.i.ready.eq(~last | free),
         ]
 
-        beat = self.i.payload
+        beat = Signal.like(self.i.payload)
+        complement = self._complement(m, step, group)
+        m.d.comb += beat.eq(self.i.payload.as_value() ^ complement)
         merged = Signal.like(beat)
         if self.size == 1:
             m.d.comb += merged.eq(beat)
@@ -148,8 +161,25 @@ class MaxPool(wiring.Component):
         with m.If(free):
             m.d.sync += self.o.valid.eq(step & last)
         with m.If(step & last):
-            m.d.sync += self.o.payload.eq(merged)
+            m.d.sync += self.o.payload.eq(merged.as_value() ^ complement)
         return m
+
+    def _complement(self, m, step, group):
+        """The bits to complement in the current beat (those of its ``minimum`` channels):
+        a constant for one beat per pixel, else a register loaded with the next beat's."""
+        width = self._element_shape.width
+        words = [sum(((1 << width) - 1) << (p * width)
+                     for p in range(self.pe) if self.minimum[g * self.pe + p])
+                 for g in range(self.groups)]
+        if not any(words):
+            return C(0, self.pe * width)
+        if self.groups == 1:
+            return C(words[0], self.pe * width)
+        current = Signal(self.pe * width, name="complement", init=words[0])
+        following = Array(C(w, self.pe * width) for w in words[1:] + words[:1])
+        with m.If(step):
+            m.d.sync += current.eq(following[group])
+        return current
 
     def _maximum(self, a, b):
         if self._element_shape.width == 1 and not self._element_shape.signed:

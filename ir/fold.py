@@ -9,7 +9,9 @@
   comparison is always ``>=``.
 * A convolution is a :class:`~.ops.SlidingWindow` feeding a :class:`~.ops.MatVec` whose
   weight columns are the window's ``(kh, kw, c)`` positions; its thresholds are per channel.
-  A max-pool pools the activations (an OR of bits, the largest level), as the float model does.
+  A max-pool pools the activations (an OR of bits, the largest level). Where the float model
+  pools the sums before batch norm (``pools: sums``) it takes the minimum on the channels whose
+  scale is negative, which gives the same bits.
 * The output layer's batch norm becomes a per-class power-of-two scale and an integer offset:
   ``score = (s << shift) + offset`` (shift-based batch norm); the label is the first index of
   the largest score.
@@ -106,7 +108,10 @@ def fold(model: Model, input_bits: int, tcfg: TrainConfig) -> Graph:
         if cfg.kind == "maxpool":
             if not ops or not isinstance(ops[-1], (MultiThreshold, MaxPool)):
                 raise ValueError(f"layers[{i}]: a maxpool must follow a hidden layer")
-            ops.append(MaxPool(f"layer{index - 1}.pool", in_type, cfg.size))
+            # a pool of the sums before batch norm takes the least activation where the
+            # scale is negative (`flip`, of the conv before it)
+            minimum = flip if cfg.pools == "sums" else None
+            ops.append(MaxPool(f"layer{index - 1}.pool", in_type, cfg.size, minimum))
             in_type = ops[-1].out_type
             continue
         last = i == weighted[-1]

@@ -61,13 +61,15 @@ def ref_windows(images, kernel, stride=1, padding=0, pad_value=0):
     return windows.reshape(n, out_height, out_width, kernel * kernel * channels)
 
 
-def ref_maxpool(images, size):
+def ref_maxpool(images, size, minimum=None):
     """Maxima of ``images`` (n, H, W, C) over ``size`` x ``size`` blocks: (n, H/size, W/size,
-    C)."""
+    C); minima on the channels flagged in ``minimum``."""
     images = np.asarray(images, dtype=np.int64)
     n, height, width, channels = images.shape
     blocks = images.reshape(n, height // size, size, width // size, size, channels)
-    return blocks.max(axis=(2, 4))
+    if minimum is None:
+        return blocks.max(axis=(2, 4))
+    return np.where(minimum, blocks.min(axis=(2, 4)), blocks.max(axis=(2, 4)))
 
 
 def random_inputs(rng, count, n, input_bits):

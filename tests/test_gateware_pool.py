@@ -13,8 +13,9 @@ from gateware_helpers import random_elements, ref_maxpool, simulate, stream_put,
 IMAGES = 3   # images per simulation, back to back
 
 
-def case(shape, channels, height, width, size, pe):
-    return dict(shape=shape, channels=channels, height=height, width=width, size=size, pe=pe)
+def case(shape, channels, height, width, size, pe, minimum=None):
+    return dict(shape=shape, channels=channels, height=height, width=width, size=size, pe=pe,
+                minimum=minimum)
 
 
 def random_cases(seed, count):
@@ -24,7 +25,9 @@ def random_cases(seed, count):
         channels, size = int(rng.integers(1, 6)), int(rng.integers(1, 4))
         pe = int(rng.choice([d for d in range(1, channels + 1) if channels % d == 0]))
         height, width = (size * int(v) for v in rng.integers(1, 4, size=2))
-        cases.append(case(unsigned(int(rng.integers(1, 5))), channels, height, width, size, pe))
+        minimum = rng.integers(0, 2, channels).astype(bool).tolist() if rng.integers(2) else None
+        cases.append(case(unsigned(int(rng.integers(1, 5))), channels, height, width, size, pe,
+                          minimum))
     return cases
 
 
@@ -39,17 +42,23 @@ CASES = [
     case(unsigned(1), 1, 2, 2, 2, 1),     # one block, one channel: a memory of one word
     case(unsigned(4), 4, 3, 3, 1, 2),     # size 1: the pixels themselves
     case(signed(3), 4, 4, 6, 2, 2),       # signed elements
+    # minima on some channels: an AND of bits, the least level
+    case(unsigned(1), 6, 4, 6, 2, 2, [True, False, False, True, True, True]),
+    case(unsigned(2), 4, 4, 4, 2, 4, [False, True, True, False]),   # one beat per pixel
+    case(unsigned(1), 1, 4, 4, 2, 1, [True]),
+    case(signed(3), 4, 4, 6, 2, 2, [True, True, False, True]),
 ] + random_cases(2, 16)
 
 
 def case_id(c):
+    low = "" if c["minimum"] is None else "-min" + "".join(str(int(v)) for v in c["minimum"])
     return (f"{c['shape'].width}{'s' if c['shape'].signed else 'u'}-c{c['channels']}-"
-            f"{c['height']}x{c['width']}-size{c['size']}-pe{c['pe']}")
+            f"{c['height']}x{c['width']}-size{c['size']}-pe{c['pe']}{low}")
 
 
 def make(c):
     return MaxPool(c["shape"], channels=c["channels"], height=c["height"], width=c["width"],
-                   size=c["size"], pe=c["pe"])
+                   size=c["size"], pe=c["pe"], minimum=c["minimum"])
 
 
 @pytest.mark.parametrize("c", CASES, ids=case_id)
@@ -58,7 +67,7 @@ def test_maxpool(c, stalls):
     rng = np.random.default_rng(len(case_id(c)))
     images = random_elements(rng, c["shape"], (IMAGES, c["height"], c["width"], c["channels"]))
     dut = make(c)
-    expected = ref_maxpool(images, c["size"])
+    expected = ref_maxpool(images, c["size"], c["minimum"])
     assert expected.shape[1:3] == (dut.out_height, dut.out_width)
     pe, size, width, groups = c["pe"], c["size"], c["width"], c["channels"] // c["pe"]
     in_mon, out_mon = simulate(dut, images.reshape(-1, pe).tolist(), expected.size // pe,
@@ -124,9 +133,11 @@ def test_errors():
         MaxPool(unsigned(1), channels=4, height=4, width=6, size=4, pe=4)
     with pytest.raises(ValueError, match="Pool size must divide the image size 5x4, not 2"):
         MaxPool(unsigned(1), channels=4, height=5, width=4, size=2, pe=4)
+    with pytest.raises(ValueError, match=r"Minimum flags must be one per channel \(4\), not 3"):
+        MaxPool(unsigned(1), channels=4, height=4, width=4, size=2, pe=4, minimum=[True] * 3)
 
 
-@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[4], CASES[9]], ids=case_id)
+@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[4], CASES[9], CASES[10]], ids=case_id)
 def test_no_multipliers(c, tmp_path):
     """Neither Amaranth's netlist nor the Verilog as Yosys reads it has a multiplier."""
     assert "$mul" not in rtlil.convert(make(c), name="top")

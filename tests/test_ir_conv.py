@@ -1,6 +1,8 @@
 """The convolution ops of the IR (windows, per-pixel matrix-vector products, max-pools), their
 grouping into layers, and the folding of a trained conv net against the float model."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,16 @@ def test_maxpool_is_an_or_of_bits_and_a_max_of_levels():
                 want[:, i, j] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(1, 2))
         np.testing.assert_array_equal(op.forward(x.reshape(5, -1)), want.reshape(5, -1))
         assert op.out_type.shape == (3, 2, 3)
+        # the minimum (an AND of bits, the least level) on the flagged channels
+        low = MaxPool("p", op.in_type, 2, np.array([True, False, True]))
+        for i in range(2):
+            for j in range(3):
+                want[:, i, j, [0, 2]] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2, [0, 2]].min(axis=(1, 2))
+        np.testing.assert_array_equal(low.forward(x.reshape(5, -1)), want.reshape(5, -1))
+        again = MaxPool.from_arrays("p", op.in_type, low.arrays())
+        np.testing.assert_array_equal(again.minimum, low.minimum)
+    with pytest.raises(ValueError, match="minimum must be 3 booleans"):
+        MaxPool("p", op.in_type, 2, np.array([1, 0, 1]))
 
 
 def test_matvec_applies_the_same_weights_at_every_pixel():
@@ -167,6 +179,30 @@ def test_folded_conv_layer_reproduces_the_float_activations(conv_run):
     assert (np.round(h * 3).reshape(levels.shape) == levels).mean() > 0.999
 
 
+def test_a_pool_of_sums_takes_the_minimum_where_the_scale_is_negative(conv_run):
+    """conv -> max of sums -> batch norm -> sign: on a channel with a negative scale the
+    largest sum gives the least activation, and the folded pool takes the minimum there."""
+    data, tcfg, result = conv_run
+    model = copy.deepcopy(result.model)
+    conv = model.layers[0]
+    assert conv.pool == 2 and model.layers[1].fused
+    conv.gamma[::2] *= -1
+    net = fold(model, data.input_bits, tcfg)
+    pool = next(op for op in net.ops if op.kind == "maxpool")
+    np.testing.assert_array_equal(pool.minimum, conv.gamma < 0)
+    assert 0 < pool.minimum.sum() < len(pool.minimum)
+    x = data.scale(data.test.x)
+    h = model.layers[1].forward(conv.forward(x, conv.weights(True), False, tcfg), None, False, tcfg)
+
+    def agreement():
+        h_int = net.layers[0].forward(data.test.x).reshape(h.shape)
+        return ((h > 0) == (h_int == 1)).mean()
+
+    assert agreement() > 0.999
+    pool.minimum[:] = False                 # the maximum everywhere disagrees
+    assert agreement() < 0.95
+
+
 def test_conv_integer_model_agrees_with_deployed_float_model(conv_run):
     data, tcfg, result = conv_run
     net = fold(result.model, data.input_bits, tcfg)
@@ -204,7 +240,8 @@ def random_conv_graph(rng):
         t = ops[-1].out_type
         size = next((s for s in (2, 3) if t.shape[1] % s == 0 and t.shape[2] % s == 0), None)
         if size and rng.random() < 0.6:
-            ops.append(MaxPool(f"layer{index}.pool", t, size))
+            minimum = rng.random(t.shape[0]) < 0.5 if rng.random() < 0.5 else None
+            ops.append(MaxPool(f"layer{index}.pool", t, size, minimum))
             t = ops[-1].out_type
         bits = t.bits
         index += 1

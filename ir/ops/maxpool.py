@@ -22,15 +22,24 @@ class MaxPool(Op):
     """The maximum over non-overlapping ``size x size`` blocks of a ``(C, H, W)`` input of
     bipolar bits or unsigned levels; ``size`` divides ``H`` and ``W``.
 
-    It follows the activation that gives its input, so it pools what the float model pools
-    (its activations): of bipolar bits (1 for +1) the maximum is an OR, of ``k``-bit levels
-    the largest level. Pooling the sums before a threshold would differ where batch norm's
-    scale is negative (the largest sum then gives the smallest activation).
+    It follows the activation that gives its input: of bipolar bits (1 for +1) the maximum is
+    an OR, of ``k``-bit levels the largest level. On the channels flagged in ``minimum`` it
+    takes the minimum instead (an AND of bits): a float model that pools a convolution's sums
+    before batch norm and activation gives, where batch norm's scale is negative, the
+    activation of the largest sum, the smallest activation. Since the activation is monotone
+    in the sum, the two orders then give the same bits.
     """
     kind = "maxpool"
 
-    def __init__(self, name: str, in_type: TensorType, size: int):
+    def __init__(self, name: str, in_type: TensorType, size: int,
+                 minimum: np.ndarray | None = None):
         super().__init__(name, in_type)
+        channels = in_type.shape[0]
+        minimum = np.zeros(channels, bool) if minimum is None else np.asarray(minimum)
+        if minimum.shape != (channels,) or minimum.dtype != bool:
+            raise ValueError(f"{name}: minimum must be {channels} booleans, one per channel, "
+                             f"not {minimum.dtype} {minimum.shape}")
+        self.minimum = minimum
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
             raise ValueError(f"{name}: Size must be a positive integer, not {size!r}")
         if in_type.kind not in ("bipolar", "unsigned"):
@@ -50,17 +59,21 @@ class MaxPool(Op):
         c, h, w = self.in_type.shape
         s = self.size
         blocks = np.asarray(x).reshape(len(x), h // s, s, w // s, s, c)
-        return blocks.max(axis=(2, 4)).reshape(len(x), -1)
+        largest, smallest = blocks.max(axis=(2, 4)), blocks.min(axis=(2, 4))
+        return np.where(self.minimum, smallest, largest).reshape(len(x), -1)
 
     def arrays(self):
-        return {"size": np.array(self.size)}
+        return {"size": np.array(self.size), "minimum": self.minimum}
 
     @classmethod
     def from_arrays(cls, name, in_type, arrays):
-        return cls(name, in_type, int(arrays["size"]))
+        minimum = arrays["minimum"].astype(bool) if "minimum" in arrays else None
+        return cls(name, in_type, int(arrays["size"]), minimum)
 
     def describe(self) -> str:
-        return f"max of {self.size}x{self.size} blocks: {self.in_type} -> {self.out_type}"
+        low = int(self.minimum.sum())
+        how = f"max (min on {low} of {len(self.minimum)} channels)" if low else "max"
+        return f"{how} of {self.size}x{self.size} blocks: {self.in_type} -> {self.out_type}"
 
 
 class MaxPoolBinding(Binding):
@@ -76,7 +89,7 @@ class MaxPoolBinding(Binding):
         op = self.op
         c, h, w = op.in_type.shape
         return MaxPoolUnit(unsigned(op.in_type.bits), channels=c, height=h, width=w,
-                           size=op.size, pe=folding.pe)
+                           size=op.size, pe=folding.pe, minimum=op.minimum.tolist())
 
     def cycles(self, folding):
         # one input beat per cycle
