@@ -25,11 +25,11 @@ def run(args) -> int:
     from fractions import Fraction
 
     from fewmul.compiler.folders import RunFolder
-    from fewmul.interop.check import agreement, test_images
+    from fewmul.interop.check import agreement, sample_images
     from fewmul.interop.export import export_run
     net, model = export_run(args.run, args.output)
     spec = RunFolder(args.run).spec()
-    q, labels, source = test_images(spec.data.set, spec.data.input_bits, args.images)
+    q, labels, source = sample_images(spec.data.set, spec.data.input_bits, args.images)
     shape = model.get_tensor_shape(model.graph.input[0].name)
     agree = agreement(net, model, q, spec.data.set, shape, Fraction(1), labels, source)
     print(f"exported {args.run} to {args.output} ({len(model.graph.node)} nodes; checked by "

@@ -29,12 +29,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from fewmul.interop.check import agreement, test_images
+    from fewmul.interop.check import agreement, sample_images
     from fewmul.interop.qonnx_import import import_qonnx, write_run
     imported = import_qonnx(args.model, data_set=args.data, input_bits=args.input_bits,
                             name=args.name)
     spec = imported.spec
-    q, labels, source = test_images(spec.data.set, spec.data.input_bits, args.images)
+    q, labels, source = sample_images(spec.data.set, spec.data.input_bits, args.images)
     shape = imported.model.get_tensor_shape(imported.model.graph.input[0].name)
     agree = agreement(imported.net, imported.model, q, spec.data.set, shape,
                       imported.output_scale, labels, source)

@@ -17,7 +17,7 @@ import numpy as np
 from fewmul.ir import Graph
 from fewmul.nn.data import SHAPES
 
-__all__ = ["Agreement", "qonnx_inputs", "execute_qonnx", "agreement", "test_images"]
+__all__ = ["Agreement", "qonnx_inputs", "execute_qonnx", "agreement", "sample_images"]
 
 #: Images per call of the executor.
 BATCH = 1000
@@ -102,7 +102,7 @@ def agreement(net: Graph, model, q: np.ndarray, data_set: str, input_shape,
                      *acc)
 
 
-def test_images(data_set: str, input_bits: int, count: int | None,
+def sample_images(data_set: str, input_bits: int, count: int | None,
                 seed: int = 0) -> tuple[np.ndarray, np.ndarray | None, str]:
     """``(q, labels, source)``: the test images of the data set, or random ones when it is not
     on this machine."""

@@ -80,6 +80,9 @@ def _attrs(node) -> dict:
 
 
 def _need_acts(node, walk: Walk) -> Activations:
+    if isinstance(walk.value, Sums) and walk.value.relu:
+        raise Unsupported(node_text(node), "a Relu must be followed by a quantizer",
+                          "Relu then Quant, BipolarQuant or MultiThreshold")
     if not isinstance(walk.value, Activations):
         raise Unsupported(node_text(node), "it follows a MatMul/Conv whose sums have no "
                           "activation yet", "an activation between two weighted layers")

@@ -29,7 +29,9 @@ class GraphBuilder:
 
     def const(self, value, stem="c") -> str:
         name = self.name(stem)
-        self.inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        value = np.asarray(value)
+        value = value if value.dtype == np.int64 else value.astype(np.float32)
+        self.inits.append(numpy_helper.from_array(value, name))
         return name
 
     def node(self, op, *consts, domain="", inputs=None, **attrs) -> str:
