@@ -54,7 +54,10 @@ class _GridAxis:
                 (phase == 0) & (pos >= self.kernel - 1))
 
     def elaborate(self, m: Module, step):
-        """Add the counter to ``m``; it moves one position on each cycle ``step`` is high."""
+        """Add the counter to ``m``; it moves one position on each cycle ``step`` is high.
+
+        Returns the ``(first, last, real, hit)`` flags of the next position (values), which
+        the flags take when the counter moves."""
         pos = Signal.like(self.pos, name=f"{self.pos.name}_next")
         phase = Signal.like(self.phase, name=f"{self.phase.name}_next")
         with m.If(self.last):
@@ -62,11 +65,12 @@ class _GridAxis:
         with m.Else():
             m.d.comb += [pos.eq(self.pos + 1),
                          phase.eq(Mux(self.phase == self.stride - 1, 0, self.phase + 1))]
+        following = self._flags(pos, phase)
         with m.If(step):
             m.d.sync += [self.pos.eq(pos), self.phase.eq(phase)]
             m.d.sync += [flag.eq(value) for flag, value in
-                         zip((self.first, self.last, self.real, self.hit),
-                             self._flags(pos, phase))]
+                         zip((self.first, self.last, self.real, self.hit), following)]
+        return following
 
 
 class SlidingWindow(wiring.Component):
@@ -194,16 +198,27 @@ class SlidingWindow(wiring.Component):
         rows, cols = _GridAxis("row", **self._rows), _GridAxis("col", **self._cols)
 
         free = ~self.o.valid | self.o.ready      # the window registers may change
-        real = rows.real & cols.real             # this position takes an input pixel
-        start = rows.first & cols.first
+        # Flags of the whole grid, registers loaded with the next position's (like the axes'
+        # own): `step` is then one gate from registers, and it enables every window register.
+        # `real`: this position takes an input pixel; `held`: the grid waits here for
+        # `i.valid` (a position of the image, or the grid's first one: an image starts once
+        # its first pixel is offered, and the pixel is taken once reached).
+        real = Signal(init=rows.real.init & cols.real.init)
+        held = Signal(init=(rows.real.init & cols.real.init) |
+                           (rows.first.init & cols.first.init))
         step = Signal()                          # the grid moves on to the next position
         m.d.comb += [
             self.i.ready.eq(real & free),
-            # An image starts once its first pixel is offered (and taken once reached).
-            step.eq(free & (~(real | start) | self.i.valid)),
+            step.eq(free & (~held | self.i.valid)),
         ]
-        cols.elaborate(m, step)
-        rows.elaborate(m, step & cols.last)
+        col_first, _, col_real, _ = cols.elaborate(m, step)
+        row_first, _, row_real, _ = rows.elaborate(m, step & cols.last)
+        # The row of the next position: the next row after the row's last column.
+        row_first = Mux(cols.last, row_first, rows.first)
+        row_real = Mux(cols.last, row_real, rows.real)
+        with m.If(step):
+            m.d.sync += [real.eq(row_real & col_real),
+                         held.eq((row_real & col_real) | (row_first & col_first))]
 
         pad_pixel = Cat(Const(self.pad_value, self._element_shape)
                         for _ in range(self.channels))
