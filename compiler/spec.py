@@ -258,6 +258,9 @@ TRAIN_SCHEMA = Map({
     "bn_momentum": Field(Float(min=0, max=1, min_exclusive=True), _default(TrainConfig, "bn_momentum"),
                          "batch-norm running-statistics momentum"),
     "bn_eps": Field(Float(min=0, min_exclusive=True), _default(TrainConfig, "bn_eps"), "batch-norm epsilon"),
+    "bn_recompute": Field(Int(min=0), _default(TrainConfig, "bn_recompute"),
+                          "training images over which batch-norm statistics are recomputed "
+                          "after every epoch (0: running averages)"),
     "qbp_exp_min": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_min"), "smallest QBP exponent"),
     "qbp_exp_max": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_max"), "largest QBP exponent"),
     "bn_kind": Field(Enum(BN_KINDS), _default(TrainConfig, "bn_kind"), "standard or shift-based (AP2) batch norm"),

@@ -100,6 +100,9 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     bn_momentum: float = 0.1
     bn_eps: float = 1e-4
+    #: Training images over which batch norm's statistics are recomputed with the deployed
+    #: weights after every epoch (0: keep the running averages of the training batches).
+    bn_recompute: int = 0
     #: QBP exponent range: layer inputs in the weight gradient become 0 or +-2^e,
     #: e in [qbp_exp_min, qbp_exp_max] (the paper's code: [-4, 3], 3-bit exponents).
     qbp_exp_min: int = -4

@@ -31,7 +31,10 @@ from .losses import loss_and_grad
 from .model import Model
 from .optim import Optimizer, learning_rate
 
-__all__ = ["EpochMetrics", "TrainResult", "train", "train_epoch", "accuracy"]
+__all__ = ["EpochMetrics", "TrainResult", "train", "train_epoch", "accuracy", "recompute_bn_stats"]
+
+#: Images per forward pass when batch-norm statistics are recomputed.
+RECOMPUTE_CHUNK = 500
 
 
 @dataclass
@@ -82,6 +85,25 @@ def train_epoch(model: Model, opt: Optimizer, x: np.ndarray, y: np.ndarray, tcfg
     return loss_sum / max(seen, 1), correct / max(seen, 1)
 
 
+def recompute_bn_stats(model: Model, x: np.ndarray, tcfg: TrainConfig) -> None:
+    """Batch norm's statistics recomputed on ``x`` with the deployed (deterministically
+    quantized) weights: the mean over chunks of RECOMPUTE_CHUNK images of each chunk's
+    statistics, each layer seeing the layers before it normalized as in training.
+
+    The running averages of training mix statistics of weights that changed during the
+    epoch (binary weights flip); the deployed model is evaluated with its own.
+    """
+    if len(x) < 2:
+        raise ValueError(f"Recomputing batch-norm statistics needs at least 2 images, not {len(x)}")
+    chunks = np.array_split(np.arange(len(x)), -(-len(x) // RECOMPUTE_CHUNK))   # equal sizes
+    for k, rows in enumerate(chunks):
+        # momentum 1 / (k + 1): the running value becomes the mean of the chunks so far
+        cfg = dataclasses.replace(tcfg, bn_momentum=1 / (k + 1), quantize="deterministic")
+        model.forward(x[rows[0]:rows[-1] + 1], cfg, train=True)
+    for layer in model.layers:
+        layer.cache = {}
+
+
 def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
           progress: bool = True,
           on_epoch: Callable[[TrainResult], None] | None = None,
@@ -114,12 +136,16 @@ def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
         result.history = [EpochMetrics(**m) for m in ck.history]
         first = ck.epoch + 1
     all_float = all(l.weights == "float" for l in layers)
+    # the same images every epoch, drawn from their own generator (resuming stays exact)
+    recompute = np.sort(np.random.default_rng(tcfg.seed + 2).permutation(len(ytr))[:tcfg.bn_recompute])
     bar = tqdm(range(first, tcfg.epochs), desc="train", unit="epoch", disable=not progress,
                initial=first, total=tcfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         lr = learning_rate(tcfg.optimizer, epoch, tcfg.epochs)
         loss, train_acc = train_epoch(model, opt, xtr, ytr, tcfg, rng, lr)
+        if tcfg.bn_recompute:
+            recompute_bn_stats(model, xtr[recompute], tcfg)
         val_acc = accuracy(model, xva, data.val.y, tcfg)
         test_acc = accuracy(model, xte, data.test.y, tcfg)
         if all_float:      # nothing is quantized: the two evaluations are the same

@@ -27,6 +27,7 @@ SPEC = textwrap.dedent("""\
       quantize: stochastic
       qbp: true
       bn_kind: shift
+      bn_recompute: 300
       optimizer: {name: adam, lr: 0.01, lr_final: 0.001, batch: 100}
     """)
 

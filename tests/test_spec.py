@@ -93,7 +93,7 @@ def test_defaults_filled():
                   "loss": "squared_hinge",
                   "optimizer": {"name": "adam", "lr": 0.01, "lr_final": 0.0003, "batch": 100,
                                 "lr_pow2": False},
-                  "bn_momentum": 0.1, "bn_eps": 0.0001, "qbp_exp_min": -4, "qbp_exp_max": 3,
+                  "bn_momentum": 0.1, "bn_eps": 0.0001, "bn_recompute": 0, "qbp_exp_min": -4, "qbp_exp_max": 3,
                   "bn_kind": "standard"},
         "hardware": {"pe": "auto", "target_cycles": None, "board": "none"},
     }

@@ -1,6 +1,8 @@
 """The float model and trainer: hand-written gradients, QBP, shift-based batch norm,
 power-of-two learning rates, reproducibility, and learning on digits."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from fewmul.nn.data import load_dataset
 from fewmul.nn.losses import loss_and_grad
 from fewmul.nn.model import Model
 from fewmul.nn.optim import Optimizer
-from fewmul.nn.train import train
+from fewmul.nn.train import recompute_bn_stats, train
 
 F32 = np.float32
 
@@ -147,3 +149,39 @@ def test_seeded_runs_are_reproducible(digits):
                   progress=False).model.layers[0].w for s in (5, 5, 6)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
+
+
+def test_recomputed_batch_norm_statistics_are_those_of_the_deployed_weights(digits):
+    """The mean of each chunk's statistics of the deterministic weights' sums; stochastic
+    training draws nothing here."""
+    model = Model.init(64, [LayerConfig(32, "ternary", "sign"), LayerConfig(10, "binary", "none")], 0)
+    x = digits.scale(digits.train.x[:1000])
+    tcfg = TrainConfig(quantize="stochastic", bn_kind="standard")
+    recompute_bn_stats(model, x, tcfg)
+    layer = model.layers[0]
+    z = x @ layer.weights(True)
+    np.testing.assert_allclose(layer.mean, z.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.var, (z[:500].var(0, ddof=1) + z[500:].var(0, ddof=1)) / 2,
+                               rtol=1e-4, atol=1e-5)
+    assert all(l.cache == {} for l in model.layers)
+    with pytest.raises(ValueError, match="at least 2 images, not 1"):
+        recompute_bn_stats(model, x[:1], tcfg)
+
+
+def test_training_recomputes_the_statistics_of_the_kept_model(digits):
+    layers = [LayerConfig(64, "binary", "sign"), LayerConfig(10, "binary", "none")]
+    base = TrainConfig(epochs=3, seed=0, optimizer=OptimizerConfig("adam", 0.03, 0.003, 50))
+    running = train(digits, layers, base, progress=False)
+    recomputed = train(digits, layers, dataclasses.replace(base, bn_recompute=1000), progress=False)
+    # the same weights after the first epoch (recomputing draws nothing from the trainer's
+    # generator), different statistics
+    assert running.history[0].loss == recomputed.history[0].loss
+    assert running.history[0].val_acc != recomputed.history[0].val_acc
+    # the kept model's statistics are those of its deployed weights on the 1000 images
+    model = recomputed.model
+    kept = [(l.mean.copy(), l.var.copy()) for l in model.layers]
+    images = np.sort(np.random.default_rng(base.seed + 2).permutation(len(digits.train.y))[:1000])
+    recompute_bn_stats(model, digits.scale(digits.train.x)[images], base)
+    for (mean, var), layer in zip(kept, model.layers):
+        np.testing.assert_array_equal(mean, layer.mean)
+        np.testing.assert_array_equal(var, layer.var)
