@@ -40,6 +40,9 @@ class Agreement:
         rounding of the graph's output).
     accuracy_qonnx, accuracy_golden : float or None
         Test accuracy of each (None for random inputs).
+    tied : int
+        Images whose labels differ only because the golden scores tie exactly and the graph's
+        float32 arithmetic breaks the tie (its label is one of the tied classes).
     """
     images: int
     source: str
@@ -47,6 +50,7 @@ class Agreement:
     scores: float
     accuracy_qonnx: float | None = None
     accuracy_golden: float | None = None
+    tied: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,8 +59,10 @@ class Agreement:
         acc = "" if self.accuracy_qonnx is None else \
             (f"; accuracy {100 * self.accuracy_golden:.2f} % (golden) vs "
              f"{100 * self.accuracy_qonnx:.2f} % (QONNX)")
+        ties = f" ({self.tied} differ on exact ties of the scores that float32 breaks)" \
+            if self.tied else ""
         return (f"agreement with the QONNX execution on {self.images} {self.source}: labels "
-                f"{100 * self.labels:.2f} %, scores {100 * self.scores:.2f} %{acc}")
+                f"{100 * self.labels:.2f} %{ties}, scores {100 * self.scores:.2f} %{acc}")
 
 
 def qonnx_inputs(q: np.ndarray, data_set: str, input_bits: int, shape) -> np.ndarray:
@@ -98,8 +104,11 @@ def agreement(net: Graph, model, q: np.ndarray, data_set: str, input_shape,
     g_lab, r_lab = golden.argmax(1), ref.argmax(1)
     acc = (None, None) if labels is None else \
         (float((r_lab == labels).mean()), float((g_lab == labels).mean()))
+    top = golden.max(1, keepdims=True)
+    tied = int(((g_lab != r_lab) & ((golden == top).sum(1) > 1) &
+                (golden[np.arange(len(q)), r_lab] == top[:, 0])).sum())
     return Agreement(len(q), source, float((g_lab == r_lab).mean()), float(same_scores.mean()),
-                     *acc)
+                     *acc, tied=tied)
 
 
 def sample_images(data_set: str, input_bits: int, count: int | None,
