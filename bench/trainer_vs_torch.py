@@ -4,6 +4,9 @@ Both train the same net -- ``x W`` or a convolution -> batch norm -> ReLU (max-p
 after some convolutions), a 10-unit output with batch norm, squared hinge loss,
 SGD -- on the same float32 data in the same process, one after the other, and
 the script prints the time ratio fewmul / PyTorch (below 1.0: fewmul is faster).
+A max-pool pools the convolution's sums before batch norm (``--pools sums``, fewmul's
+default, BinaryNet's order) or its activations (``--pools activations``, FINN's order);
+both libraries pool the same thing.
 
 Nets (``--nets``):
 
@@ -28,6 +31,7 @@ virtualenv to run this benchmark.
 
     python bench/trainer_vs_torch.py [--nets mlp cnv fashion-conv] [--images N] [--threads N]
                                      [--methods float binary ternary-qbp] [--repeat R]
+                                     [--pools sums|activations]
 
 ``--images`` overrides every net's default image count (mlp: the epoch, 50000;
 cnv: 1000; fashion-conv: 10000), so that the whole run takes minutes.
@@ -83,7 +87,7 @@ def describe(layers) -> str:
 
 
 def fewmul_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, batch: int,
-                 method: str, seed: int) -> float:
+                 method: str, seed: int, pools: str) -> float:
     weights = {"float": "float", "binary": "binary", "ternary-qbp": "ternary"}[method]
     layers = []
     for i, spec in enumerate(net):
@@ -93,7 +97,7 @@ def fewmul_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net,
         elif spec[0] == "conv":
             layers.append(LayerConfig(spec[1], weights, act, kind="conv", kernel=3, padding=spec[2]))
         else:
-            layers.append(LayerConfig(kind="maxpool", size=spec[1]))
+            layers.append(LayerConfig(kind="maxpool", size=spec[1], pools=pools))
     tcfg = TrainConfig(epochs=1, seed=seed, quantize="stochastic" if method == "ternary-qbp" else
                        "deterministic", qbp=method == "ternary-qbp", loss="squared_hinge",
                        optimizer=OptimizerConfig("sgd", LR, LR, batch))
@@ -106,7 +110,7 @@ def fewmul_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net,
 
 
 def torch_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, batch: int,
-                method: str, seed: int) -> float:
+                method: str, seed: int, pools: str) -> float:
     import torch
     import torch.nn.functional as F
     torch.manual_seed(seed)
@@ -177,11 +181,12 @@ def torch_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, 
             self.weight = torch.nn.Parameter(torch.empty(m, c, 3, 3).uniform_(-self.w0, self.w0))
             self.bn = torch.nn.BatchNorm2d(m, eps=1e-4, momentum=0.1)
             self.padding = 1 if padding == "same" else 0
+            self.pool = 1                   # a max-pool of the sums, before batch norm
 
         def forward(self, h):
             w = quantized(self.weight, self.w0)
-            return self.bn(QbpConv.apply(h, w, self.padding) if tqbp else
-                           F.conv2d(h, w, padding=self.padding))
+            z = QbpConv.apply(h, w, self.padding) if tqbp else F.conv2d(h, w, padding=self.padding)
+            return self.bn(F.max_pool2d(z, self.pool) if self.pool > 1 else z)
 
     c, hgt, wid = shape
     layers, acts = torch.nn.ModuleList(), []
@@ -194,6 +199,10 @@ def torch_epoch(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], net, 
             if spec[2] == "valid":
                 hgt, wid = hgt - 2, wid - 2
             c = spec[1]
+        elif pools == "sums":
+            layers[-1].pool = spec[1]
+            layers.append(torch.nn.Identity())
+            hgt, wid = hgt // spec[1], wid // spec[1]
         else:
             layers.append(torch.nn.MaxPool2d(spec[1]))
             hgt, wid = hgt // spec[1], wid // spec[1]
@@ -245,6 +254,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: each library's own)")
     p.add_argument("--repeat", type=int, default=1, help="time each epoch this many times, keep the fastest")
+    p.add_argument("--pools", choices=("sums", "activations"), default="sums",
+                   help="what a max-pool pools: the conv's sums before batch norm, or its activations")
     args = p.parse_args()
     try:
         import torch
@@ -257,12 +268,15 @@ def main() -> None:
     for name in args.nets:
         data, batch, default_images, net = NETS[name]
         x, y, shape = load(data, args.images or default_images, args.seed)
-        print(f"\n{name}: one epoch of {len(y)} {data} images, {describe(net)}, batch {batch}", flush=True)
+        print(f"\n{name}: one epoch of {len(y)} {data} images, {describe(net)}, batch {batch}, "
+              f"pools {args.pools}", flush=True)
         for method in args.methods:
             t_torch = t_fewmul = float("inf")
             for _ in range(args.repeat):
-                t_torch = min(t_torch, torch_epoch(x, y, shape, net, batch, method, args.seed))
-                t_fewmul = min(t_fewmul, fewmul_epoch(x, y, shape, net, batch, method, args.seed))
+                t_torch = min(t_torch, torch_epoch(x, y, shape, net, batch, method, args.seed,
+                                                   args.pools))
+                t_fewmul = min(t_fewmul, fewmul_epoch(x, y, shape, net, batch, method, args.seed,
+                                                      args.pools))
             print(f"{method:>12}: fewmul {t_fewmul:7.2f} s, PyTorch {t_torch:7.2f} s, "
                   f"ratio fewmul/PyTorch {t_fewmul / t_torch:.2f}", flush=True)
 
