@@ -155,24 +155,37 @@ class HostLink(wiring.Component):
         # Frames -> bytes. A frame is taken only when the FIFO is empty, so it has room for all
         # of it; a frame cut short leaves bytes that the next frame's bytes shift out of the
         # image register, since only a last byte makes an image.
+        # The parser starts from registers only (its compares limited a conv net's ULX3S
+        # build): the byte a cycle after the receiver's, with its compare to the sync byte and
+        # the FIFO's emptiness of the cycle the receiver gave it, and flags kept with the
+        # counters, `hunting == (received == 0)`, `at_end == (received == in_bytes)`,
+        # `expired == (idle == timeout)`.
+        valid, byte, is_sync, empty = Signal(), Signal(8), Signal(), Signal(init=1)
+        m.d.sync += [valid.eq(urx.o.valid), byte.eq(urx.o.payload),
+                     is_sync.eq(urx.o.payload == IMAGE_SYNC), empty.eq(fifo.level == 0)]
         received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
+        hunting, at_end, expired = Signal(init=1), Signal(), Signal()
         timeout = IDLE_TIMEOUT_BITS * self.divisor
         idle = Signal(range(timeout + 1))
-        m.d.comb += [fifo.w_data.eq(Cat(urx.o.payload, received == fmt.in_bytes)),
-                     fifo.w_en.eq(urx.o.valid & (received != 0))]
-        with m.If(urx.o.valid):
-            m.d.sync += idle.eq(0)
-            with m.If(received == 0):
-                with m.If((urx.o.payload == IMAGE_SYNC) & (fifo.level == 0)):
-                    m.d.sync += received.eq(1)
+        m.d.comb += [fifo.w_data.eq(Cat(byte, at_end)), fifo.w_en.eq(valid & ~hunting)]
+
+        def restart():
+            return [received.eq(0), hunting.eq(1), at_end.eq(0)]
+
+        with m.If(valid):
+            m.d.sync += [idle.eq(0), expired.eq(0)]
+            with m.If(hunting):
+                with m.If(is_sync & empty):
+                    m.d.sync += [received.eq(1), hunting.eq(0), at_end.eq(fmt.in_bytes == 1)]
+            with m.Elif(at_end):
+                m.d.sync += restart()
             with m.Else():
-                m.d.sync += received.eq(received + 1)
-                with m.If(received == fmt.in_bytes):
-                    m.d.sync += received.eq(0)
-        with m.Elif(received != 0):
-            m.d.sync += idle.eq(idle + 1)
-            with m.If(idle == timeout):
-                m.d.sync += [received.eq(0), idle.eq(0)]
+                m.d.sync += [received.eq(received + 1),
+                             at_end.eq(received == fmt.in_bytes - 1)]
+        with m.Elif(~hunting):
+            m.d.sync += [idle.eq(idle + 1), expired.eq(idle == timeout - 1)]
+            with m.If(expired):
+                m.d.sync += restart() + [idle.eq(0), expired.eq(0)]
 
         # Bytes -> image register -> transfers.
         image = Signal(8 * fmt.in_bytes)
