@@ -22,7 +22,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+from fewmul.compiler.tools import ToolError, run_tool
 from fewmul.nn.artifacts import write_atomic
 
 from .fit import pnr_utilisation_from_log
@@ -55,7 +55,7 @@ SYNTH_STAT = "tee -q -o synth_stat.json stat -json"
 FitCheck = Callable[[dict, str], None]
 
 
-class BuildError(RuntimeError):
+class BuildError(ToolError):
     """A tool of the flow failed for a reason other than the design's size."""
 
 
@@ -261,14 +261,13 @@ class Flow(ABC):
         """
         defaults = "; ".join(f': ${{{var}:={shlex.quote(self.env[var])}}}' for var in self.tools)
         log = self.out / f"{step}.log"
+        tool = self.env.get(command.split()[0].strip('"${}'), step)
         t0 = time.perf_counter()
-        proc = subprocess.run(["sh", "-c", f"set -e; {defaults}; {command}"], cwd=self.out,
-                              env=self.env, capture_output=True, text=True)
-        self._timed(step, t0)
-        log.write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise BuildError(f"{command.split()[0].strip(chr(34) + '$')} failed (exit "
-                             f"{proc.returncode}); see {log}")
+        try:
+            run_tool(["sh", "-c", f"set -e; {defaults}; {command}"], tool=Path(tool).name,
+                     log=log, cwd=self.out, env=self.env, error=BuildError)
+        finally:
+            self._timed(step, t0)
 
     def synth_cells(self) -> dict[str, int]:
         """Yosys cell type -> count, from the ``stat`` of :data:`SYNTH_STAT`."""

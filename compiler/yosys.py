@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from .tools import ToolError, run_tool
 
 __all__ = ["ECP5_SCRIPT", "XILINX_SCRIPT", "SYNTH_TARGETS", "run_stat", "cell_counts",
            "stat_summary", "yosys_stat", "YosysError", "yosys_command"]
@@ -46,8 +47,8 @@ SYNTH_TARGETS = {
 DSP_CELLS = ("$mul", "$macc", "MULT18X18D", "ALU54B", "SB_MAC16", "DSP48E1")
 
 
-class YosysError(RuntimeError):
-    pass
+class YosysError(ToolError):
+    """Yosys failed; the message names its log and the log's last error line."""
 
 
 def yosys_command() -> list[str]:
@@ -72,11 +73,10 @@ def run_stat(work_dir: Path, verilog: str, script: str, name: str, top: str = "t
     out, log = work_dir / f"{name}.json", work_dir / f"{name}.log"
     out.unlink(missing_ok=True)
     command = f"{read or f'read_verilog {verilog}'}; {script}; tee -q -o {out.name} stat -json"
-    proc = subprocess.run(yosys_command() + ["-q", "-p", command], cwd=work_dir,
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or not out.exists():
-        log.write_text(proc.stdout + proc.stderr)
-        raise YosysError(f"Yosys failed on {work_dir / verilog} ({name}); see {log}")
+    run_tool(yosys_command() + ["-q", "-p", command], tool=f"Yosys ({name} of {verilog})",
+             log=log, cwd=work_dir, error=YosysError)
+    if not out.exists():
+        raise YosysError(f"Yosys wrote no statistics {out}; see {log}")
     stat = json.loads(out.read_text())
     return stat.get("design") or stat["modules"][f"\\{top}"]
 

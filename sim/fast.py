@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
+
+from fewmul.compiler.tools import run_tool
 
 from .runner import SimulationError, verilator_env
 from .vectors import unpack
@@ -93,6 +94,8 @@ int main(int argc, char** argv) {
                 "\"interval\": %.6f}\n", got, (unsigned long long)cycles, seconds,
                 (unsigned long long)(first_out - first_in),
                 got > 1 ? (double)(last_out - first_out) / (double)(got - 1) : 0.0);
+    if (got != n) std::fprintf(stderr, "timeout: returned %zu of %zu results\n", got, n);
+    std::fflush(stdout);
     return got == n ? 0 : 3;
 }
 """
@@ -164,11 +167,11 @@ def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: t
            "--x-initial", "fast", "-CFLAGS", opt, "-Mdir", str(work / obj), *extra_args,
            "-o", "fewmul_fast", str(build.top_v), str(harness)]
     log = work / "build.log"
-    with open(log, "w") as out:
-        proc = subprocess.run(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise SimulationError(f"Verilator build of the fast harness failed; see {log}")
-    return work / obj / "fewmul_fast"
+    exe = work / obj / "fewmul_fast"
+    exe.unlink(missing_ok=True)        # an interrupted or failed build leaves no stale harness
+    run_tool(cmd, tool="Verilator (fast harness)", log=log, cwd=work, env=env,
+             error=SimulationError)
+    return exe
 
 
 def _pack_words(values: np.ndarray, bits: int, words: int) -> np.ndarray:
@@ -204,13 +207,21 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
     (work / "inputs.bin").write_bytes(packed.tobytes())
     budget = (man.latency_cycles + len(inputs) * man.cycles_per_inference) * 2 + 1000
     t0 = time.perf_counter()
-    proc = subprocess.run([str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"),
-                           str(len(beats)), str(len(inputs)), str(budget)], capture_output=True, text=True,
-                          cwd=build_dir)   # top.v loads rom/*.hex relative to its folder
+    log = work / "run.log"
+    (work / "outputs.bin").unlink(missing_ok=True)
+    try:        # top.v loads rom/*.hex relative to its folder
+        run_tool([str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"),
+                  str(len(beats)), str(len(inputs)), str(budget)], tool="the fast harness",
+                 log=log, cwd=build.path, error=SimulationError)
+    except SimulationError as exc:      # exit 3: fewer results than images (the budget ran out)
+        if "(exit 3)" not in str(exc):
+            raise
     wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 3) or not proc.stdout.strip():
-        raise SimulationError(f"The fast harness failed: {proc.stderr.strip()}")
-    stats = json.loads(proc.stdout)
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if line.startswith("{")]
+    if not lines:
+        raise SimulationError(f"The fast harness wrote no result; see {log}")
+    stats = json.loads(lines[-1])
     raw = np.frombuffer((work / "outputs.bin").read_bytes(), "<u4").reshape(-1, out_words)
     last = man.layers[-1]
     labels, scores = [], []
@@ -224,7 +235,7 @@ def run_fast(build_dir: Path, inputs: np.ndarray, expected_scores: np.ndarray | 
         "cycles": stats["cycles"], "seconds": stats["seconds"], "wall_s": wall,
         "images_per_second": stats["images"] / stats["seconds"] if stats["seconds"] else 0.0,
         "latency_cycles": stats["latency"], "cycles_per_inference": stats["interval"],
-        "timeout": proc.returncode == 3,
+        "timeout": stats["images"] < len(inputs),
     }
     if expected_scores is not None:
         expected_scores = np.asarray(expected_scores)[:stats["images"]]

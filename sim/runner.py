@@ -18,14 +18,36 @@ from pathlib import Path
 import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
+from fewmul.compiler.tools import ToolError, failure_message, run_tool
 
 __all__ = ["verilator_env", "simulate", "SimulationError"]
 
 TESTBENCH = "fewmul.sim.testbench"
 
 
-class SimulationError(RuntimeError):
+class SimulationError(ToolError):
     """The simulator could not be built or did not produce a result."""
+
+
+def _runner():
+    """cocotb's Verilator runner, its commands (``verilator``, ``make`` and the compiler, the
+    simulation) run by :func:`~fewmul.compiler.tools.run_tool`: in a process group of their
+    own, killed on an interrupt, a failure naming the tool and its log's last error line."""
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner("verilator")
+
+    def execute(cmds, cwd, stdout=None):
+        for cmd in cmds:
+            tool = "Verilator" if "verilator" in Path(cmd[0]).name else Path(cmd[0]).name
+            log = Path(stdout.name) if stdout is not None else Path(cwd) / "tool.log"
+            if stdout is not None:
+                stdout.flush()
+            run_tool(cmd, tool=tool, log=log, cwd=cwd, env=runner.env, error=SimulationError,
+                     append=stdout is not None)
+
+    runner._execute_cmds = execute
+    return runner
 
 
 def verilator_env() -> dict[str, str]:
@@ -85,8 +107,6 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
         ``images``, ``mismatches``, ``first_mismatch``, ``cycles_per_inference``
         and ``latency_cycles`` (measured in the clean pass), ``wall_s``.
     """
-    from cocotb_tools.runner import get_runner
-
     build = BuildFolder(Path(build_dir).resolve())
     build_dir, top_v = build.path, build.top_v
     if not top_v.exists():
@@ -95,12 +115,12 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
     sim_dir = build.sim_build_dir
     log_file = Path(log_file) if log_file else build.sim_log
     _link_rom_files(build_dir, sim_dir)
-    runner = get_runner("verilator")
+    runner = _runner()
     try:
         runner.build(sources=[top_v], hdl_toplevel="top", build_dir=sim_dir,
                      build_args=["-Wno-fatal", "-O3"], log_file=log_file)
-    except SystemExit as exc:   # cocotb reports a failed build this way
-        raise SimulationError(f"Verilator build failed; see {log_file}") from exc
+    except SystemExit as exc:   # cocotb reports some failed builds this way
+        raise SimulationError(failure_message("Verilator", 1, log_file)) from exc
     per_image = [[np.asarray(out[i]).astype(int).tolist() for out in expected]
                  for i in range(len(inputs))]
     with tempfile.TemporaryDirectory(prefix="fewmul-sim-") as tmp:
@@ -113,8 +133,13 @@ def simulate(build_dir: Path, inputs: np.ndarray, expected: list[list[np.ndarray
         try:
             runner.test(test_module=TESTBENCH, hdl_toplevel="top", build_dir=sim_dir,
                         test_dir=sim_dir, extra_env=env, log_file=log_file, seed=seed)
-        except SystemExit:
-            pass    # under pytest, cocotb exits on a failed test; the result file tells why
+        except (SystemExit, SimulationError) as exc:
+            # a failed test ends the simulator with an error status (under pytest, cocotb
+            # exits): the result file tells why, and without one the simulator's failure does
+            if not res.exists():
+                if isinstance(exc, SimulationError):
+                    raise
+                raise SimulationError(failure_message("the simulation", 1, log_file)) from None
         if not res.exists():
             raise SimulationError(f"The testbench wrote no result; see {log_file}")
         return json.loads(res.read_text())
