@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["pe_arg", "pipeline_arg", "positive_int", "positive_float", "print_train", "print_compile",
+__all__ = ["pe_arg", "pipeline_arg", "positive_int", "non_negative_int", "positive_float", "print_train", "print_compile",
            "print_sim", "sim_ok", "tool_errors"]
 
 
@@ -48,6 +48,16 @@ def positive_int(text: str) -> int:
     return _positive(text, int, "a positive integer")
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     return _positive(text, float, "a positive number")
 
@@ -83,12 +93,27 @@ def print_compile(report: dict, build: Path) -> None:
               + (f", {stat['cells'].get('$mul', 0)} $mul" if target == "generic" else ""))
 
 
+def _rate(part: dict) -> str:
+    rate = part.get("images_per_second")
+    return f"{rate:,.0f} images/s" if rate else "? images/s"
+
+
 def print_sim(result: dict) -> None:
     status = "OK" if sim_ok(result) else "FAIL"
     print(f"sim {status}: {result['images']} images, {result['mismatches']} mismatches, "
           f"{result.get('cycles_per_inference', float('nan')):.1f} cycles/inference measured "
           f"(predicted {result['predicted_cycles_per_inference']}), latency "
           f"{result.get('latency_cycles', '?')} cycles, {result['wall_s']:.1f} s")
+    harness, bench = result.get("harness"), result.get("testbench")
+    if harness:
+        print(f"  compiled harness: images 0-{harness['images'] - 1}, labels and scores, "
+              f"{harness['mismatches']} mismatches, {_rate(harness)} "
+              f"(Verilator build {harness['build_s']:.1f} s)")
+    if bench:
+        passes = "full speed and with random stalls" if bench.get("passes", 1) > 1 \
+            else "full speed"
+        print(f"  cocotb testbench: images 0-{bench['images'] - 1}, every layer, {passes}, "
+              f"{bench['mismatches']} mismatches, {_rate(bench)}")
     if result.get("first_mismatch"):
         print(f"first mismatch: {result['first_mismatch']}")
     if result.get("error"):

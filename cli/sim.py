@@ -3,17 +3,28 @@
 from pathlib import Path
 
 from fewmul.compiler.folders import BuildFolder
+from fewmul.sim.check import DEFAULT_TESTBENCH_IMAGES
 
-from .common import positive_int, print_sim, sim_ok
+from .common import non_negative_int, positive_int, print_sim, sim_ok
 
 
 def register(sub) -> None:
     s = sub.add_parser("sim", help="simulate a build under cocotb + Verilator",
-                       description="Run BUILD/top.v under cocotb + Verilator on test images and "
-                                   "compare every layer's outputs with the integer golden model. "
-                                   "Writes BUILD/sim.json; exits 1 on any mismatch.")
+                       description="Run BUILD/top.v under Verilator on test images and compare the "
+                                   "labels and scores with the integer golden model (a compiled "
+                                   "harness), and every layer's outputs of the first images "
+                                   "(the cocotb testbench, with random stalls). Writes "
+                                   "BUILD/sim.json; exits 1 on any mismatch.")
     s.add_argument("build", type=Path, metavar="BUILD", help="folder written by 'fewmul compile'")
-    s.add_argument("--images", type=positive_int, default=200, help="test images to simulate (default 200)")
+    s.add_argument("--images", type=positive_int, default=200,
+                   help="test images to simulate (default 200): their labels and scores are "
+                        "checked in the compiled Verilator harness, the first "
+                        "--testbench-images also layer by layer in the cocotb testbench")
+    s.add_argument("--testbench-images", type=non_negative_int, default=DEFAULT_TESTBENCH_IMAGES,
+                   metavar="K",
+                   help="images the cocotb testbench checks layer by layer, at full speed and "
+                        f"with random stalls (default {DEFAULT_TESTBENCH_IMAGES}; with no more "
+                        "images than this the testbench alone runs)")
     s.add_argument("--stall", type=float, default=0.25,
                    help="probability of idle/back-pressure cycles in the second pass "
                         "(default 0.25; 0: one clean pass)")
@@ -37,7 +48,9 @@ def run(args) -> int:
         print(format_result(result))
         return 0 if result["bit_exact"] else 1
     from fewmul.sim.check import check_build
+
     result = check_build(args.build, args.images, stall=args.stall, seed=args.seed,
-                         random_images=args.random_images)
+                         random_images=args.random_images,
+                         testbench_images=args.testbench_images)
     print_sim(result)
     return 0 if sim_ok(result) else 1

@@ -144,5 +144,6 @@ async def network_matches_golden_model(dut):
         result["wall_s"] = time.perf_counter() - t0
         result["mismatches"] = len(bad)
         result["first_mismatch"] = bad[min(bad)] if bad else None
+        result["mismatched_images"] = sorted(bad)
         result_path.write_text(json.dumps(result, indent=2))
     assert not bad, f"{len(bad)} images differ from the golden model; first: {bad[min(bad)]}"

@@ -57,15 +57,52 @@ def test_report_lists_layers_and_widths(demo):
 
 
 def test_demo_network_bit_exact_in_verilator_with_stalls(demo):
+    """All 360 test images in the compiled harness (labels and scores), the first 200 in the
+    cocotb testbench (every layer, full speed and with stalls)."""
     root, _, report = demo
-    result = check_build(root / "build", images=200, stall=0.3, seed=1)
+    result = check_build(root / "build", images=360, stall=0.3, seed=1, testbench_images=200)
     assert result["error"] is None, result["error"]
-    assert result["images"] == 200
+    assert result["images"] == 360
     assert result["mismatches"] == 0, result["first_mismatch"]
+    assert result["harness"]["images"] == 360 and result["harness"]["mismatches"] == 0
+    assert result["testbench"]["images"] == 200 and result["testbench"]["passes"] == 2
     assert result["cycles_per_inference"] == report["cycles_per_inference"]
     assert result["latency_cycles"] == report["latency_cycles"]
+    assert result["harness"]["cycles_per_inference"] == report["cycles_per_inference"]
     assert result["stalled_cycles"] > 200 * report["cycles_per_inference"]
     assert json.loads((root / "build" / "sim.json").read_text())["mismatches"] == 0
+
+
+def test_sim_says_which_images_went_through_which_simulator(demo, capsys):
+    root, _, _ = demo
+    assert main(["sim", str(root / "build"), "--images", "300", "--testbench-images", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "sim OK: 300 images, 0 mismatches" in out
+    assert "compiled harness: images 0-299, labels and scores, 0 mismatches" in out
+    assert "cocotb testbench: images 0-19, every layer, full speed and with random stalls" in out
+    assert out.count("images/s") == 2
+
+
+def test_the_harness_checks_the_images_past_the_testbench(demo):
+    """A golden model wrong in one score of every image: the harness alone (no testbench
+    images) finds all of them and names the score; with the testbench on the first 10, those
+    are named by their layer."""
+    root, _, _ = demo
+    folder = BuildFolder(root / "build")
+    saved = folder.net_path.read_bytes()
+    try:
+        net = folder.net()
+        net.ops[-2].offsets[2] += 1
+        folder.save_net(net)
+        result = check_build(folder.path, images=300, testbench_images=0)
+        assert result["testbench"] is None
+        assert result["harness"]["mismatches"] == result["mismatches"] == 300
+        assert result["first_mismatch"].startswith("image 0: score 2: got ")
+        result = check_build(folder.path, images=300, testbench_images=10, stall=0.0)
+        assert result["testbench"]["mismatches"] == 10 and result["mismatches"] == 300
+        assert result["first_mismatch"].startswith("image 0: layer 2 differs")
+    finally:
+        folder.net_path.write_bytes(saved)
 
 
 def test_simulation_catches_a_wrong_golden_model(demo, tmp_path):
