@@ -30,7 +30,7 @@ from fewmul.ir import Graph
 from .nets import fastest_cycles
 from .targets import Board
 
-__all__ = ["FitError", "check_fit", "suggest_folding", "pe_work", "cycle_targets",
+__all__ = ["FitError", "check_fit", "check_estimate", "suggest_folding", "pe_work", "cycle_targets",
            "pnr_utilisation_from_log"]
 
 KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks"}
@@ -144,10 +144,21 @@ def _planner_suggestion(net, plans, used, available, unit):
             f"need about {estimate:.0f} {unit}", candidate)
 
 
+def check_estimate(board: Board, net: Graph, plans: list[LayerPlan]) -> None:
+    """Refuse, before any synthesis, a folding whose LUTs or flip-flops by the planner's
+    estimate alone exceed the board's (the estimate leaves out the host link and most control
+    logic, so it is below what synthesis finds: a design refused here cannot fit)."""
+    estimates = [plan.estimate() for plan in plans]
+    used = {"lut": sum(e.luts for e in estimates), "ff": sum(e.ffs for e in estimates)}
+    check_fit(board, used, net, plans, stage="the planner's estimate, before synthesis",
+              kinds=("lut", "ff"))
+
+
 def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
-              stage: str) -> None:
-    """Raise :class:`FitError` for the first resource of ``used`` over the board's capacity."""
-    for kind in ("lut", "ff", "bram", "dsp"):
+              stage: str, kinds: tuple[str, ...] = ("lut", "ff", "bram", "dsp")) -> None:
+    """Raise :class:`FitError` for the first resource of ``used`` (of ``kinds``) over the
+    board's capacity."""
+    for kind in kinds:
         have = board.capacity.get(kind)
         need = used.get(kind)
         if have is None or need is None or need <= have:
@@ -157,8 +168,8 @@ def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
                    f"({stage}) but the device has {have}, {need - have:g} over "
                    f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "
-                   f"({_cycles(plans)} cycles/inference). To fit: {advice} (an estimate "
-                   f"scaled from this build).")
+                   f"({_cycles(plans)} cycles/inference). To fit: {advice} (an estimate"
+                   + (" scaled from this build)." if "estimate" not in stage else ")."))
         raise FitError(message, resource=kind, used=need, available=have, suggestion=advice)
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fewmul.compiler.folders import BuildFolder
-from fewmul.compiler.lower import LayerPlan, unit_name
+from fewmul.compiler.lower import LayerPlan, lower, unit_name
 from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.artifacts import write_atomic
 
 from .families import BuildError, Timing, flow_for
-from .fit import FitError, check_fit
+from .fit import FitError, check_estimate, check_fit
 from .link import DEFAULT_BAUD, BoardTop
-from .nets import build_network
+from .nets import plan_network
 from .targets import Board, get_board
 
 if TYPE_CHECKING:
@@ -244,10 +244,13 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         raise TypeError(f"Board must be a board name or a Board, not {board!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").unlink(missing_ok=True)   # written last: marks a complete build
     t0 = time.perf_counter()
     target_hz = board.target_hz if target_hz is None else target_hz
-    network, plans = build_network(net, pe, default=default, simd=simd, pipeline=pipeline,
-                                   clock_hz=target_hz)
+    plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
+                         clock_hz=target_hz)
+    check_estimate(board, net, plans)       # a design far too large stops before synthesis
+    network = lower(net, plans)
     top = BoardTop(network, baud)
     write_atomic(out / "link.json", top.format.to_json())
     platform = board.platform(target_hz=target_hz)

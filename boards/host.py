@@ -17,7 +17,7 @@ import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import write_atomic
-from .protocol import RESULT_SYNC, WINDOW, LinkFormat
+from .protocol import RESULT_SYNC, WINDOW, LinkFormat, ProtocolError
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]
 
@@ -50,15 +50,18 @@ def _read_result(port, fmt: LinkFormat, index: int, timeout: float) -> tuple[int
 
 
 def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
-             progress: bool = False) -> list[tuple[int, list[int]]]:
+             progress: bool = False,
+             answers: list | None = None) -> list[tuple[int, list[int]]]:
     """Send every image and return the board's ``(label, scores)`` answers, in order.
 
-    At most :data:`~fewmul.boards.protocol.WINDOW` images are unanswered at a time.
+    At most :data:`~fewmul.boards.protocol.WINDOW` images are unanswered at a time. The answers
+    are appended to ``answers`` when given, so that a caller keeps those received before a
+    :class:`HostLinkError`.
     """
     from tqdm import tqdm
 
     images = list(images)
-    answers = []
+    answers = [] if answers is None else answers
     bar = tqdm(total=len(images), desc="images", unit="img", disable=not progress, leave=False)
     try:
         sent = 0
@@ -66,7 +69,11 @@ def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
             while sent < len(images) and sent - len(answers) < WINDOW:
                 port.write(fmt.encode_image(images[sent]))
                 sent += 1
-            answers.append(_read_result(port, fmt, len(answers), timeout))
+            try:
+                answers.append(_read_result(port, fmt, len(answers), timeout))
+            except ProtocolError as exc:
+                raise HostLinkError(f"the answer to image {len(answers)} is garbled ({exc}): "
+                                    f"check the baud rate") from None
             bar.update()
     finally:
         bar.close()
@@ -113,17 +120,32 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
                             f"{fmt.input_count}: rebuild the board from this build folder")
     golden = net.forward(x)[-1]
     t0 = time.perf_counter()
-    answers = exchange(port, fmt, x, timeout=timeout, progress=progress)
-    wall = time.perf_counter() - t0
+    answers: list = []
+    try:
+        exchange(port, fmt, x, timeout=timeout, progress=progress, answers=answers)
+    except HostLinkError as exc:
+        partial = _result(board_dir.name, answers, golden, y, time.perf_counter() - t0)
+        partial.update(requested=len(x), complete=False, error=str(exc))
+        write_atomic(board_dir / "run.json", json.dumps(partial, indent=2))
+        raise HostLinkError(f"{exc}; {len(answers)} of {len(x)} images answered "
+                            f"({partial['mismatches']} mismatches), partial results in "
+                            f"{board_dir / 'run.json'}") from None
+    result = _result(board_dir.name, answers, golden, y, time.perf_counter() - t0)
+    result.update(requested=len(x), complete=True)
+    write_atomic(board_dir / "run.json", json.dumps(result, indent=2))
+    return result
+
+
+def _result(board: str, answers: list, golden: np.ndarray, y: np.ndarray, wall: float) -> dict:
+    """``run.json`` of the ``answers`` received (the first ``len(answers)`` images)."""
     bad = []
     for i, (label, scores) in enumerate(answers):
         if scores != golden[i].tolist() or label != int(np.argmax(golden[i])):
             bad.append(f"image {i}: board says label {label} scores {scores}, golden model "
                        f"label {int(np.argmax(golden[i]))} scores {golden[i].tolist()}")
-    labels = np.array([a[0] for a in answers])
-    result = {"board": board_dir.name, "images": len(x), "mismatches": len(bad),
-              "first_mismatch": bad[0] if bad else None,
-              "accuracy": float((labels == y).mean()), "wall_s": wall,
-              "inferences_per_s": len(x) / wall if wall > 0 else None}
-    write_atomic(board_dir / "run.json", json.dumps(result, indent=2))
-    return result
+    labels = np.array([a[0] for a in answers], dtype=np.int64)
+    n = len(answers)
+    return {"board": board, "images": n, "mismatches": len(bad),
+            "first_mismatch": bad[0] if bad else None,
+            "accuracy": float((labels == y[:n]).mean()) if n else None, "wall_s": wall,
+            "inferences_per_s": n / wall if wall > 0 else None}

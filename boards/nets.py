@@ -20,7 +20,7 @@ from fewmul.gateware import Network
 from fewmul.ir import (Argmax, Graph, MatVec, MaxPool, MultiThreshold, Scores, SlidingWindow,
                        TensorType, dense_layer, dense_net)
 
-__all__ = ["random_net", "random_conv_net", "fastest_cycles", "build_network"]
+__all__ = ["random_net", "random_conv_net", "fastest_cycles", "build_network", "plan_network"]
 
 
 def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Graph:
@@ -186,7 +186,15 @@ def fastest_cycles(net: Graph) -> int:
 def build_network(net: Graph, pe=None, *, default=None, simd=None,
                   pipeline: int | None = None,
                   clock_hz: float | None = None) -> tuple[Network, list[LayerPlan]]:
-    """The gateware network of ``net`` and its folding plans.
+    """The gateware network of ``net`` and its folding plans (:func:`plan_network`)."""
+    plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
+                         clock_hz=clock_hz)
+    return lower(net, plans), plans
+
+
+def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int | None = None,
+                 clock_hz: float | None = None) -> list[LayerPlan]:
+    """The folding plans of ``net`` for a board build.
 
     With ``pe`` ``"auto"`` the planner aims at
     :data:`~fewmul.compiler.planner.DEFAULT_TARGET_CYCLES`, or at :func:`fastest_cycles` for a
@@ -224,5 +232,4 @@ def build_network(net: Graph, pe=None, *, default=None, simd=None,
     pe = folding.pop("pe")
     if pe == "auto" and "max_luts" not in folding:
         folding.setdefault("target_cycles", max(DEFAULT_TARGET_CYCLES, fastest_cycles(net)))
-    plans = plan_folding(net, pe, **folding)
-    return lower(net, plans), plans
+    return plan_folding(net, pe, **folding)

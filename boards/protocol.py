@@ -29,8 +29,10 @@ import json
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
+from fewmul.nn.artifacts import ArtifactError, check_format, read_json
+
 __all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "LinkFormat",
-           "ProtocolError"]
+           "ProtocolError", "LINK_FORMAT"]
 
 IMAGE_SYNC = 0xA5
 RESULT_SYNC = 0x5A
@@ -38,6 +40,8 @@ RESULT_SYNC = 0x5A
 IDLE_TIMEOUT_BITS = 64
 #: Images a host may have in flight (one computing, one buffered).
 WINDOW = 2
+#: Version of ``link.json``; one without a version is of format 1.
+LINK_FORMAT = 2
 
 
 class ProtocolError(ValueError):
@@ -110,7 +114,7 @@ class LinkFormat:
         return label, scores
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "in_bytes": self.in_bytes, "out_bytes": self.out_bytes,
+        return json.dumps({"format": LINK_FORMAT, **asdict(self), "in_bytes": self.in_bytes, "out_bytes": self.out_bytes,
                            "image_sync": IMAGE_SYNC, "result_sync": RESULT_SYNC}, indent=2)
 
     @classmethod
@@ -120,9 +124,15 @@ class LinkFormat:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run 'fewmul build' first")
-        fields = json.loads(path.read_text())
+        fields = read_json(path)
+        if not isinstance(fields, dict):
+            raise ArtifactError(f"{path}: not a link description (a JSON object)")
+        check_format(path, fields.get("format"), LINK_FORMAT,
+                     "it was written by a newer fewmul; build the board again with this one")
         try:
             return cls(**{k: int(fields[k]) for k, f in cls.__dataclass_fields__.items()
                           if k in fields or f.default is MISSING})
         except KeyError as exc:
-            raise ValueError(f"{path}: missing key {exc.args[0]!r}") from None
+            raise ArtifactError(f"{path}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: not a link description ({exc})") from None

@@ -24,17 +24,27 @@ def register(sub) -> None:
     r.set_defaults(func=run)
 
 
-def run(args) -> int:
-    import json
+def _built_baud(report: Path) -> int:
+    """The serial rate the board's bitstream was built with (its ``report.json``)."""
+    from fewmul.nn.artifacts import ArtifactError, read_json
+    fields = read_json(report)
+    try:
+        return int(fields["baud"])
+    except (KeyError, TypeError, ValueError):
+        raise ArtifactError(f"{report}: no serial rate ('baud'); give --baud") from None
 
+
+def run(args) -> int:
     import serial
 
     from fewmul.boards.host import HostLinkError, check_board, find_board_dir
+    from fewmul.boards.protocol import LinkFormat
     board_dir = find_board_dir(args.build, args.board)
+    LinkFormat.load(board_dir / "link.json")    # a bad file is named before the port is opened
     report = board_dir / "report.json"
-    baud = args.baud or (json.loads(report.read_text())["baud"] if report.exists() else 115200)
+    baud = args.baud or (_built_baud(report) if report.exists() else 115200)
     try:
-        with serial.Serial(args.port, baud, timeout=0.1) as port:
+        with serial.Serial(args.port, baud, timeout=0.1, exclusive=True) as port:
             port.reset_input_buffer()
             result = check_board(port, args.build, args.images, board=board_dir.name,
                                  timeout=args.timeout, progress=not args.quiet)

@@ -78,6 +78,10 @@ def emit_build(net: Graph, plans: list[LayerPlan], build_dir: Path) -> tuple[obj
         ``latency_cycles``) without Yosys figures.
     """
     build = BuildFolder(build_dir).create()
+    # the manifest (written last) and the report mark a complete build: an interrupted one has
+    # neither, rather than those of the build it replaces
+    for path in (build.manifest_path, build.report_path, build.sim_path):
+        path.unlink(missing_ok=True)
     top = lower(net, plans)
     t0 = time.perf_counter()
     verilog, generic = convert_and_check(top, build.path)

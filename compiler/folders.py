@@ -37,14 +37,18 @@ import numpy as np
 
 from fewmul.gateware.rom import ROM_FOLDER
 from fewmul.ir import Graph
-from fewmul.nn.artifacts import save_npz, write_atomic
+from fewmul.nn.artifacts import ArtifactError, check_format, load_npz, read_json, save_npz, write_atomic
 
 from .spec import NetworkSpec, load_spec
 
-__all__ = ["BUILD_FORMAT", "Manifest", "BuildFolder", "RunFolder", "MissingArtifact"]
+__all__ = ["BUILD_FORMAT", "RUN_FORMAT", "Manifest", "BuildFolder", "RunFolder", "MissingArtifact",
+           "ArtifactError", "load_graph"]
 
 #: Version of the build folder's layout, written in ``manifest.json``.
 BUILD_FORMAT = 2
+#: Version of the run folder's layout, written in ``model.npz`` (``format``); a run without one
+#: is of format 1.
+RUN_FORMAT = 2
 
 
 class MissingArtifact(FileNotFoundError):
@@ -91,6 +95,25 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def load_graph(path: Path) -> Graph:
+    """The network IR saved in ``path`` (``net.npz``).
+
+    Raises
+    ------
+    ArtifactError
+        When the file is truncated, corrupt, of a newer format or not a network.
+    """
+    arrays = load_npz(path)
+    try:
+        return Graph.from_arrays(arrays, str(path))
+    except ArtifactError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        message = str(exc)
+        raise ArtifactError(message if message.startswith(str(path)) else
+                            f"{path}: not a network IR ({type(exc).__name__}: {exc})") from None
 
 
 def _need(path: Path, maker: str) -> Path:
@@ -181,14 +204,28 @@ class BuildFolder:
     # --- reading ---------------------------------------------------------------------------
     def net(self) -> Graph:
         """The network IR, the golden model of the design."""
-        return Graph.load(_need(self.net_path, self._compile_hint))
+        return load_graph(_need(self.net_path, self._compile_hint))
 
     def manifest(self) -> Manifest:
-        text = _need(self.manifest_path, self._compile_hint).read_text()
-        return Manifest(**json.loads(text))
+        """The stream layouts; the folder's format is checked (:data:`BUILD_FORMAT`)."""
+        path = _need(self.manifest_path, self._compile_hint)
+        fields = read_json(path)
+        if not isinstance(fields, dict):
+            raise ArtifactError(f"{path}: not a manifest (a JSON object)")
+        check_format(path, fields.get("format"), BUILD_FORMAT,
+                     "it was written by a newer fewmul; compile the run again with this one")
+        try:
+            return Manifest(**fields)
+        except TypeError as exc:
+            raise ArtifactError(f"{path}: not a manifest of this fewmul ({exc}); compile the "
+                                f"run again") from None
 
     def report(self) -> dict:
-        return json.loads(_need(self.report_path, self._compile_hint).read_text())
+        path = _need(self.report_path, self._compile_hint)
+        report = read_json(path)
+        if not isinstance(report, dict) or not isinstance(report.get("layers"), list):
+            raise ArtifactError(f"{path}: not a compile report (no list of layers)")
+        return report
 
     def spec(self) -> NetworkSpec:
         return load_spec(_need(self.spec_path, self._compile_hint))
@@ -199,11 +236,15 @@ class BuildFolder:
         if not self.report_path.exists():
             return None
         layers = self.report()["layers"]
-        folding = {"pe": [int(layer["pe"]) for layer in layers]}
-        if layers and all("simd" in layer for layer in layers):
-            folding["simd"] = [int(layer["simd"]) for layer in layers]
-        if layers and "pipeline" in layers[0]:
-            folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
+        try:
+            folding = {"pe": [int(layer["pe"]) for layer in layers]}
+            if layers and all("simd" in layer for layer in layers):
+                folding["simd"] = [int(layer["simd"]) for layer in layers]
+            if layers and "pipeline" in layers[0]:
+                folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{self.report_path}: a layer without a valid folding "
+                                f"({type(exc).__name__}: {exc})") from None
         return folding
 
     # --- writing ---------------------------------------------------------------------------
@@ -269,5 +310,16 @@ class RunFolder:
         return load_spec(self._need(self.spec_path))
 
     def model_state(self) -> dict[str, np.ndarray]:
-        with np.load(self._need(self.model_path)) as f:
-            return dict(f)
+        """The arrays of ``model.npz``; its format is checked (:data:`RUN_FORMAT`)."""
+        state = load_npz(self._need(self.model_path))
+        check_format(self.model_path, state.pop("format", None), RUN_FORMAT,
+                     "it was written by a newer fewmul; train it again with this one")
+        return state
+
+    def save_model(self, state: dict[str, np.ndarray]) -> None:
+        """Write ``model.npz`` with the folder's format version."""
+        save_npz(self.model_path, {**state, "format": np.array(RUN_FORMAT)})
+
+    def net(self) -> Graph:
+        """The exact network IR ``net.npz`` of an imported run."""
+        return load_graph(self._need(self.net_path))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fewmul.ir import Graph
 from fewmul.ir.fold import fold
-from fewmul.nn.artifacts import save_npz, write_atomic
+from fewmul.nn.artifacts import ArtifactError, write_atomic
 from fewmul.nn.data import SHAPES, load_dataset
 from fewmul.nn.model import Model
 from fewmul.nn.plots import plot_curves
@@ -76,7 +76,7 @@ def train_run(spec_path: Path | None, run_dir: Path, *, epochs: int | None = Non
     result = train(data, spec.layers, spec.train, progress=progress, on_epoch=after_epoch,
                    checkpoint=run.checkpoint_path, resume=resume)
     best = result.history[result.best_epoch]
-    save_npz(run.model_path, result.model.state())
+    run.save_model(result.model.state())
     summary = {
         "best_epoch": best.epoch,
         "test_acc_deployed": best.test_acc,
@@ -110,7 +110,7 @@ def init_run(spec_path: Path, run_dir: Path, *, data_dir: Path | None = None) ->
     run.path.mkdir(parents=True, exist_ok=True)
     write_atomic(run.spec_path, dump_spec(spec))
     model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)
-    save_npz(run.model_path, model.state())
+    run.save_model(model.state())
     summary = {"best_epoch": None, "untrained": True}
     write_atomic(run.metrics_path, json.dumps({"summary": summary, "epochs": []}, indent=2))
     return summary
@@ -122,7 +122,10 @@ def load_run(run_dir: Path) -> tuple[NetworkSpec, Model]:
     spec = run.spec()
     state = run.model_state()
     model = Model.init(SHAPES[spec.data.set], spec.layers, spec.train.seed)
-    model.load_state(state)
+    try:
+        model.load_state(state)
+    except (ValueError, KeyError) as exc:
+        raise ArtifactError(f"{run.model_path}: does not match {run.spec_path} ({exc})") from None
     return spec, model
 
 
@@ -131,6 +134,6 @@ def run_network(run_dir: Path) -> tuple[NetworkSpec, Graph]:
     run carries one (an imported network), else its trained model folded."""
     run = RunFolder(run_dir)
     if run.net_path.exists():
-        return run.spec(), Graph.load(run.net_path)
+        return run.spec(), run.net()
     spec, model = load_run(run_dir)
     return spec, fold(model, spec.data.input_bits, spec.train)

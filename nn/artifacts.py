@@ -1,19 +1,28 @@
-"""Writing artifacts so that a crash never leaves half a file.
+"""Writing artifacts so that a crash never leaves half a file, and reading them back.
 
 Every JSON, text and NPZ file that fewmul keeps (run and build folders, checkpoints, board
-reports) goes through these two functions: the data is written to a temporary file beside
-the target, flushed to disk, and renamed over it, so a reader sees the old file or the new
-one, never a mix.
+reports) goes through :func:`write_atomic` or :func:`save_npz`: the data is written to a
+temporary file beside the target, flushed to disk, and renamed over it, so a reader sees the
+old file or the new one, never a mix. :func:`read_json` and :func:`load_npz` read them back and
+turn a truncated or corrupt file (or one of a newer format, :func:`check_format`) into an
+:class:`ArtifactError` that names it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["write_atomic", "save_npz"]
+__all__ = ["write_atomic", "save_npz", "ArtifactError", "read_json", "load_npz", "check_format"]
+
+
+class ArtifactError(ValueError):
+    """A file fewmul wrote cannot be used: truncated, corrupt, or of a format this version does
+    not read. The message names the file and what is wrong with it."""
 
 
 def _replace(tmp: Path, path: Path, write) -> None:
@@ -40,3 +49,70 @@ def save_npz(path: Path, arrays: dict, *, compressed: bool = True) -> None:
     path = Path(path)
     save = np.savez_compressed if compressed else np.savez
     _replace(path.with_name(path.name + ".tmp.npz"), path, lambda f: save(f, **arrays))
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ArtifactError
+        When it cannot be read or is not JSON (e.g. truncated).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: cannot be read ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON, truncated or corrupt ({exc})") from None
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the NPZ file ``path`` (no pickled objects).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ArtifactError
+        When it is not a readable NPZ file (truncated, corrupt, not an NPZ at all).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single array, not an archive of arrays")
+            return {key: f[key] for key in f.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:    # zipfile, zlib, format and OS errors all mean the same here
+        raise ArtifactError(f"{path}: not a readable NPZ archive, truncated or corrupt "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def check_format(path: Path, found: Any, current: int, remedy: str) -> int:
+    """``found`` (a format version read from ``path``; None for a file without one, the
+    format before versions were written: 1) as an integer no newer than ``current``.
+
+    Raises
+    ------
+    ArtifactError
+        For a newer or malformed version; the message ends with ``remedy``.
+    """
+    if found is None:
+        return 1
+    try:
+        version = int(np.asarray(found).item() if isinstance(found, np.ndarray) else found)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"{path}: format version {found!r} is not an integer") from None
+    if version > current or version < 1:
+        raise ArtifactError(f"{path}: format {version}, but this fewmul reads formats 1 to "
+                            f"{current}: {remedy}")
+    return version

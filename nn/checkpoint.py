@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import save_npz
+from .artifacts import ArtifactError, check_format, save_npz
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+
+#: Version of the checkpoint's layout, in its ``meta``; a checkpoint without one is of format 1.
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
@@ -39,7 +42,7 @@ def save_checkpoint(path: Path, ck: Checkpoint) -> None:
     arrays.update({f"opt/{k}": v for k, v in ck.optimizer.items()})
     if ck.best_model is not None:
         arrays.update({f"best/{k}": v for k, v in ck.best_model.items()})
-    meta = {"epoch": ck.epoch, "rng_state": ck.rng_state, "best_val": ck.best_val,
+    meta = {"format": CHECKPOINT_FORMAT, "epoch": ck.epoch, "rng_state": ck.rng_state, "best_val": ck.best_val,
             "best_epoch": ck.best_epoch, "history": ck.history}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     save_npz(path, arrays, compressed=False)
@@ -61,13 +64,20 @@ def load_checkpoint(path: Path) -> Checkpoint:
             data = {k: f[k] for k in f.files}
         meta = json.loads(bytes(data.pop("meta")).decode())
     except Exception as exc:  # zip, pickle or JSON problems all mean the same to the user
-        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+        raise ArtifactError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                            f"({type(exc).__name__}: {exc})") from None
+    check_format(path, meta.get("format"), CHECKPOINT_FORMAT,
+                 "it was written by a newer fewmul; train again without --resume")
 
     def group(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
 
     best = group("best/")
-    return Checkpoint(epoch=int(meta["epoch"]), model=group("model/"), optimizer=group("opt/"),
-                      rng_state=meta["rng_state"], best_model=best or None,
-                      best_val=float(meta["best_val"]), best_epoch=int(meta["best_epoch"]),
-                      history=meta["history"])
+    try:
+        return Checkpoint(epoch=int(meta["epoch"]), model=group("model/"),
+                          optimizer=group("opt/"), rng_state=meta["rng_state"],
+                          best_model=best or None, best_val=float(meta["best_val"]),
+                          best_epoch=int(meta["best_epoch"]),
+                          history=meta["history"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: not a checkpoint of this fewmul (no {exc})") from None
