@@ -73,7 +73,7 @@ def test_brevitas_tfc_imports_compiles_and_simulates_bit_exact(tmp_path, capsys)
     agreement = json.loads((tmp_path / "run" / "metrics.json").read_text())["summary"]["agreement"]
     assert agreement["images"] == 10000 and agreement["labels"] == 1.0
     assert agreement["scores"] == 1.0
-    assert agreement["accuracy_golden"] > 0.7
+    assert agreement["accuracy_golden"] > 0.6          # one epoch; about 73 %
     assert main(["compile", str(tmp_path / "run"), "-o", str(tmp_path / "build"),
                  "--target-cycles", "512"]) == 0
     assert main(["sim", str(tmp_path / "build"), "--images", "200"]) == 0
