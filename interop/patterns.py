@@ -628,7 +628,7 @@ def maxpool(node, walk: Walk) -> None:
                           "pool sizes that divide the height and width")
     op = MaxPool(f"layer{walk.index - 1}.pool", act.type, size)
     walk.ops.append(op)
-    walk.layers.append({"kind": "maxpool", "size": size})
+    walk.layers.append({"kind": "maxpool", "size": size, "pools": "activations"})
     act.type = op.out_type
 
 
