@@ -17,6 +17,14 @@ def check_count(name: str, value, *, minimum: int = 1) -> int:
     return value
 
 
+def _select(condition, value, constant):
+    """``Mux(condition, value, constant)`` as AND and OR gates. A multiplexer with a constant
+    input before a register's enable becomes a synchronous reset, which on the ECP5 needs the
+    enable folded into it (a gate more on the window registers' enable path); gates do not."""
+    mask = condition.replicate(len(value))
+    return (value & mask) | (constant & ~mask)
+
+
 class _GridAxis:
     """One axis (rows or columns) of the padded image that the window walks.
 
@@ -222,16 +230,16 @@ class SlidingWindow(wiring.Component):
 
         pad_pixel = Cat(Const(self.pad_value, self._element_shape)
                         for _ in range(self.channels))
-        pixel = Mux(real, self.i.payload.as_value(), pad_pixel)
+        pixel = _select(real, self.i.payload.as_value(), pad_pixel)
 
         # The column entering the window, top row (kh = 0) in the low bits.
         column = Signal(k * pixel_bits)
         if k == 1:
             m.d.comb += column.eq(pixel)
         else:
-            m.d.comb += column.eq(Mux(cols.real, Cat(self._line_buffer(m, cols, step, pixel),
-                                                     pixel),
-                                      Cat(pad_pixel for _ in range(k))))
+            m.d.comb += column.eq(_select(cols.real,
+                                          Cat(self._line_buffer(m, cols, step, pixel), pixel),
+                                          Cat(pad_pixel for _ in range(k))))
 
         # The window: `window[kw]` is column `kw`, the newest on the right (kw = k - 1).
         window = [Signal(k * pixel_bits, name=f"window_col{kw}") for kw in range(k)]
