@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean venv data docs
+.PHONY: demo test test-slow fuzz bench clean venv data docs
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# 1000 random networks in Verilator with random stalls against the golden model; a failure
+# prints its seed, replayed with `fewmul fuzz --seed S`. FUZZ_COUNT, FUZZ_START change the range.
+FUZZ_COUNT ?= 1000
+FUZZ_START ?= 0
+fuzz: $(STAMP)
+	$(BIN)/fewmul fuzz --count $(FUZZ_COUNT) --start $(FUZZ_START)
 
 # The Sphinx site (docs/, MyST pages and the API reference generated from the
 # docstrings); any warning fails the build.

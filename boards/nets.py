@@ -17,8 +17,8 @@ import numpy as np
 from fewmul.compiler.lower import DEFAULT_TARGET_CYCLES, LayerPlan, lower, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.gateware import Network
-from fewmul.ir import (Argmax, Graph, MatVec, MaxPool, MultiThreshold, Scores, SlidingWindow,
-                       TensorType, dense_layer, dense_net)
+from fewmul.ir import Graph, dense_layer, dense_net
+from fewmul.ir.synthetic import random_graph
 
 __all__ = ["random_net", "random_conv_net", "fastest_cycles", "build_network", "plan_network"]
 
@@ -55,28 +55,13 @@ def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Grap
     return dense_net(layers)
 
 
-#: Random images the thresholds of :func:`random_conv_net` are set on.
-CALIBRATION_IMAGES = 64
-
-
-def _calibrated_thresholds(rng, sums: np.ndarray, levels: int, on: float) -> np.ndarray:
-    """Thresholds at which about ``on`` of each neuron's ``sums`` (rows: pixels of random
-    images, columns: neurons) reach the first level, the other levels above it, jittered per
-    neuron; one per neuron if ``levels`` is 1."""
-    units = sums.shape[1]
-    steps = np.arange(levels, 0, -1) / levels                     # 1, ..., 1/levels
-    q = 1 - on * steps[None, :] + rng.uniform(-0.1, 0.1, size=(units, 1))
-    q = np.clip(q, 0, 1)
-    t = np.stack([np.quantile(sums[:, m], q[m]) for m in range(units)])
-    t = np.sort(np.round(t).astype(np.int64), axis=1)
-    return t[:, 0] if levels == 1 else t
-
-
 def random_conv_net(input_shape: Sequence[int], layers: Sequence[Sequence], input_bits: int = 4,
                     seed: int = 0, *, act_bits: int = 1, weight_kind: str = "binary") -> Graph:
-    """A random folded convolutional network, as :func:`~fewmul.ir.fold.fold` builds them.
+    """A random folded convolutional network, as :func:`~fewmul.ir.fold.fold` builds them
+    (:func:`fewmul.ir.synthetic.random_graph`, which has more options).
 
-    The thresholds are set on the sums of :data:`CALIBRATION_IMAGES` random images, so that a
+    The thresholds are set on the sums of
+    :data:`~fewmul.ir.synthetic.CALIBRATION_IMAGES` random images, so that a
     hidden activation is +1 (or above the lowest level) for about half of them, or for about
     half of the blocks a max-pool takes after it: the answers depend on the image.
 
@@ -109,69 +94,8 @@ def random_conv_net(input_shape: Sequence[int], layers: Sequence[Sequence], inpu
         random_conv_net((1, 8, 8), [("conv", 16, 3, "same"), ("pool", 2), ("conv", 32, 3),
                                     ("dense", 10)])
     """
-    shape = tuple(int(d) for d in input_shape)
-    layers = [tuple(entry) for entry in layers]
-    if not layers or layers[-1][0] != "dense":
-        raise ValueError(f"Layers must end with a dense layer, not {layers[-1:]!r}")
-    if not isinstance(act_bits, int) or act_bits < 1:
-        raise ValueError(f"Activation bits must be a positive integer, not {act_bits!r}")
-    rng = np.random.default_rng(seed)
-    levels = (1 << act_bits) - 1
-    in_type = TensorType(shape, "unsigned", int(input_bits))
-    ops: list = []
-    index = 0
-    x = rng.integers(0, 1 << int(input_bits), size=(CALIBRATION_IMAGES, in_type.size))
-
-    def weights(units: int, inputs: int) -> np.ndarray:
-        if weight_kind == "ternary":
-            return rng.integers(-1, 2, size=(units, inputs)).astype(np.int8)
-        return rng.integers(0, 2, size=(units, inputs), dtype=np.uint8)
-
-    conv = False                        # the layer before is a convolution
-    for position, entry in enumerate(layers):
-        kind, args = entry[0], [int(a) if a != "same" else a for a in entry[1:]]
-        prefix = f"layer{index}"
-        if kind == "pool":
-            if not conv:
-                raise ValueError(f"layers[{position}]: a pool must follow a conv layer")
-            ops.append(MaxPool(f"layer{index - 1}.pool", in_type, *args))
-            in_type, x = ops[-1].out_type, ops[-1].forward(x)
-            continue
-        if kind == "conv":
-            filters, kernel, *rest = args
-            padding = rest[0] if rest else 0
-            if padding == "same":
-                padding = (kernel - 1) // 2
-            stride = rest[1] if len(rest) > 1 else 1
-            ops.append(SlidingWindow(f"{prefix}.window", in_type, kernel, stride, padding))
-            in_type, units, x = ops[-1].out_type, filters, ops[-1].forward(x)
-        elif kind == "dense":
-            (units,) = args
-            in_type = TensorType.vector(in_type.size, in_type.kind, in_type.bits)
-        else:
-            raise ValueError(f"layers[{position}]: kind must be 'conv', 'pool' or 'dense', "
-                             f"not {kind!r}")
-        last, conv = position == len(layers) - 1, kind == "conv"
-        matvec = MatVec(f"{prefix}.matvec", in_type, weights(units, in_type.channels),
-                        weight_kind)
-        ops.append(matvec)
-        bound = matvec.sum_bound
-        if last:
-            shifts = rng.integers(4, 7, size=units).astype(np.int64)
-            offsets = rng.integers(-4 * bound, 4 * bound + 1, size=units).astype(np.int64)
-            ops.append(Scores(f"{prefix}.scores", matvec.out_type, shifts, offsets))
-        else:
-            after = layers[position + 1]
-            pool = int(after[1]) if after[0] == "pool" else 1
-            on = 1 - 0.5 ** (1 / pool ** 2)          # then a max of pool^2 is on half the time
-            sums = matvec.forward(x).reshape(-1, units)
-            ops.append(MultiThreshold(f"{prefix}.threshold", matvec.out_type,
-                                      _calibrated_thresholds(rng, sums, levels, on)))
-            x = ops[-1].forward(matvec.forward(x))
-        in_type = ops[-1].out_type
-        index += 1
-    ops.append(Argmax("argmax", ops[-1].out_type))
-    return Graph(ops)
+    return random_graph(input_shape, layers, input_bits, seed, act_bits=act_bits,
+                        weight_kind=weight_kind)
 
 
 def fastest_cycles(net: Graph) -> int:

@@ -23,6 +23,7 @@ COMMANDS = [
     "fewmul.cli.sim",
     "fewmul.cli.build",
     "fewmul.cli.run",
+    "fewmul.cli.fuzz",
     "fewmul.cli.demo",
 ]
 
