@@ -382,11 +382,9 @@ class MatrixVectorUnit(wiring.Component):
             chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
                 if folds > 1 else plane
             slices.append(stage(chosen, f"slice_{i}"))
-        valid, first, last = (stage(v, name) for v, name in
-                              [(issue, "valid_1"), (fold == 0, "first_1"), (fold_last, "last_1")])
+        valid, last = stage(issue, "valid_1"), stage(fold_last, "last_1")
         for index in range(self.pipeline):  # the control follows the datapath's registers
-            valid, first, last = (stage(v, f"{name}_{index + 2}") for v, name in
-                                  [(valid, "valid"), (first, "first"), (last, "last")])
+            valid, last = stage(valid, f"valid_{index + 2}"), stage(last, f"last_{index + 2}")
 
         # --- Pipeline: the first register holds the memory's word (the block RAM's slow
         # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
@@ -462,10 +460,13 @@ class MatrixVectorUnit(wiring.Component):
             total = Signal(self.sum_shape, name=f"total_{p}")
             m.d.comb += part.eq(partial)   # exact: Widths.prove() bounds every value
             if folds > 1:
-                acc = Signal(self.sum_shape, name=f"acc_{p}")
-                m.d.comb += total.eq(Mux(first, init, acc) + part)
+                # The accumulator holds `init` before a vector's first fold: it is loaded with
+                # it after the last one, so no multiplexer driven by one control register of
+                # all lanes precedes the adder (it limited conv layers on the ULX3S).
+                acc = Signal(self.sum_shape, name=f"acc_{p}", init=self.widths.acc_init)
+                m.d.comb += total.eq(acc + part)
                 with m.If(advance & valid):
-                    m.d.sync += acc.eq(total)
+                    m.d.sync += acc.eq(Mux(last, init, total))
             else:
                 m.d.comb += total.eq(init + part)
             if self.stall_free:
