@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+from .artifacts import write_atomic
 
 __all__ = ["plot_curves"]
 
@@ -27,5 +30,7 @@ def plot_curves(history: list, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
+    write_atomic(path, image.getvalue())     # never half an image
     plt.close(fig)

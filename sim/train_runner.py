@@ -10,6 +10,7 @@ of steps; :func:`check_training` also runs the float twin, writes
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -21,6 +22,7 @@ import numpy as np
 
 from fewmul.arith.onchip import OnChipConfig
 from fewmul.compiler.folders import BuildFolder
+from fewmul.nn.artifacts import write_atomic
 from fewmul.nn.config import DataConfig
 from fewmul.nn.data import Dataset, load_dataset
 from fewmul.nn.onchip import FloatTwin, Lfsr, OnChipNet, train_order
@@ -169,7 +171,9 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
+    write_atomic(path, image.getvalue())     # never half an image
     plt.close(fig)
 
 
