@@ -1,9 +1,9 @@
 """Random networks against the golden model (``fewmul.sim.fuzz``).
 
-The default run checks that the generator covers what the compiler accepts, runs a few dozen
+The default run checks that the generator covers what the compiler accepts, runs sixteen
 small random networks in the Amaranth simulator (every layer, random stalls, protocol
-monitors) and a handful in one batched Verilator model; ``make fuzz`` runs a thousand in
-Verilator. Seeds of failures found by fuzzing are kept below as regression tests.
+monitors) and three in one batched Verilator model; ``make fuzz`` runs a thousand in
+Verilator. A seed that fails there becomes a regression test here.
 """
 
 # amaranth: UnusedElaboratable=no
@@ -77,8 +77,8 @@ def test_random_networks_in_the_amaranth_simulator(cases, chunk):
     """Every layer's collected output and every label and score, with random stalls, of the
     small cases (a quarter of them per chunk)."""
     images = 3
-    picked = [case for case in cases if _small(case, images)][chunk::4][:6]
-    assert len(picked) == 6
+    picked = [case for case in cases if _small(case, images)][chunk::4][:4]
+    assert len(picked) == 4
     for case in picked:
         top = lower(case.net, case.plans)
         x = random_images(case, images)
