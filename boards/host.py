@@ -118,7 +118,7 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
         raise HostLinkError(f"the images of {build.spec().data.set} have {x.shape[1]} inputs, "
                             f"but the network takes {net.in_type.size} and the board's link "
                             f"{fmt.input_count}: rebuild the board from this build folder")
-    golden = net.forward(x)[-1]
+    golden = net.scores(x)
     t0 = time.perf_counter()
     answers: list = []
     try:

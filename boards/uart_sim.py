@@ -58,7 +58,7 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
     link = HostLink(network, divisor)
     top_v = out / "link_top.v"
     write_atomic(top_v, verilog.convert(link, name="top"))
-    outputs = net.forward(np.asarray(images))[-1]
+    outputs = net.scores(images)
     os.environ.update(verilator_env())
     sim_dir = out / "uart_sim_build"
     log_file = out / "uart_sim.log"

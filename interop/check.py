@@ -96,7 +96,7 @@ def agreement(net: Graph, model, q: np.ndarray, data_set: str, input_shape,
               source: str = "test images") -> Agreement:
     """Compare the golden model on ``q`` with the QONNX execution; ``labels`` gives the
     accuracies."""
-    golden = net.forward(q)[-1].astype(np.float64)
+    golden = net.scores(q).astype(np.float64)
     ref = execute_qonnx(model, qonnx_inputs(q, data_set, net.input_bits, input_shape))
     want = golden * float(scale)
     tol = 1e-6 * np.maximum(np.abs(want).max(1, keepdims=True), 1e-30)

@@ -27,6 +27,10 @@ __all__ = ["Layer", "Graph", "FORMAT_VERSION"]
 #: Version of the ``.npz`` files written by :meth:`Graph.save`.
 FORMAT_VERSION = 2
 
+#: Elements of the largest op output that :meth:`Graph.predict` holds at a time: it runs
+#: a batch in chunks of images (a conv layer's windows are ``kernel^2`` times its input).
+PREDICT_ELEMENTS = 1 << 24
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -177,9 +181,20 @@ class Graph:
         outs = dict(zip((op.name for op in self.ops), self.execute(x)))
         return [outs[layer.last.name] for layer in self.layers]
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Labels, the first index of the largest score of the last layer."""
-        return self.forward(x)[-1].argmax(1)
+    def scores(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """The last layer's output (the class scores) for a batch ``x``, ``batch`` images at a
+        time (default: as many as keep every op's output under PREDICT_ELEMENTS)."""
+        x = np.asarray(x)
+        if batch is None:
+            largest = max(op.out_type.size for op in self.ops)
+            batch = max(1, PREDICT_ELEMENTS // largest)
+        if len(x) <= batch:
+            return self.forward(x)[-1]
+        return np.concatenate([self.forward(x[i:i + batch])[-1] for i in range(0, len(x), batch)])
+
+    def predict(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """Labels, the first index of the largest score of the last layer (see :meth:`scores`)."""
+        return self.scores(x, batch).argmax(1)
 
     def summary(self) -> str:
         return "\n".join(f"{op.name}: {op.describe()}" for op in self.ops)

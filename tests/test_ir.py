@@ -146,3 +146,20 @@ def test_the_planner_takes_its_candidates_from_the_binding():
     assert len(foldings) == 4 * 5
     assert {(f.pipeline, f.popcount_style) for f in foldings} == {(3, "compressor")}
     assert Delay("d", head.out_type).binding.foldings(Folding(2)) == [Folding(2)]
+
+
+def test_scores_and_labels_come_in_chunks_of_images():
+    """Large batches run a chunk of images at a time: the same scores, bounded memory."""
+    from fewmul.ir.build import weighted_ops
+    from fewmul.ir.ops import Argmax
+    rng = np.random.default_rng(4)
+    t = TensorType.vector(12, "unsigned", 3)
+    ops = weighted_ops("layer0", t, rng.integers(0, 2, (5, 12)), "binary",
+                       shifts=rng.integers(0, 3, 5), offsets=rng.integers(-5, 6, 5))
+    net = Graph(ops + [Argmax("argmax", ops[-1].out_type)])
+    x = rng.integers(0, 8, (23, 12))
+    whole = net.forward(x)[-1]
+    for batch in (1, 5, 23, 100):
+        np.testing.assert_array_equal(net.scores(x, batch), whole)
+        np.testing.assert_array_equal(net.predict(x, batch), whole.argmax(1))
+    np.testing.assert_array_equal(net.scores(x), whole)
