@@ -108,7 +108,8 @@ def print_sim(result: dict) -> None:
     if harness:
         print(f"  compiled harness: images 0-{harness['images'] - 1}, labels and scores, "
               f"{harness['mismatches']} mismatches, {_rate(harness)} "
-              f"(Verilator build {harness['build_s']:.1f} s)")
+              f"(Verilator build {harness['build_s']:.1f} s"
+              f"{'' if harness.get('optimized', True) else ', -O0 for few cycles'})")
     if bench:
         passes = "full speed and with random stalls" if bench.get("passes", 1) > 1 \
             else "full speed"
