@@ -143,3 +143,17 @@ def test_run_fuzz_counts_a_case_that_cannot_be_made(monkeypatch, tmp_path):
     report = run_fuzz([7], tmp_path)
     assert report.ran == 1 and report.failures == {7: "making the case: ValueError: no network "
                                                        "for 7"}
+
+
+@pytest.mark.slow
+def test_replay_checks_one_seed_layer_by_layer(capsys):
+    assert main(["fuzz", "--seed", "3", "--images", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("seed 3: ") and "replay OK: 8 images, 0 mismatches" in out
+
+
+@pytest.mark.slow
+def test_a_hundred_random_networks_in_verilator(tmp_path):
+    report = run_fuzz(range(100), tmp_path, images=12, batch=25)
+    assert report.ran == 100 and report.images == 1200
+    assert report.failures == {}, report.summary()
