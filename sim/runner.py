@@ -39,7 +39,9 @@ def _runner():
 
     def execute(cmds, cwd, stdout=None):
         for cmd in cmds:
-            tool = "Verilator" if "verilator" in Path(cmd[0]).name else Path(cmd[0]).name
+            program = Path(cmd[0]).name
+            tool = ("Verilator" if "verilator" in program else
+                    "the C++ compiler (make)" if program == "make" else "the simulation")
             log = Path(stdout.name) if stdout is not None else Path(cwd) / "tool.log"
             if stdout is not None:
                 stdout.flush()
