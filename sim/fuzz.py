@@ -228,7 +228,9 @@ def run_fuzz(seeds, work_dir: Path, *, images: int = 16, stall: float = 0.25, ba
     progress : callable, optional
         Called with the report after each batch.
     """
-    from .batch import run_batch
+    from fewmul.compiler.tools import ToolError
+
+    from .batch import BatchResult, run_batch
 
     t0 = time.perf_counter()
     report = FuzzReport()
@@ -243,9 +245,12 @@ def run_fuzz(seeds, work_dir: Path, *, images: int = 16, stall: float = 0.25, ba
                 report.ran += 1
         if cases:
             inputs = [random_images(case, images) for case in cases]
-            results = run_batch([(case.net, case.plans) for case in cases], inputs,
-                                Path(work_dir) / f"batch{start // batch}", stall=stall,
-                                seed=seeds[start])
+            try:
+                results = run_batch([(case.net, case.plans) for case in cases], inputs,
+                                    Path(work_dir) / f"batch{start // batch}", stall=stall,
+                                    seed=seeds[start])
+            except ToolError as exc:    # the batch did not build or run: each case is suspect
+                results = [BatchResult(0, f"its batch failed: {exc}") for _ in cases]
             for case, result in zip(cases, results):
                 report.ran += 1
                 report.images += result.checked

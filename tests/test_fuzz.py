@@ -157,3 +157,16 @@ def test_a_hundred_random_networks_in_verilator(tmp_path):
     report = run_fuzz(range(100), tmp_path, images=12, batch=25)
     assert report.ran == 100 and report.images == 1200
     assert report.failures == {}, report.summary()
+
+
+def test_a_batch_that_fails_to_build_fails_its_seeds(monkeypatch, tmp_path):
+    import fewmul.sim.batch
+    from fewmul.sim.runner import SimulationError
+
+    def failing(*args, **kwargs):
+        raise SimulationError("Verilator (fuzz batch) failed (exit 1); see build.log: %Error")
+
+    monkeypatch.setattr(fewmul.sim.batch, "run_batch", failing)
+    report = run_fuzz([3, 4], tmp_path, batch=2)
+    assert report.ran == 2 and sorted(report.failures) == [3, 4]
+    assert report.failures[3].startswith("its batch failed: Verilator (fuzz batch) failed")
