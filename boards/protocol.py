@@ -29,7 +29,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
-from fewmul.nn.artifacts import ArtifactError, check_format, read_json
+from fewmul.nn.artifacts import ArtifactError, read_versioned_json
 
 __all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "LinkFormat",
            "ProtocolError", "LINK_FORMAT"]
@@ -124,11 +124,9 @@ class LinkFormat:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run 'fewmul build' first")
-        fields = read_json(path)
-        if not isinstance(fields, dict):
-            raise ArtifactError(f"{path}: not a link description (a JSON object)")
-        check_format(path, fields.get("format"), LINK_FORMAT,
-                     "it was written by a newer fewmul; build the board again with this one")
+        fields = read_versioned_json(path, "link description", LINK_FORMAT,
+                                     "it was written by a newer fewmul; build the board again "
+                                     "with this one")
         try:
             return cls(**{k: int(fields[k]) for k, f in cls.__dataclass_fields__.items()
                           if k in fields or f.default is MISSING})

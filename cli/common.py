@@ -26,12 +26,10 @@ def pipeline_arg(text: str):
     if text == "auto":
         return "auto"
     try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a non-negative integer, got {text!r}")
-    return value
+        return non_negative_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a non-negative integer, got {text!r}") from None
 
 
 def _positive(text: str, convert, expected: str):

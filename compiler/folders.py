@@ -37,7 +37,8 @@ import numpy as np
 
 from fewmul.gateware.rom import ROM_FOLDER
 from fewmul.ir import Graph
-from fewmul.nn.artifacts import ArtifactError, check_format, load_npz, read_json, save_npz, write_atomic
+from fewmul.nn.artifacts import (ArtifactError, check_format, load_npz, read_json,
+                                  read_versioned_json, save_npz, write_atomic)
 
 from .spec import NetworkSpec, load_spec
 
@@ -209,11 +210,9 @@ class BuildFolder:
     def manifest(self) -> Manifest:
         """The stream layouts; the folder's format is checked (:data:`BUILD_FORMAT`)."""
         path = _need(self.manifest_path, self._compile_hint)
-        fields = read_json(path)
-        if not isinstance(fields, dict):
-            raise ArtifactError(f"{path}: not a manifest (a JSON object)")
-        check_format(path, fields.get("format"), BUILD_FORMAT,
-                     "it was written by a newer fewmul; compile the run again with this one")
+        fields = read_versioned_json(path, "manifest", BUILD_FORMAT,
+                                     "it was written by a newer fewmul; compile the run again "
+                                     "with this one")
         try:
             return Manifest(**fields)
         except TypeError as exc:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_atomic", "save_npz", "ArtifactError", "read_json", "load_npz", "check_format"]
+__all__ = ["write_atomic", "save_npz", "ArtifactError", "read_json", "read_versioned_json",
+           "load_npz", "check_format"]
 
 
 class ArtifactError(ValueError):
@@ -116,3 +117,19 @@ def check_format(path: Path, found: Any, current: int, remedy: str) -> int:
         raise ArtifactError(f"{path}: format {version}, but this fewmul reads formats 1 to "
                             f"{current}: {remedy}")
     return version
+
+
+def read_versioned_json(path: Path, what: str, current: int, remedy: str) -> dict:
+    """The JSON object in ``path``, a ``what`` whose ``format`` key is checked against
+    ``current`` (see :func:`check_format`).
+
+    Raises
+    ------
+    ArtifactError
+        When it is not JSON, not an object, or of a newer format.
+    """
+    fields = read_json(path)
+    if not isinstance(fields, dict):
+        raise ArtifactError(f"{path}: not a {what} (a JSON object)")
+    check_format(path, fields.get("format"), current, remedy)
+    return fields
