@@ -47,6 +47,16 @@ def one_line_error(capsys) -> str:
     return captured.err
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as at a terminal, even when the test run started with
+    it ignored (a background job of a non-interactive shell inherits SIGINT ignored, and then
+    Python installs no handler): the tests below interrupt themselves."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("robust")
