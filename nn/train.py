@@ -95,11 +95,10 @@ def recompute_bn_stats(model: Model, x: np.ndarray, tcfg: TrainConfig) -> None:
     """
     if len(x) < 2:
         raise ValueError(f"Recomputing batch-norm statistics needs at least 2 images, not {len(x)}")
-    chunks = np.array_split(np.arange(len(x)), -(-len(x) // RECOMPUTE_CHUNK))   # equal sizes
-    for k, rows in enumerate(chunks):
+    for k, chunk in enumerate(np.array_split(x, -(-len(x) // RECOMPUTE_CHUNK))):  # equal sizes
         # momentum 1 / (k + 1): the running value becomes the mean of the chunks so far
         cfg = dataclasses.replace(tcfg, bn_momentum=1 / (k + 1), quantize="deterministic")
-        model.forward(x[rows[0]:rows[-1] + 1], cfg, train=True)
+        model.forward(chunk, cfg, train=True)
     for layer in model.layers:
         layer.cache = {}
 
@@ -137,15 +136,16 @@ def train(data: Dataset, layers: list[LayerConfig], tcfg: TrainConfig, *,
         first = ck.epoch + 1
     all_float = all(l.weights == "float" for l in layers)
     # the same images every epoch, drawn from their own generator (resuming stays exact)
-    recompute = np.sort(np.random.default_rng(tcfg.seed + 2).permutation(len(ytr))[:tcfg.bn_recompute])
+    recompute = (xtr[np.sort(np.random.default_rng(tcfg.seed + 2).permutation(len(ytr))
+                             [:tcfg.bn_recompute])] if tcfg.bn_recompute else None)
     bar = tqdm(range(first, tcfg.epochs), desc="train", unit="epoch", disable=not progress,
                initial=first, total=tcfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
         lr = learning_rate(tcfg.optimizer, epoch, tcfg.epochs)
         loss, train_acc = train_epoch(model, opt, xtr, ytr, tcfg, rng, lr)
-        if tcfg.bn_recompute:
-            recompute_bn_stats(model, xtr[recompute], tcfg)
+        if recompute is not None:
+            recompute_bn_stats(model, recompute, tcfg)
         val_acc = accuracy(model, xva, data.val.y, tcfg)
         test_acc = accuracy(model, xte, data.test.y, tcfg)
         if all_float:      # nothing is quantized: the two evaluations are the same
