@@ -24,6 +24,7 @@ COMMANDS = [
     "fewmul.cli.build",
     "fewmul.cli.run",
     "fewmul.cli.fuzz",
+    "fewmul.cli.sweep",
     "fewmul.cli.demo",
 ]
 

@@ -26,7 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"arith", "nn", "gateware", "ir", "compiler"},
     "boards": {"arith", "nn", "gateware", "ir", "compiler", "sim"},
     "interop": {"arith", "nn", "gateware", "ir", "compiler"},
-    "cli": {"arith", "nn", "gateware", "ir", "compiler", "sim", "boards", "interop", "examples"},
+    "sweep": {"arith", "nn", "gateware", "ir", "compiler", "sim", "boards", "examples"},
+    "cli": {"arith", "nn", "gateware", "ir", "compiler", "sim", "boards", "interop", "sweep",
+            "examples"},
     "examples": set(),
 }
 
