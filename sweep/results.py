@@ -170,7 +170,8 @@ def plot_results(rows: list[dict], out: str | Path, title: str = "sweep") -> lis
             colour = f"C{i}"
             ax.scatter(*zip(*pts), color=colour, alpha=0.45, s=22)
             front = pareto_front(pts)
-            ax.plot(*zip(*front), color=colour, marker="o", label=f"{board}: Pareto front")
+            ax.plot(*zip(*front), color=colour, marker="o", drawstyle="steps-post",
+                    label=f"{board}: Pareto front")
         lut_kind = "LUTs (placed, or estimated)" if "estimate" in acc else "LUTs (placed)"
         ax.set(xlabel=lut_kind, ylabel="test accuracy %", title=f"{title}: accuracy vs area")
         ax.set_xscale("log")
