@@ -26,11 +26,13 @@ from fewmul.arith.ranges import divisors
 from fewmul.compiler.lower import LayerPlan, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.ir import Graph
+from fewmul.ir.op import block_rams
 
 from .nets import fastest_cycles
 from .targets import Board
 
-__all__ = ["FitError", "check_fit", "check_estimate", "suggest_folding", "pe_work", "cycle_targets",
+__all__ = ["FitError", "check_fit", "check_estimate", "estimated_brams", "suggest_folding",
+           "pe_work", "cycle_targets",
            "pnr_utilisation_from_log"]
 
 KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks"}
@@ -144,14 +146,42 @@ def _planner_suggestion(net, plans, used, available, unit):
             f"need about {estimate:.0f} {unit}", candidate)
 
 
+def estimated_brams(board: Board, plans: list[LayerPlan]) -> int:
+    """Block RAMs of ``board`` that the planner's memories take, in the units of its
+    capacity (each memory in the cheapest of the device's block configurations)."""
+    blocks = sum(block_rams(depth, width, board.bram_geometries)
+                 for plan in plans for depth, width in plan.estimate().memories)
+    return -(-blocks // board.blocks_per_bram)
+
+
+def _bram_suggestion(board: Board, net: Graph, plans: list[LayerPlan], used: float,
+                     available: float) -> str:
+    """The fastest folding whose weight memories take at most ``available`` block RAMs (the
+    weights' bits do not shrink with the folding, only how well they fill the blocks), the
+    planner's count scaled by ``used`` / its count for ``plans``."""
+    ratio = used / max(1, estimated_brams(board, plans))
+    for target in cycle_targets(net):
+        candidate = plan_folding(net, "auto", target)
+        estimate = ratio * estimated_brams(board, candidate)
+        if estimate <= available:
+            return (f"--pe {_pe_text(candidate)} ({_cycles_text(candidate, plans)}) is "
+                    f"estimated to need about {estimate:.0f} block RAMs")
+    bits = sum(depth * width for plan in plans for depth, width in plan.estimate().memories)
+    return (f"the weights and buffers ({bits / 1024:.0f} kbit in block RAM at any folding) "
+            f"need a smaller network (fewer hidden units or filters) or a larger board such as "
+            f"--board ulx3s")
+
+
 def check_estimate(board: Board, net: Graph, plans: list[LayerPlan]) -> None:
-    """Refuse, before any synthesis, a folding whose LUTs or flip-flops by the planner's
-    estimate alone exceed the board's (the estimate leaves out the host link and most control
-    logic, so it is below what synthesis finds: a design refused here cannot fit)."""
+    """Refuse, before any synthesis, a folding whose LUTs, flip-flops or block RAMs by the
+    planner's estimate alone exceed the board's (the estimate leaves out the host link and
+    most control logic, so it is below what synthesis finds: a design refused here cannot
+    fit)."""
     estimates = [plan.estimate() for plan in plans]
-    used = {"lut": sum(e.luts for e in estimates), "ff": sum(e.ffs for e in estimates)}
+    used = {"lut": sum(e.luts for e in estimates), "ff": sum(e.ffs for e in estimates),
+            "bram": estimated_brams(board, plans)}
     check_fit(board, used, net, plans, stage="the planner's estimate, before synthesis",
-              kinds=("lut", "ff"))
+              kinds=("lut", "ff", "bram"))
 
 
 def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
@@ -164,7 +194,10 @@ def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
         if have is None or need is None or need <= have:
             continue
         name = KIND_NAMES[kind]
-        advice, _ = suggest_folding(net, plans, need, have, name, kind)
+        if kind == "bram":
+            advice = _bram_suggestion(board, net, plans, need, have)
+        else:
+            advice, _ = suggest_folding(net, plans, need, have, name, kind)
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
                    f"({stage}) but the device has {have}, {need - have:g} over "
                    f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from amaranth.build import Platform
 
-__all__ = ["Board", "BOARDS", "get_board"]
+__all__ = ["Board", "BOARDS", "get_board", "BRAM_18K", "ICE40_EBR"]
+
+#: ``(depth, width)`` configurations of an 18 Kbit block RAM (ECP5 DP16KD, Xilinx RAMB18).
+BRAM_18K = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: Those of a 4 Kbit iCE40 embedded block RAM (SB_RAM40_4K).
+ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,11 @@ class Board:
         device): the timing constraint it is given (see
         :class:`~fewmul.boards.platforms.AimedClocks`), while the design runs on the board's
         clock. None where there is no place and route.
+    bram_geometries : tuple
+        ``(depth, width)`` configurations of one block RAM, for the estimate before synthesis.
+    blocks_per_bram : int
+        Blocks of ``bram_geometries`` per unit of ``capacity["bram"]`` (2 where capacity counts
+        36 Kbit blocks of two 18 Kbit halves).
     """
     name: str
     title: str
@@ -55,6 +65,8 @@ class Board:
     pnr_bels: dict = field(default_factory=dict)
     cell_kinds: dict = field(default_factory=dict)
     target_hz: float | None = None
+    bram_geometries: tuple[tuple[int, int], ...] = BRAM_18K
+    blocks_per_bram: int = 1
 
     def kind_of(self, cell: str) -> str | None:
         """The resource kind of a Yosys cell type, or None for cells that are not counted."""
@@ -86,7 +98,7 @@ BOARDS = {board.name: board for board in [
           capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
           pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
           cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"},
-          target_hz=40e6),
+          target_hz=40e6, bram_geometries=ICE40_EBR),
     Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",
           capacity={"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
           pnr_bels={"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
@@ -98,7 +110,7 @@ BOARDS = {board.name: board for board in [
           # 50 RAMB36 = 100 RAMB18; counted in RAMB36 equivalents.
           capacity={"lut": 20800, "ff": 41600, "bram": 50, "dsp": 90},
           cell_kinds={"LUT": "lut", "FD": "ff", "RAMB36": "bram", "RAMB18": "bram18",
-                      "DSP48": "dsp"}),
+                      "DSP48": "dsp"}, blocks_per_bram=2),
 ]}
 
 

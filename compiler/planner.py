@@ -94,7 +94,7 @@ class LayerPlan:
         """Rough LUT, flip-flop and 18 Kbit block RAM counts of the layer's units: the sum of
         its ops' estimates (LUTs rounded)."""
         total = sum((op.binding.estimate(self.folding) for op in self.layer.ops), Estimate())
-        return Estimate(round(total.luts), total.ffs, total.brams)
+        return Estimate(round(total.luts), total.ffs, total.brams, total.memories)
 
 
 def layer_plans(net: Graph, pipeline: int = 0,

@@ -22,7 +22,8 @@ import numpy as np
 
 from .types import TensorType
 
-__all__ = ["Folding", "Estimate", "StreamLayout", "Op", "Binding", "OP_KINDS", "register"]
+__all__ = ["Folding", "Estimate", "StreamLayout", "Op", "Binding", "OP_KINDS", "register",
+           "block_rams"]
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,25 @@ class Folding:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Area estimate: 4-input LUT equivalents (not rounded), flip-flops, 18 Kbit block RAMs."""
+    """Area estimate: 4-input LUT equivalents (not rounded), flip-flops, 18 Kbit block RAMs.
+
+    ``memories`` lists the ``(depth, width)`` of the memories counted in ``brams``, so that
+    devices with other block sizes can count their own (:func:`block_rams`).
+    """
     luts: float = 0.0
     ffs: int = 0
     brams: int = 0
+    memories: tuple[tuple[int, int], ...] = ()
 
     def __add__(self, other: "Estimate") -> "Estimate":
-        return Estimate(self.luts + other.luts, self.ffs + other.ffs, self.brams + other.brams)
+        return Estimate(self.luts + other.luts, self.ffs + other.ffs, self.brams + other.brams,
+                        self.memories + other.memories)
+
+
+def block_rams(depth: int, width: int, geometries: tuple[tuple[int, int], ...]) -> int:
+    """Blocks of the cheapest of ``geometries`` (``(depth, width)`` of one block) that hold a
+    ``depth x width`` memory."""
+    return min(-(-width // w) * -(-depth // d) for d, w in geometries)
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,34 @@ def test_fit_error_asks_for_a_smaller_network_when_one_pe_is_too_much():
     net = random_net([64, 256, 256, 10], seed=0)
     plans = plan_folding(net, 1)
     with pytest.raises(FitError, match=r"even --pe 1 .* smaller network") as info:
-        check_fit(get_board("icebreaker"), {"bram": 45}, net, plans, stage="nextpnr")
-    assert info.value.resource == "bram" and "15 over" in str(info.value)
+        check_fit(get_board("icebreaker"), {"lut": 500_000}, net, plans, stage="yosys")
+    assert info.value.resource == "lut" and "494720 over" in str(info.value)
+
+
+def test_too_many_block_rams_suggests_memories_that_fill_the_blocks():
+    """At one neuron per cycle the 64-256-256-10 net's 10 x 256 output-layer memory takes 16
+    of the iCE40's 256 x 16 blocks; folding its inputs packs the 85 kbit of weights into the
+    30 blocks (120 kbit). A 400 kbit net fits at no folding."""
+    from fewmul.boards.fit import estimated_brams
+    board = get_board("icebreaker")
+    net = random_net([64, 256, 256, 10], seed=0)
+    plans = plan_folding(net, 1)
+    with pytest.raises(FitError) as info:
+        check_fit(board, {"bram": 45}, net, plans, stage="nextpnr")
+    text = str(info.value)
+    assert info.value.resource == "bram" and "15 over" in text
+    words = text.split("To fit: --pe ")[1].split()
+    assert words[1] == "--simd"
+    folding = plan_folding(net, [int(p) for p in words[0].split(",")],
+                           simd=[int(s) for s in words[2].split(",")])
+    ratio = 45 / estimated_brams(board, plans)
+    assert ratio * estimated_brams(board, folding) <= 30
+    assert float(text.split("need about ")[1].split()[0]) <= 30
+    big = random_net([64, 512, 512, 10], seed=0)
+    with pytest.raises(FitError, match=r"kbit in block RAM at any folding\) need a smaller "
+                                       r"network \(fewer hidden units or filters\) or a "
+                                       r"larger board"):
+        check_fit(board, {"bram": 90}, big, plan_folding(big, 1), stage="nextpnr")
 
 
 def test_nextpnr_utilisation_table_is_parsed(tmp_path):
@@ -341,3 +367,24 @@ def test_digits_bitstream_for_icebreaker_or_a_clear_fit_error(digits_demo, tmp_p
         out = digits_demo / "icebreaker"
     assert (out / "top.bin").stat().st_size > 100_000
     assert report["used"]["lut"] <= 5280 and report["multipliers"] == 0
+
+
+@pytest.mark.parametrize("board, shape, layers, pe, simd, measured", [
+    # measured by `fewmul build` (README, board table)
+    ("ulx3s", (64, 1, 1), [("dense", 256), ("dense", 256), ("dense", 10)], [4, 4, 1], "auto", 45),
+    ("icebreaker", (64, 1, 1), [("dense", 64), ("dense", 10)], [1, 1], "auto", 8),
+    ("ulx3s", (1, 8, 8), [("conv", 32, 3, "same"), ("pool", 2), ("conv", 64, 3, "same"),
+                          ("pool", 2), ("dense", 10)], [8, 8, 1], [9, 144, 64], 36),
+])
+def test_the_block_ram_estimate_is_below_what_place_and_route_used(board, shape, layers, pe,
+                                                                    simd, measured):
+    """The pre-synthesis count counts each board's own blocks (4 kbit on the iCE40, 18 kbit on
+    the ECP5) and stays at or below the measured use, so that it never refuses a design that
+    fits."""
+    from fewmul.boards.fit import estimated_brams
+    from fewmul.ir.synthetic import random_graph
+    net = random_graph(shape, layers, input_bits=4)
+    plans = plan_folding(net, pe, simd=simd)
+    estimate = estimated_brams(get_board(board), plans)
+    assert measured / 2 <= estimate <= measured
+

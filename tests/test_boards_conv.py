@@ -168,6 +168,10 @@ def test_fit_error_for_a_conv_net_suggests_a_folding_of_its_filters(used, resour
 def test_fit_error_for_a_conv_net_too_big_at_one_pe():
     net = digits_cnn()
     with pytest.raises(FitError, match=r"even --pe 1 .* fewer hidden units or filters"):
+        check_fit(get_board("icebreaker"), {"lut": 500_000}, net, plan_folding(net, 1),
+                  stage="yosys")
+    with pytest.raises(FitError, match=r"at any folding\) need a smaller network \(fewer "
+                                       r"hidden units or filters\)"):
         check_fit(get_board("icebreaker"), {"bram": 500}, net, plan_folding(net, 1),
                   stage="nextpnr")
 

@@ -372,6 +372,28 @@ def test_a_design_far_too_large_is_refused_before_synthesis(tmp_path, monkeypatc
     assert not (tmp_path / "top.il").exists()
 
 
+def test_weights_larger_than_the_block_ram_are_refused_before_synthesis(tmp_path, monkeypatch):
+    """256-512-512-10 at one neuron per cycle: its LUTs would fit the iCEBreaker, but its 400
+    kbit of weights take more than the UP5K's 30 4-kbit blocks at any folding."""
+    from fewmul.boards import families
+    from fewmul.boards.fit import FitError
+    from fewmul.boards.flow import build_design
+
+    def no_tools(*args, **kwargs):
+        raise AssertionError("a tool ran")
+
+    monkeypatch.setattr(families, "run_tool", no_tools)
+    net = random_net([256, 512, 512, 10], input_bits=1)
+    with pytest.raises(FitError) as info:
+        build_design(net, "icebreaker", tmp_path, pe=[1, 1, 1], default={"pe": "auto"},
+                     progress=False)
+    assert info.value.resource == "bram" and info.value.available == 30
+    message = str(info.value)
+    assert "block RAMs (the planner's estimate, before synthesis)" in message
+    assert "kbit in block RAM at any folding" in message and "larger board" in message
+    assert not (tmp_path / "top.il").exists()
+
+
 def test_a_busy_port_is_one_line(board_build, capsys):
     """A port another program holds (here: this test, exclusively) is named, exit status 2."""
     import serial

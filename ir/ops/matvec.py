@@ -13,7 +13,7 @@ from fewmul.gateware.mvu import MatrixVectorUnit, weight_values
 from fewmul.gateware.popcount import register_levels
 from fewmul.gateware.widths import Widths
 
-from ..op import Binding, Estimate, Folding, Op, StreamLayout, register
+from ..op import Binding, Estimate, Folding, Op, StreamLayout, block_rams, register
 from ..types import TensorType
 
 __all__ = ["MatVec", "MatVecBinding", "memory_estimate", "LUT_PER_POPCOUNT_BIT", "LUT_PER_ACC_BIT",
@@ -30,7 +30,8 @@ LUT_PER_ACC_BIT = 0.55
 #: Fold-selection multiplexer, per latched input bit, times ``1 - 1 / folds``.
 LUT_PER_MUX_BIT = 0.7
 LUT_CONTROL = 40
-#: Block RAM geometries (depth, width) of one 18 Kbit block.
+#: Block RAM geometries (depth, width) of one 18 Kbit block (ECP5 DP16KD, Xilinx RAMB18; the
+#: boards count their own, see :attr:`fewmul.boards.targets.Board.bram_geometries`).
 BRAM_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 #: Memories smaller than this many bits are left to LUT RAM or registers.
 BRAM_MIN_BITS = 2048
@@ -43,8 +44,7 @@ def memory_estimate(depth: int, width: int, *, registers: bool = True) -> Estima
         return Estimate()
     if width * depth < BRAM_MIN_BITS:
         return Estimate(0, width * depth if registers else 0, 0)
-    return Estimate(0, 0, min(math.ceil(width / w) * math.ceil(depth / d)
-                              for d, w in BRAM_GEOMETRIES))
+    return Estimate(0, 0, block_rams(depth, width, BRAM_GEOMETRIES), ((depth, width),))
 
 
 @register
