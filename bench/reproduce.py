@@ -11,8 +11,10 @@ QBP with exponents -4..3) and writes, into ``--out``:
   full-resolution weights (the papers' protocol) and with the deployed
   quantized weights, beside the paper's MNIST row;
 * ``reproduce.png``: validation error curves (mean over the seeds);
-* ``runs/*.json``: one file per run, so an interrupted reproduction picks up
-  where it stopped.
+* ``points/<id>/``: one sweep point per run (data set, method, seed), trained by
+  :func:`fewmul.sweep.points.run_point` like any ``fewmul sweep`` point, on the local Dask
+  cluster (``--serial``: one after the other in this process; ``--scheduler ADDRESS``: an
+  existing cluster), so an interrupted reproduction picks up where it stopped.
 
     python bench/reproduce.py --sets digits fashion-mnist --epochs fashion-mnist=2 digits=100
 """
@@ -20,16 +22,14 @@ QBP with exponents -4..3) and writes, into ``--out``:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
-from fewmul.nn.data import load_dataset
-from fewmul.nn.train import train
+from fewmul.nn.artifacts import read_json
+from fewmul.sweep.points import DONE, Point, Stages, point_id
+from fewmul.sweep.run import run_points
 
 #: method -> (weights, qbp)
 METHODS = {"full precision": ("float", False), "BC": ("binary", False),
@@ -41,19 +41,29 @@ NETS = {"digits": ((256, 256), 100), "fashion-mnist": ((1024, 1024, 1024), 200),
         "mnist": ((1024, 1024, 1024), 200)}
 
 
-def run_one(dataset, set_name: str, method: str, seed: int, epochs: int) -> dict:
+def point(set_name: str, method: str, seed: int, epochs: int) -> Point:
+    """The sweep point of one run: the papers' protocol as a network spec, trained only."""
     weights, qbp = METHODS[method]
     hidden, batch = NETS[set_name]
-    layers = [LayerConfig(u, weights, "relu") for u in hidden] + [LayerConfig(10, weights, "none")]
-    tcfg = TrainConfig(epochs=epochs, seed=seed, quantize="stochastic", qbp=qbp,
-                       loss="squared_hinge", optimizer=OptimizerConfig("sgd", 0.3, 0.01, batch))
-    t0 = time.perf_counter()
-    result = train(dataset, layers, tcfg, progress=False)
-    hist = [dataclasses.asdict(m) for m in result.history]
+    layers = [{"units": u, "weights": weights, "act": "relu"} for u in hidden]
+    spec = {"name": f"{set_name}-{method}", "data": {"set": set_name,
+                                                     "input_bits": 4 if set_name == "digits" else 8},
+            "layers": layers + [{"units": 10, "weights": weights, "act": "none"}],
+            "train": {"epochs": epochs, "seed": seed, "quantize": "stochastic", "qbp": qbp,
+                      "loss": "squared_hinge",
+                      "optimizer": {"name": "sgd", "lr": 0.3, "lr_final": 0.01, "batch": batch}}}
+    values = {"set": set_name, "method": method, "seed": seed, "epochs": epochs}
+    return Point(point_id(values), values, yaml.safe_dump(spec, sort_keys=False),
+                 stages=Stages(train=True, compile=False))
+
+
+def run_record(out: Path, p: Point) -> dict:
+    """The figures of a finished point: test errors at the epochs of best validation."""
+    folder = out / "points" / p.id
+    hist = read_json(folder / "run" / "metrics.json")["epochs"]
     best_float = int(np.argmax([h["val_acc_float"] for h in hist]))
     best_dep = int(np.argmax([h["val_acc"] for h in hist]))
-    return {"set": set_name, "method": method, "seed": seed, "epochs": epochs,
-            "seconds": time.perf_counter() - t0,
+    return {**p.values, "seconds": read_json(folder / "result.json")["seconds"],
             "test_err_paper": 100 * (1 - hist[best_float]["test_acc_float"]),
             "test_err_deployed": 100 * (1 - hist[best_dep]["test_acc"]),
             "history": hist}
@@ -108,27 +118,33 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                    help="methods to train (default: all four)")
     p.add_argument("--out", type=Path, default=Path("build/reproduce"))
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler to use")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster")
+    p.add_argument("--serial", action="store_true", help="train one run after the other here")
     args = p.parse_args()
     epochs = {k: int(v) for k, v in (e.split("=") for e in args.epochs)}
-    (args.out / "runs").mkdir(parents=True, exist_ok=True)
+    points = [point(s, m, seed, epochs[s]) for s in args.sets for seed in range(args.seeds)
+              for m in args.methods]
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = run_points(points, args.out, scheduler=args.scheduler, workers=args.workers,
+                        serial=args.serial, desc="reproduce")
     runs = []
-    for s in args.sets:
-        data = load_dataset(DataConfig(s, 4 if s == "digits" else 8))
-        for seed in range(args.seeds):
-            for m in args.methods:
-                path = args.out / "runs" / f"{s}-{m.replace(' ', '').replace('+', '-')}-{seed}.json"
-                if path.exists() and json.loads(path.read_text())["epochs"] == epochs[s]:
-                    r = json.loads(path.read_text())
-                else:
-                    r = run_one(data, s, m, seed, epochs[s])
-                    path.write_text(json.dumps(r))
-                print(f"{s:>14} {m:>15} seed {seed}: test error {r['test_err_paper']:.2f} % "
-                      f"(hidden weights), {r['test_err_deployed']:.2f} % (deployed), "
-                      f"{r['seconds']:.0f} s", flush=True)
-                runs.append(r)
-        md = table(runs, [x for x in args.sets if any(r["set"] == x for r in runs)], args.seeds, epochs)
-        (args.out / "reproduce.md").write_text(md)
-        plot(runs, sorted({r["set"] for r in runs}, key=args.sets.index), args.out / "reproduce.png")
+    for pt in points:
+        outcome = result.outcomes[pt.id]
+        if outcome.status != DONE:
+            print(f"{pt.values['set']:>14} {pt.values['method']:>15} seed "
+                  f"{pt.values['seed']}: {outcome.status}: {outcome.error}")
+            continue
+        r = run_record(args.out, pt)
+        print(f"{r['set']:>14} {r['method']:>15} seed {r['seed']}: test error "
+              f"{r['test_err_paper']:.2f} % (hidden weights), {r['test_err_deployed']:.2f} % "
+              f"(deployed), {r['seconds']:.0f} s", flush=True)
+        runs.append(r)
+    sets = [x for x in args.sets if any(r["set"] == x for r in runs)]
+    md = table(runs, sets, args.seeds, epochs)
+    (args.out / "reproduce.md").write_text(md)
+    if sets:
+        plot(runs, sets, args.out / "reproduce.png")
     print(md)
 
 

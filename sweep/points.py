@@ -86,17 +86,23 @@ class Point:
     options : dict
         Compile and build options (keys of :data:`OPTION_KEYS`; absent: the default).
     stages : Stages
+    source : str or None
+        A trained run folder (``fewmul train``'s) to compile instead of training the spec, or
+        a compiled build folder (``fewmul compile``'s) to build instead of training and
+        compiling it; it is read, never written. Its network wins over ``spec_text``.
     """
     id: str
     values: dict[str, Any]
     spec_text: str
     options: dict[str, Any] = field(default_factory=dict)
     stages: Stages = field(default_factory=Stages)
+    source: str | None = None
 
     def fingerprint(self) -> str:
         """A hash of the inputs: a finished point whose inputs changed runs again."""
         blob = json.dumps({"spec": self.spec_text, "options": self.options,
-                           "stages": asdict(self.stages)}, sort_keys=True, default=str)
+                           "stages": asdict(self.stages), "source": self.source},
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -195,7 +201,6 @@ def _stages(point: Point, folder: Path, figures: dict, stage: list[str]) -> None
     """Run the stages of ``point`` in ``folder``, adding to ``figures``; ``stage[0]`` names
     the one running (for the error record)."""
     from fewmul.compiler.spec import load_spec
-    from fewmul.compiler.training import init_run, train_run
 
     stages, options = point.stages, point.options
     spec_path = folder / "spec.yaml"
@@ -203,19 +208,14 @@ def _stages(point: Point, folder: Path, figures: dict, stage: list[str]) -> None
     spec = load_spec(spec_path)
     figures["name"] = spec.name
     run_dir, build_dir = folder / "run", folder / "build"
-    stage[0] = "train"
-    t0 = time.perf_counter()
-    if stages.train:
-        summary = train_run(spec_path, run_dir, progress=False)
-        epochs = read_json(run_dir / "metrics.json").get("epochs", [])
-        figures.update(
-            test_acc=summary["test_acc_deployed"], test_acc_float=summary["test_acc_float_weights"],
-            test_acc_integer=summary.get("test_acc_integer"), best_epoch=summary["best_epoch"] + 1,
-            epochs=len(epochs), curve=[row["test_acc"] for row in epochs])
+    source = Path(point.source) if point.source else None
+    if source is not None and (source / "manifest.json").is_file():
+        _build_from(source, point, folder / "build", figures, stage)
+        return
+    if source is not None:
+        run_dir = source
     else:
-        init_run(spec_path, run_dir)
-        figures.update(epochs=0, curve=[])
-    figures["train_s"] = time.perf_counter() - t0
+        _train(stages, spec_path, run_dir, figures, stage)
     if not stages.compiles:
         return
     from fewmul.compiler.emit import compile_run
@@ -224,15 +224,7 @@ def _stages(point: Point, folder: Path, figures: dict, stage: list[str]) -> None
                          target_cycles=options.get("target_cycles"),
                          max_luts=options.get("max_luts"), pipeline=options.get("pipeline"),
                          synth=("generic",))
-    figures.update(
-        pe=",".join(str(layer["pe"]) for layer in report["layers"]),
-        cycles_per_inference=report["cycles_per_inference"],
-        latency_cycles=report["latency_cycles"],
-        est_lut=_sum_estimate(report, "lut"), est_ff=_sum_estimate(report, "ff"),
-        est_bram=_sum_estimate(report, "bram"),
-        yosys_cells=report["yosys"]["generic"]["num_cells"],
-        multipliers=report["yosys"]["generic"]["multipliers"],
-        compile_s=report["compile_seconds"])
+    _compile_figures(report, figures)
     if stages.sim:
         from fewmul.sim.check import check_build
         stage[0] = "sim"
@@ -242,21 +234,76 @@ def _stages(point: Point, folder: Path, figures: dict, stage: list[str]) -> None
                        sim_test_acc=result.get("test_acc"), sim_s=result["wall_s"])
         if result["mismatches"] or result.get("error"):
             raise SimMismatch(f"{result['mismatches']} mismatches against the golden model"
-                                  f" ({result.get('first_mismatch') or result.get('error')}); "
-                                  f"see {build_dir / 'sim.json'}")
+                              f" ({result.get('first_mismatch') or result.get('error')}); "
+                              f"see {build_dir / 'sim.json'}")
     if stages.build:
         from fewmul.boards.flow import build_board
         stage[0] = "build"
         mhz = options.get("target_mhz")
         board = build_board(build_dir, options["board"], pipeline=options.get("pipeline"),
                             target_hz=mhz and mhz * 1e6, progress=False)
-        rate = board["inferences_per_s"]
+        _board_figures(board, figures)
+
+
+def _train(stages: Stages, spec_path: Path, run_dir: Path, figures: dict,
+           stage: list[str]) -> None:
+    from fewmul.compiler.training import init_run, train_run
+    stage[0] = "train"
+    t0 = time.perf_counter()
+    if stages.train:
+        summary = train_run(spec_path, run_dir, progress=False)
+        epochs = read_json(run_dir / "metrics.json").get("epochs", [])
         figures.update(
-            lut=board["used"]["lut"], ff=board["used"]["ff"], bram=board["used"]["bram"],
-            dsp=board["used"]["dsp"], lut_percent=board["utilization_percent"]["lut"],
-            fmax_mhz=board["fmax_mhz"], clock_mhz=board["clock_hz"] / 1e6,
-            inferences_per_s=rate.get("compute_at_fmax") or rate["compute_at_board_clock"],
-            build_s=board["seconds"])
+            test_acc=summary["test_acc_deployed"],
+            test_acc_float=summary["test_acc_float_weights"],
+            test_acc_integer=summary.get("test_acc_integer"),
+            best_epoch=summary["best_epoch"] + 1, epochs=len(epochs),
+            curve=[row["test_acc"] for row in epochs])
+    else:
+        init_run(spec_path, run_dir)
+        figures.update(epochs=0, curve=[])
+    figures["train_s"] = time.perf_counter() - t0
+
+
+def _compile_figures(report: dict, figures: dict) -> None:
+    generic = report.get("yosys", {}).get("generic", {})
+    figures.update(
+        pe=",".join(str(layer["pe"]) for layer in report["layers"]),
+        cycles_per_inference=report["cycles_per_inference"],
+        latency_cycles=report["latency_cycles"],
+        est_lut=_sum_estimate(report, "lut"), est_ff=_sum_estimate(report, "ff"),
+        est_bram=_sum_estimate(report, "bram"),
+        yosys_cells=generic.get("num_cells"), multipliers=generic.get("multipliers"),
+        compile_s=report.get("compile_seconds"))
+
+
+def _board_figures(board, figures: dict) -> None:
+    rate = board["inferences_per_s"]
+    figures.update(
+        lut=board["used"]["lut"], ff=board["used"]["ff"], bram=board["used"]["bram"],
+        dsp=board["used"]["dsp"], lut_percent=board["utilization_percent"]["lut"],
+        fmax_mhz=board["fmax_mhz"], clock_mhz=board["clock_hz"] / 1e6,
+        inferences_per_s=rate.get("compute_at_fmax") or rate["compute_at_board_clock"],
+        build_s=board["seconds"])
+
+
+def _build_from(source: Path, point: Point, build_dir: Path, figures: dict,
+                stage: list[str]) -> None:
+    """The build stage of a point whose source is a compiled build folder (read only)."""
+    from fewmul.boards.flow import build_design
+    from fewmul.compiler.folders import BuildFolder
+    compiled = BuildFolder(source)
+    _compile_figures(read_json(compiled.report_path), figures)
+    if not point.stages.build:
+        return
+    stage[0] = "build"
+    options = point.options
+    mhz = options.get("target_mhz")
+    board = build_design(compiled.net(), options["board"], build_dir / options["board"],
+                         pe=options.get("pe"), default=compiled.folding(),
+                         pipeline=options.get("pipeline", "auto"),
+                         target_hz=mhz and mhz * 1e6, progress=False)
+    _board_figures(board, figures)
 
 
 def run_point(point: Point, points_dir: str | Path, *, retry_failed: bool = False,
