@@ -246,3 +246,15 @@ stages: {train: true, compile: true}
     for r in rows[:2]:
         assert float(r["test_acc"]) == again[r["id"]]["test_acc"]
         assert float(r["est_lut"]) == again[r["id"]]["est_lut"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("page, base_dir", [("README.md", ROOT), ("docs/sweeps.md", ROOT / "docs")])
+def test_the_documented_sweep_file_is_valid(page, base_dir):
+    text = (ROOT / page).read_text()
+    block = next(b.split("```", 1)[0] for b in text.split("```yaml\n")[1:] if "axes:" in b)
+    spec = parse_sweep(block, page, base_dir)
+    assert len(spec.points()) == 3 * 2 * 3 * 2 * 2
+    assert spec.stages.build and {a.key for a in spec.axes} >= {"board", "target_cycles"}
