@@ -15,10 +15,16 @@ Fmax is compared with the goals (40 MHz on iCE40UP5K, 150 MHz on ECP5), and
 inferences/s with the NumPy golden model on this machine, one image at a time,
 measured in the same run.
 
+The demo and the smaller net are trained and compiled, and built per board, as sweep points
+(:func:`fewmul.sweep.points.run_point`, the function every ``fewmul sweep`` point runs) on the
+local Dask cluster (``--serial``: in this process; ``--scheduler ADDRESS``: an existing
+cluster), into ``OUTPUT/points/<id>/``; a second run reuses the finished ones. The search for
+the largest network goes one build after the other (each size depends on the last).
+
 Usage::
 
     python bench/boards.py [-o build/bench-boards] [--boards icebreaker ulx3s arty]
-                           [--build BUILD] [--largest icebreaker]
+                           [--build BUILD] [--largest icebreaker] [--serial | --scheduler A]
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ import numpy as np
 from fewmul.boards.fit import FitError
 from fewmul.boards.flow import build_design
 from fewmul.boards.nets import random_net
-from fewmul.compiler.emit import compile_run
 from fewmul.compiler.folders import BuildFolder
-from fewmul.compiler.training import train_run
+from fewmul.nn.artifacts import read_json
+from fewmul.sweep.points import DONE, FAILED, Point, Stages, point_id
+from fewmul.sweep.run import run_points
 
 GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
 SMALL_SPEC = """\
@@ -60,13 +67,26 @@ def golden_rate(build: Path, seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - t0)
 
 
-def demo_build(out: Path, spec: Path | str, name: str) -> Path:
-    run, build = out / name / "run", out / name / "build"
-    if not (build / "net.npz").exists():
-        print(f"== train and compile {spec}")
-        train_run(spec, run, progress=False)
-        compile_run(run, build, synth=("generic",))
-    return build
+def demo_build(out: Path, spec: Path | str, name: str, **run) -> Path:
+    """Train and compile ``spec`` as a sweep point; its build folder."""
+    values = {"design": name}
+    p = Point(point_id(values), values, Path(spec).read_text(),
+              options={"pipeline": 0}, stages=Stages(train=True, compile=True))
+    print(f"== train and compile {spec}")
+    outcome = run_points([p], out, desc=name, **run).outcomes[p.id]
+    if outcome.status != DONE:
+        raise SystemExit(f"bench/boards.py: {spec}: {outcome.error}")
+    return out / "points" / p.id / "build"
+
+
+def board_points(build: Path, label: str, boards: list[str], pe=None) -> list[Point]:
+    """One sweep point per board: ``build`` (a compiled folder, read only) built for it."""
+    spec_text = BuildFolder(build).spec_path.read_text()
+    options = {"pipeline": "auto", **({"pe": pe} if pe is not None else {})}
+    return [Point(point_id({"design": label, "board": b}), {"design": label, "board": b},
+                  spec_text, options={**options, "board": b},
+                  stages=Stages(train=False, compile=False, build=True), source=str(build))
+            for b in boards]
 
 
 def try_build(net, board: str, out: Path, pe, default=None, pipeline="auto") -> dict | FitError:
@@ -155,11 +175,15 @@ def main(argv=None) -> int:
                    help="a compiled smaller digits net to use instead of training one")
     p.add_argument("--largest", nargs="*", default=["icebreaker"],
                    help="boards to search the largest fitting network on (slow)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler to use")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster")
+    p.add_argument("--serial", action="store_true", help="build one board after the other here")
     args = p.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
+    run = {"scheduler": args.scheduler, "workers": args.workers, "serial": args.serial}
     from fewmul.cli.demo import example_spec
-    demo = args.build or demo_build(out, example_spec(), "demo")
+    demo = args.build or demo_build(out, example_spec(), "demo", **run)
     cpu_rate = golden_rate(demo)
     print(f"NumPy golden model (baseline, this machine): {cpu_rate:,.0f} inferences/s")
     rows = []
@@ -170,26 +194,45 @@ def main(argv=None) -> int:
         print_row(r)
         (out / "boards.json").write_text(json.dumps(rows, indent=2))
 
+    def build_all(points: list[Point], label: str) -> dict[str, dict]:
+        """Build the points; per board, its row (or its error record, key "error")."""
+        print(f"== {label} on {', '.join(p.options['board'] for p in points)}")
+        result = run_points(points, out, desc=label, **run)
+        found = {}
+        for pt in points:
+            folder, board = out / "points" / pt.id, pt.options["board"]
+            if result.outcomes[pt.id].status == DONE:
+                report = read_json(folder / "build" / board / "report.json")
+                found[board] = row(label, board, report, cpu_rate)
+            elif result.outcomes[pt.id].status == FAILED:
+                found[board] = {"design": label, "board": board,
+                                **read_json(folder / "error.json")}
+            else:
+                found[board] = {"design": label, "board": board, "kind": "missing",
+                                "message": result.outcomes[pt.id].error}
+        return found
+
+    demo_label = "digits 64-256-256-10"
+    first = build_all(board_points(demo, demo_label, args.boards), demo_label)
+    small_label = f"digits 64-{args.small}-10"
+    misfits = [b for b in args.boards if first[b].get("kind") == "does not fit"]
+    second = {}
+    if misfits:
+        spec = out / "digits-small.yaml"
+        spec.write_text(SMALL_SPEC % args.small)
+        small = args.small_build or demo_build(out, spec, "small", **run)
+        second = build_all(board_points(small, small_label, misfits, pe=1), small_label)
     for board in args.boards:
-        print(f"== digits demo on {board}")
-        net = BuildFolder(demo).net()
-        result = try_build(net, board, out / "demo" / board, None, BuildFolder(demo).folding())
-        if isinstance(result, FitError):
-            print(f"   {result}")
-            add({"design": "digits 64-256-256-10", "board": board,
-                 "error": f"does not fit: {result.resource} {result.used:g}/"
-                          f"{result.available:g}"})
-            spec = out / "digits-small.yaml"
-            spec.write_text(SMALL_SPEC % args.small)
-            small = args.small_build or demo_build(out, spec, "small")
-            result = try_build(BuildFolder(small).net(), board, out / "small" / board, 1)
-            label = f"digits 64-{args.small}-10"
-        else:
-            label = "digits 64-256-256-10"
-        if isinstance(result, FitError):
-            add({"design": label, "board": board, "error": str(result)})
-        else:
-            add(row(label, board, result, cpu_rate))
+        for r in (first[board], second.get(board)):
+            if r is None:
+                continue
+            if "kind" in r:
+                fit = r.get("fit")
+                r = {"design": r["design"], "board": board,
+                     "error": f"does not fit: {fit['resource']} {fit['used']:g}/"
+                              f"{fit['available']:g}" if fit else
+                     f"{r['kind']}: {str(r.get('message')).splitlines()[0]}"}
+            add(r)
     for board in args.largest:
         print(f"== largest network on {board}")
         add(largest_fit(board, out / "largest" / board, cpu_rate))

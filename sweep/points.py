@@ -371,6 +371,9 @@ def _execute(point: Point, folder: Path, fingerprint: str) -> PointOutcome:
                   **host}
         if kind == "internal":
             record["traceback"] = traceback.format_exc()
+        if kind == "does not fit":
+            record["fit"] = {"resource": exc.resource, "used": exc.used,
+                             "available": exc.available, "suggestion": exc.suggestion}
         write_atomic(folder / "error.json", json.dumps(record, indent=2, default=str))
         return PointOutcome(point.id, FAILED, ran=True, seconds=seconds,
                             error=f"{stage[0]}: {kind}: {record['message'].splitlines()[0]}")

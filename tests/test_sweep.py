@@ -202,7 +202,7 @@ def test_killed_worker_and_killed_client_lose_nothing(tmp_path):
     path = _sweep(tmp_path, """\
 base: digits-bnn.yaml
 axes:
-  layers.0.units: [16, 32, 48]
+  layers.0.units: [16, 32]
   layers.1.units: [16, 24]
   train.epochs: [1]
   target_cycles: [64]
@@ -224,26 +224,26 @@ stages: {train: true, compile: true}
         proc.wait()
     finished = {p.parent.name: (p.stat().st_mtime_ns, p.read_text())
                 for p in (out / "points").glob("*/result.json")}
-    assert 1 <= len(finished) < 6
+    assert 1 <= len(finished) < 4
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"6 done, 0 failed, 0 missing ({6 - len(finished)} run now on 2 workers" in rerun.stdout
+    assert f"4 done, 0 failed, 0 missing ({4 - len(finished)} run now on 2 workers" in rerun.stdout
     for name, (mtime, text) in finished.items():       # not run again, not lost
         result = out / "points" / name / "result.json"
         assert (result.stat().st_mtime_ns, result.read_text()) == (mtime, text)
     assert not list((out / "points").glob("*/lock"))
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert len(rows) == 6 and all(r["status"] == "done" for r in rows)
+    assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
     assert all(0 < float(r["test_acc"]) <= 1 and int(r["cycles_per_inference"]) <= 64
                for r in rows)
     for plot in ("pareto.png", "speed.png", "epochs.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     # the figures are those of the same points run serially, in one process
-    serial = run_points(load_sweep(path).points()[:2], tmp_path / "serial", serial=True,
+    serial = run_points(load_sweep(path).points()[:1], tmp_path / "serial", serial=True,
                         progress=False)
-    assert serial.count(DONE) == 2
-    again = {r["id"]: r for r in collect(load_sweep(path).points()[:2], tmp_path / "serial")}
-    for r in rows[:2]:
+    assert serial.count(DONE) == 1
+    again = {r["id"]: r for r in collect(load_sweep(path).points()[:1], tmp_path / "serial")}
+    for r in rows[:1]:
         assert float(r["test_acc"]) == again[r["id"]]["test_acc"]
         assert float(r["est_lut"]) == again[r["id"]]["est_lut"]
 
@@ -258,3 +258,20 @@ def test_the_documented_sweep_file_is_valid(page, base_dir):
     spec = parse_sweep(block, page, base_dir)
     assert len(spec.points()) == 3 * 2 * 3 * 2 * 2
     assert spec.stages.build and {a.key for a in spec.axes} >= {"board", "target_cycles"}
+
+
+def test_a_design_that_does_not_fit_is_a_failed_point_with_its_figures(tmp_path):
+    """The planner's estimate refuses the digits demo at 16 cycles on the iCE40UP5K before any
+    synthesis: the point fails with the resource and the folding that would fit."""
+    path = _sweep(tmp_path, "base: digits-bnn.yaml\naxes: {target_cycles: [16], "
+                            "board: [icebreaker]}\nstages: {train: false, build: true}\n")
+    out = tmp_path / "out"
+    run = run_points(load_sweep(path).points(), out, serial=True, progress=False)
+    assert (run.count(FAILED), run.ran) == (1, 1)
+    (row,) = collect(load_sweep(path).points(), out)
+    assert (row["status"], row["error_stage"], row["error_kind"]) == ("failed", "build",
+                                                                      "does not fit")
+    assert row["cycles_per_inference"] == 16 and row["est_lut"] > 5280
+    record = json.loads(next((out / "points").glob("*/error.json")).read_text())
+    assert record["fit"]["resource"] == "lut" and record["fit"]["available"] == 5280
+    assert "--pe" in record["fit"]["suggestion"]
