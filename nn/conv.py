@@ -208,8 +208,10 @@ class Conv(Layer):
         """Activations ``(n, OH, OW, units)``.
 
         The dense layer's forward pass, on the padded input (which it keeps for the backward
-        pass): the products below take their windows from it.
+        pass): the products below take their windows from it. Only training keeps where each
+        pooled maximum was.
         """
+        self.pool_first = np.empty(0, np.uint8) if train else None
         return super().forward(self.padded(x), wq, train, tcfg).reshape((len(x),) + _hwc(self.out_shape))
 
     # The dense layer's products on the window matrix, a block of images at a time: a block's
@@ -224,22 +226,26 @@ class Conv(Layer):
 
     def linear(self, xp: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``im2col(xp) wq``, ``(n * OH * OW, units)``, of the padded input ``xp``; with
-        ``pool`` their block maxima, ``(n * OH * OW / pool^2, units)``."""
-        rows = len(xp) * self.grid[1] * self.grid[2]
-        pooled = self.pool > 1
-        z = np.empty((rows, wq.shape[1]), np.result_type(xp, wq)) if out is None or pooled else out
-        for a, b, r0, r1 in self._image_blocks(len(xp)):
-            super().linear(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), wq, out=z[r0:r1])
-        if not pooled:
-            return z
-        # the block maxima (and where they were, for the backward pass: the Layer's
-        # cache is written after this returns)
-        m, self.pool_first = block_max(z.reshape((len(xp),) + _hwc(self.grid)), self.pool,
-                                       train=True)
-        if out is not None:
-            out[...] = m.reshape(out.shape)
-            return out
-        return m.reshape(-1, m.shape[-1])
+        ``pool`` their block maxima, ``(n * OH * OW / pool^2, units)``, each block of images
+        pooled while its sums are in the cache (and, in training, where each maximum was kept
+        in ``pool_first`` for the backward pass)."""
+        n, (c, h, w), p = len(xp), self.grid, self.pool
+        shape = (n * (h // p) * (w // p), wq.shape[1])
+        z = np.empty(shape, np.result_type(xp, wq)) if out is None else out.reshape(shape)
+        keep = p > 1 and self.pool_first is not None
+        if keep:
+            self.pool_first = np.empty((n, h // p, w // p, c), np.min_scalar_type(p * p))
+        for a, b, r0, r1 in self._image_blocks(n):
+            windows = im2col(xp[a:b], self.cfg.kernel, self.cfg.stride)
+            if p == 1:
+                super().linear(windows, wq, out=z[r0:r1])
+                continue
+            sums = super().linear(windows, wq).reshape((b - a, h, w, c))
+            m, first = block_max(sums, p, train=keep)
+            z[r0 // (p * p):r1 // (p * p)] = m.reshape(-1, c)
+            if keep:
+                self.pool_first[a:b] = first
+        return z if out is None else out
 
     def _unpooled(self, gz: np.ndarray) -> np.ndarray:
         """The gradient of the sums from that of their block maxima (``gz`` itself without pool)."""
