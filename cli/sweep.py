@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -27,11 +28,11 @@ included: their error is a result), 1 when some did not finish, 2 for a bad swee
 def register(sub) -> None:
     s = sub.add_parser(
         "sweep", help="run a design-space sweep of a spec on Dask (resumable)",
-        description="Train, compile, simulate and build every combination of the axes of a "
-                    "sweep file, one Dask task per point, on a local cluster of one worker "
-                    "process per core or on an existing cluster (--scheduler). Points that "
+        description="Train, compile, simulate and build every combination of the axes of a\n"
+                    "sweep file, one Dask task per point, on a local cluster of one worker\n"
+                    "process per core or on an existing cluster (--scheduler). Points that\n"
                     "finished before are not run again.",
-        epilog=EXAMPLE, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="the sweep file")
     s.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                    help="sweep folder (points/, results.csv, plots); reuse it to resume")
@@ -53,7 +54,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from fewmul.sweep.points import point_state
     from fewmul.sweep.results import write_results
-    from fewmul.sweep.run import run_points
+    from fewmul.sweep.run import SchedulerError, run_points
     from fewmul.sweep.spec import load_sweep
 
     if args.scheduler and (args.serial or args.workers):
@@ -71,9 +72,13 @@ def run(args) -> int:
         return 0
     out.mkdir(parents=True, exist_ok=True)
     print(f"sweep {spec.name}: {len(points)} points of {spec.base_path} into {out}/")
-    result = run_points(points, out, scheduler=args.scheduler, workers=args.workers,
-                        serial=args.serial, retry_failed=args.retry_failed,
-                        progress=not args.quiet, desc=spec.name)
+    try:
+        result = run_points(points, out, scheduler=args.scheduler, workers=args.workers,
+                            serial=args.serial, retry_failed=args.retry_failed,
+                            progress=not args.quiet, desc=spec.name)
+    except SchedulerError as exc:
+        print(f"fewmul sweep: error: {exc}", file=sys.stderr)
+        return 1
     csv_path, plots, _ = write_results(points, axes, out, spec.name)
     done, failed, missing = (result.count(s) for s in ("done", "failed", "missing"))
     where = "serially" if args.serial else f"on {result.workers} workers"

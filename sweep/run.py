@@ -25,7 +25,11 @@ from typing import Callable
 
 from .points import DONE, FAILED, MISSING, Point, PointOutcome, point_state, run_point
 
-__all__ = ["SweepRun", "run_points", "default_workers"]
+__all__ = ["SweepRun", "SchedulerError", "run_points", "default_workers"]
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler given cannot be reached."""
 
 
 @dataclass
@@ -125,6 +129,11 @@ def run_points(points: list[Point], out: str | Path, *, scheduler: str | None = 
     Returns
     -------
     SweepRun
+
+    Raises
+    ------
+    SchedulerError
+        When ``scheduler`` cannot be reached.
     """
     t0 = time.perf_counter()
     points_dir = Path(out).resolve() / "points"
@@ -188,7 +197,11 @@ def _run_dask(todo: list[Point], points_dir: Path, scheduler: str | None,
                                    dashboard_address=None, silence_logs=40)
             client = Client(cluster)
         else:
-            client = Client(scheduler, timeout="30s")
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") \
+                    from None
         try:
             nthreads = sum(client.nthreads().values()) or 1
             futures = {client.submit(run_point, p, str(points_dir), retry_failed=retry_failed,
