@@ -193,8 +193,10 @@ def _run_dask(todo: list[Point], points_dir: Path, scheduler: str | None,
                           "distributed.logging.distributed": "error"}):
         if scheduler is None:
             n = workers or default_workers()
+            # memory_limit 0: the nanny must not pause or restart a worker for the memory of
+            # a place and route it waits for
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
+                                   dashboard_address=":0", silence_logs=40, memory_limit=0)
             client = Client(cluster)
         else:
             try:
