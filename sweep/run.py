@@ -134,6 +134,11 @@ def run_points(points: list[Point], out: str | Path, *, scheduler: str | None = 
     ------
     SchedulerError
         When ``scheduler`` cannot be reached.
+
+    Notes
+    -----
+    The local cluster's workers are new Python processes that import the calling script's
+    main module: a script that calls this must do so under ``if __name__ == "__main__":``.
     """
     t0 = time.perf_counter()
     points_dir = Path(out).resolve() / "points"
