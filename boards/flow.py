@@ -23,14 +23,15 @@ from fewmul.nn.artifacts import write_atomic
 
 from .families import BuildError, Timing, flow_for
 from .fit import FitError, check_estimate, check_fit
-from .link import DEFAULT_BAUD, BoardTop
+from .link import BoardTop
 from .nets import plan_network
 from .targets import Board, get_board
+from .uart import BaudError, check_baud
 
 if TYPE_CHECKING:
     from fewmul.ir import Graph
 
-__all__ = ["BuildError", "FitError", "BuildResult", "build_board", "build_design", "tool_env"]
+__all__ = ["BuildError", "FitError", "BaudError", "BuildResult", "build_board", "build_design", "tool_env"]
 
 
 def tool_env(board: Board) -> dict[str, str]:
@@ -201,7 +202,7 @@ def layer_entries(network, plans: list[LayerPlan]) -> list[dict]:
 
 
 def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=None,
-                 simd=None, pipeline: int | str | None = None, baud: int = DEFAULT_BAUD,
+                 simd=None, pipeline: int | str | None = None, baud: int | None = None,
                  target_hz: float | None = None, progress: bool = True) -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
@@ -213,8 +214,10 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         Target board, see :data:`fewmul.boards.targets.BOARDS`.
     pe, default, simd, pipeline
         Folding, as for :func:`fewmul.boards.nets.build_network`.
-    baud : int
-        Serial rate of the host link.
+    baud : int or None
+        Serial rate of the host link; None for the board's
+        :attr:`~fewmul.boards.targets.Board.default_baud`. Checked at both ends of the line
+        (:func:`~fewmul.boards.uart.check_baud`) before anything else.
     target_hz : float or None
         Clock frequency place and route aims for
         (:class:`~fewmul.boards.platforms.AimedClocks`); None for the board's
@@ -231,6 +234,8 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     ------
     TypeError
         If ``board`` is neither a board name nor a :class:`~fewmul.boards.targets.Board`.
+    BaudError
+        The board's clock or its USB serial bridge cannot make ``baud`` closely enough.
     FitError
         The design needs more of a resource than the device has.
     BuildError
@@ -242,18 +247,21 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         board = get_board(board)
     elif not isinstance(board, Board):
         raise TypeError(f"Board must be a board name or a Board, not {board!r}")
+    t0 = time.perf_counter()
+    target_hz = board.target_hz if target_hz is None else target_hz
+    platform = board.platform(target_hz=target_hz)
+    baud = board.default_baud if baud is None else baud
+    divisor = check_baud(platform.default_clk_frequency, baud, board.uart_bridge)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").unlink(missing_ok=True)   # written last: marks a complete build
-    t0 = time.perf_counter()
-    target_hz = board.target_hz if target_hz is None else target_hz
     plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
                          clock_hz=target_hz)
     check_estimate(board, net, plans)       # a design far too large stops before synthesis
     network = lower(net, plans)
-    top = BoardTop(network, baud)
-    write_atomic(out / "link.json", top.format.to_json())
-    platform = board.platform(target_hz=target_hz)
+    top = BoardTop(network, baud, board.uart_bridge)
+    write_atomic(out / "link.json", top.format.to_json(baud=baud, divisor=str(divisor),
+                                                       clock_hz=platform.default_clk_frequency))
     flow = flow_for(board)(board, out)
 
     def check(used: dict, stage: str) -> None:
@@ -282,7 +290,7 @@ def _fast(board: str) -> bool:
 
 
 def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
-                pipeline: int | str | None = None, baud: int = DEFAULT_BAUD,
+                pipeline: int | str | None = None, baud: int | None = None,
                 target_hz: float | None = None, progress: bool = True) -> BuildResult:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 

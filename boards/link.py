@@ -11,6 +11,8 @@ sit inside.
 
 from __future__ import annotations
 
+import math
+
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -19,11 +21,12 @@ from amaranth.lib.wiring import In, Out
 from fewmul.gateware.skid import SkidBuffer
 
 from .protocol import IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, LinkFormat
-from .uart import UARTReceiver, UARTTransmitter, baud_divisor, check_divisor
+from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
 
 __all__ = ["link_format", "HostLink", "BoardTop", "DEFAULT_BAUD"]
 
-#: Baud rate of the boards' USB serial bridges that every host supports.
+#: Baud rate of a board without a default of its own
+#: (:attr:`~fewmul.boards.targets.Board.default_baud`).
 DEFAULT_BAUD = 115200
 
 
@@ -81,8 +84,9 @@ class HostLink(wiring.Component):
     ----------
     network : wiring.Component
         Unit with ports ``i`` and ``o`` as :class:`fewmul.gateware.Network` has.
-    divisor : int
-        Clock cycles per bit, at least 4.
+    divisor : int or Fraction
+        Clock cycles per bit, at least 4 (a fraction of denominator at most 16: see
+        :mod:`fewmul.boards.uart`).
 
     Attributes
     ----------
@@ -97,7 +101,7 @@ class HostLink(wiring.Component):
         Serial line to the host (idle high).
     """
 
-    def __init__(self, network: wiring.Component, divisor: int):
+    def __init__(self, network: wiring.Component, divisor):
         self.network = network
         self.divisor = check_divisor(divisor)
         self.format = link_format(network)
@@ -108,7 +112,7 @@ class HostLink(wiring.Component):
         fmt = self.format
         image = Signal(8 * fmt.in_bytes)
         received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
-        timeout = IDLE_TIMEOUT_BITS * self.divisor
+        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
         idle = Signal(range(timeout + 1))
         m.d.comb += net.i.payload.eq(image[:fmt.input_count * fmt.input_bits])
         with m.If(net.i.valid & net.i.ready):
@@ -165,7 +169,7 @@ class HostLink(wiring.Component):
                      is_sync.eq(urx.o.payload == IMAGE_SYNC), empty.eq(fifo.level == 0)]
         received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
         hunting, at_end, expired = Signal(init=1), Signal(), Signal()
-        timeout = IDLE_TIMEOUT_BITS * self.divisor
+        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
         idle = Signal(range(timeout + 1))
         m.d.comb += [fifo.w_data.eq(Cat(byte, at_end)), fifo.w_en.eq(valid & ~hunting)]
 
@@ -240,16 +244,21 @@ class BoardTop(Elaboratable):
         As for :class:`HostLink`.
     baud : int
         Serial rate; the divisor comes from the platform's default clock.
+    bridge : str or None
+        The board's USB serial bridge (:data:`fewmul.boards.uart.BRIDGES`), whose rate is
+        checked against the board's by :func:`~fewmul.boards.uart.check_baud`.
     """
 
-    def __init__(self, network: wiring.Component, baud: int = DEFAULT_BAUD):
+    def __init__(self, network: wiring.Component, baud: int = DEFAULT_BAUD,
+                 bridge: str | None = None):
         self.network = network
         self.baud = baud
+        self.bridge = bridge
         self.format = link_format(network)
 
     def elaborate(self, platform):
         m = Module()
-        divisor = baud_divisor(platform.default_clk_frequency, self.baud)
+        divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
         m.submodules.link = link = HostLink(self.network, divisor)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)

@@ -113,9 +113,13 @@ class LinkFormat:
             scores.append(v - (1 << self.score_bits) if v >> (self.score_bits - 1) else v)
         return label, scores
 
-    def to_json(self) -> str:
-        return json.dumps({"format": LINK_FORMAT, **asdict(self), "in_bytes": self.in_bytes, "out_bytes": self.out_bytes,
-                           "image_sync": IMAGE_SYNC, "result_sync": RESULT_SYNC}, indent=2)
+    def to_json(self, **extra) -> str:
+        """``link.json``: the fields, the frame sizes and sync bytes, and ``extra`` entries
+        (``fewmul build`` adds the serial rate ``baud``, which ``fewmul run`` opens the port
+        at)."""
+        return json.dumps({"format": LINK_FORMAT, **asdict(self), "in_bytes": self.in_bytes,
+                           "out_bytes": self.out_bytes, "image_sync": IMAGE_SYNC,
+                           "result_sync": RESULT_SYNC, **extra}, indent=2)
 
     @classmethod
     def load(cls, path: Path) -> "LinkFormat":

@@ -56,6 +56,12 @@ class Board:
     blocks_per_bram : int
         Blocks of ``bram_geometries`` per unit of ``capacity["bram"]`` (2 where capacity counts
         36 Kbit blocks of two 18 Kbit halves).
+    uart_bridge : str or None
+        The USB serial bridge on the host link's pins (a key of
+        :data:`fewmul.boards.uart.BRIDGES`), whose rates ``--baud`` is checked against.
+    default_baud : int
+        The host link's rate by default: the fastest both the bridge and the board's clock
+        make within :data:`fewmul.boards.uart.BAUD_TOLERANCE`.
     """
     name: str
     title: str
@@ -67,6 +73,8 @@ class Board:
     target_hz: float | None = None
     bram_geometries: tuple[tuple[int, int], ...] = BRAM_18K
     blocks_per_bram: int = 1
+    uart_bridge: str | None = None
+    default_baud: int = 115200
 
     def kind_of(self, cell: str) -> str | None:
         """The resource kind of a Yosys cell type, or None for cells that are not counted."""
@@ -98,19 +106,22 @@ BOARDS = {board.name: board for board in [
           capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
           pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
           cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"},
-          target_hz=40e6, bram_geometries=ICE40_EBR),
+          target_hz=40e6, bram_geometries=ICE40_EBR,
+          uart_bridge="FT2232H", default_baud=3_000_000),     # 12 MHz / 4, FT2232H 12 MHz / 4
     Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",
           capacity={"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
           pnr_bels={"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
                     "dsp": "MULT18X18D"},
           cell_kinds={"LUT4": "lut", "TRELLIS_FF": "ff", "DP16KD": "bram", "MULT18X18D": "dsp",
                       "ALU54B": "dsp"},
-          target_hz=150e6),
+          target_hz=150e6,
+          uart_bridge="FT231X", default_baud=3_000_000),      # 25 MHz / (25/3), FT231X's fastest
     Board("arty", "Arty A7-35 (Xilinx Artix-7 XC7A35T)", _arty, "xilinx",
           # 50 RAMB36 = 100 RAMB18; counted in RAMB36 equivalents.
           capacity={"lut": 20800, "ff": 41600, "bram": 50, "dsp": 90},
           cell_kinds={"LUT": "lut", "FD": "ff", "RAMB36": "bram", "RAMB18": "bram18",
-                      "DSP48": "dsp"}, blocks_per_bram=2),
+                      "DSP48": "dsp"}, blocks_per_bram=2,
+          uart_bridge="FT2232H", default_baud=3_000_000),     # 100 MHz / (100/3)
 ]}
 
 

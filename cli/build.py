@@ -31,8 +31,12 @@ def register(sub) -> None:
                    "chose); 'auto': for the "
                    "target clock (--target-mhz): one more every 2 adder levels of the "
                    "popcount trees below 100 MHz, the deep stall-free datapath above")
-    b.add_argument("--baud", type=positive_int, default=115200,
-                   help="serial rate of the host link (default 115200)")
+    b.add_argument("--baud", type=positive_int, default=None,
+                   help="serial rate of the host link (default 3000000, the fastest the boards' "
+                        "FTDI bridges make; also 12 MHz / 4 on the iCEBreaker and 25 MHz / "
+                        "(25/3) on the ULX3S); a rate where the board's divisor and the FTDI "
+                        "chip's differ by over 2 %% is refused before synthesis, naming the "
+                        "nearest good rates. link.json records it for 'fewmul run'")
     b.add_argument("--target-mhz", type=positive_float, default=None, metavar="F",
                    help="clock frequency place and route aims for, its timing constraint "
                         "(default: the goal for the device, 40 MHz on the iCE40UP5K, 150 MHz on "

@@ -18,20 +18,30 @@ def register(sub) -> None:
     r.add_argument("--board", default=None,
                    help="board folder of BUILD to use (needed when several were built)")
     r.add_argument("--baud", type=positive_int, default=None,
-                   help="serial rate (default: the one the bitstream was built with)")
+                   help="serial rate (default: the one the bitstream was built with, from "
+                        "BUILD/<board>/link.json)")
     r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
 
 
-def _built_baud(report: Path) -> int:
-    """The serial rate the board's bitstream was built with (its ``report.json``)."""
+def _built_baud(board_dir: Path) -> int:
+    """The serial rate the board's bitstream was built with: its ``link.json``'s, else (a build
+    of an older fewmul) its ``report.json``'s, else 115200."""
     from fewmul.nn.artifacts import ArtifactError, read_json
-    fields = read_json(report)
-    try:
-        return int(fields["baud"])
-    except (KeyError, TypeError, ValueError):
-        raise ArtifactError(f"{report}: no serial rate ('baud'); give --baud") from None
+    for name in ("link.json", "report.json"):
+        path = board_dir / name
+        if not path.exists():
+            continue
+        fields = read_json(path)
+        if "baud" not in fields:
+            continue
+        try:
+            return int(fields["baud"])
+        except (TypeError, ValueError):
+            raise ArtifactError(f"{path}: the serial rate 'baud' is not a number; "
+                                f"give --baud") from None
+    return 115200
 
 
 def run(args) -> int:
@@ -41,8 +51,7 @@ def run(args) -> int:
     from fewmul.boards.protocol import LinkFormat
     board_dir = find_board_dir(args.build, args.board)
     LinkFormat.load(board_dir / "link.json")    # a bad file is named before the port is opened
-    report = board_dir / "report.json"
-    baud = args.baud or (_built_baud(report) if report.exists() else 115200)
+    baud = args.baud or _built_baud(board_dir)
     try:
         with serial.Serial(args.port, baud, timeout=0.1, exclusive=True) as port:
             port.reset_input_buffer()

@@ -14,7 +14,11 @@ from amaranth.sim import Simulator
 from fewmul.boards.link import HostLink, link_format
 from fewmul.boards.nets import build_network, random_conv_net, random_net
 from fewmul.boards.protocol import IMAGE_SYNC, RESULT_SYNC, LinkFormat, ProtocolError
-from fewmul.boards.uart import UARTReceiver, UARTTransmitter, baud_divisor, check_divisor
+from fractions import Fraction
+
+from fewmul.boards.targets import BOARDS
+from fewmul.boards.uart import (BRIDGES, BaudError, UARTReceiver, UARTTransmitter, baud_divisor,
+                                check_baud, check_divisor)
 
 
 async def send_byte(ctx, line, byte, divisor, *, stop=1):
@@ -45,17 +49,134 @@ async def recv_byte(ctx, line, divisor, timeout):
 
 
 def test_divisor_checks():
-    assert baud_divisor(12e6, 115200) == 104
+    assert baud_divisor(12e6, 3_000_000) == 4 and type(baud_divisor(12e6, 3_000_000)) is int
     assert baud_divisor(25e6, 1_000_000) == 25
+    assert baud_divisor(25e6, 3_000_000) == Fraction(25, 3)     # 8, 8, 9 cycles a bit
+    assert baud_divisor(12e6, 115200) == Fraction(625, 6)
     with pytest.raises(ValueError, match="too fast"):
         baud_divisor(12e6, 6_000_000)
-    with pytest.raises(ValueError, match="% off"):
-        baud_divisor(12e6, 1_800_000)      # 12 MHz / 7 = 1.71 Mbaud, 4.8 % slow
-    with pytest.raises(ValueError, match="Divisor must be an integer of at least 4"):
+    # sixteenths of a cycle: any rate up to a quarter of the clock within 0.8 %
+    assert abs(12e6 / baud_divisor(12e6, 2_900_000) / 2_900_000 - 1) < 0.008
+    with pytest.raises(ValueError, match="of at least 4 clocks per bit"):
         check_divisor(3)
+    with pytest.raises(ValueError, match="denominator at most 16"):
+        check_divisor(Fraction(100, 17))
+    assert check_divisor(Fraction(8, 2)) == 4 and type(check_divisor(Fraction(8, 2))) is int
 
 
-@pytest.mark.parametrize("divisor", [4, 7])
+def test_ftdi_rates():
+    """FT2232H: 12 MHz / (n + k/8), and 12 and 8 Mbaud; FT231X the same from 3 MHz."""
+    h, x = BRIDGES["FT2232H"], BRIDGES["FT231X"]
+    assert h.rate(3_000_000) == 3_000_000 and h.rate(12_000_000) == 12_000_000
+    assert h.rate(8_000_000) == 8_000_000 and h.rate(10_000_000) is None   # divisor 1.25
+    assert h.rate(2_000_000) == 2_000_000 and h.rate(1_000_000) == 1_000_000
+    assert x.rate(3_000_000) == 3_000_000 and x.rate(2_000_000) == 2_000_000
+    assert x.rate(2_500_000) is None                    # divisor 1.2: not a rate it makes
+    assert x.rate(115200) == pytest.approx(3e6 / 26)                 # 0.16 % fast
+    assert x.rates(1_400_000, 3_000_000) == [3_000_000, 2_000_000, 1_500_000, 1_411_765]
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s", "arty"])
+def test_each_boards_default_rate_is_good_at_both_ends(board):
+    from fewmul.boards.platforms import ICEBreakerPlatform, ULX3S_85F_Platform
+    b = BOARDS[board]
+    clock = {"icebreaker": 12e6, "ulx3s": 25e6, "arty": 100e6}[board]
+    if board != "arty":
+        platform = {"icebreaker": ICEBreakerPlatform, "ulx3s": ULX3S_85F_Platform}[board]()
+        assert platform.default_clk_frequency == clock
+    assert b.default_baud >= 3_000_000
+    divisor = check_baud(clock, b.default_baud, b.uart_bridge)
+    assert clock / divisor == b.default_baud == BRIDGES[b.uart_bridge].rate(b.default_baud)
+
+
+def test_bad_rates_are_refused_naming_the_nearest_good_ones():
+    with pytest.raises(BaudError) as info:              # the board: 12 MHz / 4 at most
+        check_baud(12e6, 4_000_000, "FT2232H")
+    assert str(info.value) == ("baud rate 4000000 cannot be used: too fast for the board's "
+                               "12 MHz clock (4 clocks per bit); nearest good rates: 3000000")
+    with pytest.raises(BaudError, match="not a rate the FT231X makes; nearest good rates: "
+                                        "2000000 or 3000000"):
+        check_baud(25e6, 2_500_000, "FT231X")
+    # the board makes it within 0.1 %, the FT231X only 3 Mbaud, 3.5 % away
+    with pytest.raises(BaudError, match=r"25 MHz / 69/8\), its FT231X 3,000,000: 3.5 % apart, "
+                                        r"over 2 %; nearest good rates: 2000000 or 3000000"):
+        check_baud(25e6, 2_900_000, "FT231X")
+    assert check_baud(25e6, 1_000_000, "FT231X") == 25
+    assert "\n" not in str(info.value)
+
+
+async def send_fractional(ctx, line, data, divisor):
+    """Drive 8N1 bytes back to back with the bit edges of the exact rate: edge ``k`` at cycle
+    ``round(k * divisor)``."""
+    edge, now = 0, 0
+    for byte in data:
+        for bit in [0, *((byte >> i) & 1 for i in range(8)), 1]:
+            ctx.set(line, bit)
+            edge += 1
+            end = round(edge * divisor)
+            await ctx.tick().repeat(end - now)
+            now = end
+
+
+@pytest.mark.parametrize("divisor", [Fraction(25, 3), Fraction(9, 2), Fraction(67, 16)])
+def test_fractional_divisor_keeps_the_exact_rate(divisor):
+    """A fractional divisor: the receiver takes bytes sent at the exact rate, and the
+    transmitter's bit edges stay within a cycle of it over many back-to-back bytes."""
+    data = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C, 0x55, 0xAA, 0x0F]
+    rx = UARTReceiver(divisor)
+    got = []
+
+    async def line(ctx):
+        await ctx.tick().repeat(3)
+        await send_fractional(ctx, rx.rx, data, divisor)
+        await ctx.tick().repeat(3 * round(divisor))
+
+    async def sink(ctx):
+        while True:
+            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
+            if valid:
+                got.append(payload)
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(line)
+    sim.add_testbench(sink, background=True)
+    sim.run()
+    assert got == data
+
+    tx = UARTTransmitter(divisor)
+    edges = []
+
+    async def source(ctx):
+        for byte in data:
+            ctx.set(tx.i.payload, byte)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+        ctx.set(tx.i.valid, 0)
+
+    async def watch(ctx):
+        last, cycle = 1, 0
+        while True:
+            _, _, value = await ctx.tick().sample(tx.tx)
+            cycle += 1
+            if value != last:
+                edges.append(cycle)
+            last = value
+
+    sim = Simulator(tx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(watch, background=True)
+    sim.run_until(1e-6 * (len(data) + 2) * 10 * round(divisor + 1))
+    first = edges[0]                 # the first start bit
+    # every edge at a bit boundary of the exact rate from the first start bit, within a cycle
+    for e in edges:
+        k = round((e - first) / divisor)
+        assert abs((e - first) - k * divisor) < 1
+    assert len(edges) > 2 * len(data)
+
+
+@pytest.mark.parametrize("divisor", [4, 7, Fraction(25, 3), Fraction(13, 3)])
 def test_uart_loopback_through_transmitter_and_receiver(divisor):
     """Bytes sent by the transmitter, including back to back, come out of the receiver."""
     m = Module()
@@ -82,7 +203,7 @@ def test_uart_loopback_through_transmitter_and_receiver(divisor):
     sim.add_clock(1e-6)
     sim.add_testbench(source)
     sim.add_testbench(sink)
-    sim.run_until(1e-6 * divisor * 10 * (len(data) + 3))
+    sim.run_until(1e-6 * round(divisor + 1) * 10 * (len(data) + 3))
     assert got == data
 
 
