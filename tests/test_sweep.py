@@ -275,3 +275,27 @@ def test_a_design_that_does_not_fit_is_a_failed_point_with_its_figures(tmp_path)
     record = json.loads(next((out / "points").glob("*/error.json")).read_text())
     assert record["fit"]["resource"] == "lut" and record["fit"]["available"] == 5280
     assert "--pe" in record["fit"]["suggestion"]
+
+
+@pytest.mark.slow
+def test_a_board_build_point_reports_the_placed_design(tmp_path):
+    """One place and route of a small net on the iCE40UP5K, as a sweep point on the local
+    cluster: the placed figures reach results.csv and the plots."""
+    path = _sweep(tmp_path, """\
+base: digits-bnn.yaml
+axes:
+  layers: [[{units: 16}, {units: 10, act: none}]]
+  train.epochs: [2]
+  target_cycles: [64]
+  board: [icebreaker]
+stages: {train: true, build: true}
+""")
+    spec = load_sweep(path)
+    assert parse_spec(spec.points()[0].spec_text).layers[0].units == 16
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "-o", str(out), "--workers", "1", "-q"]) == 0
+    (row,) = csv.DictReader((out / "results.csv").open())
+    assert row["status"] == "done", row
+    assert 0 < float(row["lut"]) <= 5280 and float(row["fmax_mhz"]) > 0
+    assert float(row["inferences_per_s"]) > 0 and int(row["cycles_per_inference"]) <= 64
+    assert (out / "pareto.png").exists() and (out / "speed.png").exists()
