@@ -79,8 +79,10 @@ def run(args) -> int:
     except SchedulerError as exc:
         print(f"fewmul sweep: error: {exc}", file=sys.stderr)
         return 1
-    csv_path, plots, _ = write_results(points, axes, out, spec.name)
-    done, failed, missing = (result.count(s) for s in ("done", "failed", "missing"))
+    csv_path, plots, rows = write_results(points, axes, out, spec.name)
+    # from the folders: a point a worker finished while the client stopped counts as done
+    done, failed, missing = (sum(r["status"] == s for r in rows)
+                             for s in ("done", "failed", "missing"))
     where = "serially" if args.serial else f"on {result.workers} workers"
     print(f"{done} done, {failed} failed, {missing} missing ({result.ran} run now {where}, "
           f"{result.seconds:.1f} s); {csv_path}"

@@ -172,8 +172,7 @@ def run_points(points: list[Point], out: str | Path, *, scheduler: str | None = 
                 record(run_point(p, points_dir, retry_failed=retry_failed))
             bar.set_running(0)
         else:
-            run.workers = _run_dask(todo, points_dir, scheduler, workers, retry_failed, bar,
-                                    record)
+            _run_dask(todo, points_dir, scheduler, workers, retry_failed, bar, record, run)
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
@@ -186,8 +185,8 @@ def run_points(points: list[Point], out: str | Path, *, scheduler: str | None = 
 
 def _run_dask(todo: list[Point], points_dir: Path, scheduler: str | None,
               workers: int | None, retry_failed: bool, bar: _Bar,
-              record: Callable[[PointOutcome], None]) -> int:
-    """The points of ``todo`` as Dask tasks; returns the number of worker processes."""
+              record: Callable[[PointOutcome], None], run: SweepRun) -> None:
+    """The points of ``todo`` as Dask tasks; ``run.workers``: the worker threads."""
     import dask
     from distributed import Client, LocalCluster, wait
     from distributed.client import FIRST_COMPLETED
@@ -210,7 +209,7 @@ def _run_dask(todo: list[Point], points_dir: Path, scheduler: str | None,
                 raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") \
                     from None
         try:
-            nthreads = sum(client.nthreads().values()) or 1
+            nthreads = run.workers = sum(client.nthreads().values()) or 1
             futures = {client.submit(run_point, p, str(points_dir), retry_failed=retry_failed,
                                      key=f"point-{p.id}", pure=False, retries=2): p
                        for p in todo}
@@ -229,7 +228,6 @@ def _run_dask(todo: list[Point], points_dir: Path, scheduler: str | None,
                         outcome = PointOutcome(p.id, MISSING,
                                                error=f"{type(exc).__name__}: {exc}")
                     record(outcome)
-            return nthreads
         finally:
             client.close()
             if cluster is not None:
