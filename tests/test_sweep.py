@@ -299,3 +299,19 @@ stages: {train: true, build: true}
     assert 0 < float(row["lut"]) <= 5280 and float(row["fmax_mhz"]) > 0
     assert float(row["inferences_per_s"]) > 0 and int(row["cycles_per_inference"]) <= 64
     assert (out / "pareto.png").exists() and (out / "speed.png").exists()
+
+
+def test_a_point_asked_for_twice_at_once_runs_once(tmp_path):
+    """Two runners of the same point (two sweeps over one folder, or a task given again to
+    another worker): the second waits on the lock and takes the first's result."""
+    import threading
+    (point,) = parse_sweep(SMALL.replace("[16, 12]", "[16]"), "s.yaml", tmp_path).points()
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(run_point(point, tmp_path)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(o.ran for o in outcomes) == [False, True]
+    assert all(o.status == DONE for o in outcomes)
