@@ -17,7 +17,7 @@ import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import write_atomic
-from .protocol import RESULT_SYNC, WINDOW, LinkFormat, ProtocolError
+from .protocol import RESULT_SYNC, LinkFormat, ProtocolError
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]
 
@@ -54,8 +54,10 @@ def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
              answers: list | None = None) -> list[tuple[int, list[int]]]:
     """Send every image and return the board's ``(label, scores)`` answers, in order.
 
-    At most :data:`~fewmul.boards.protocol.WINDOW` images are unanswered at a time. The answers
-    are appended to ``answers`` when given, so that a caller keeps those received before a
+    At most ``fmt.window`` images are unanswered at a time (``link.json``'s window: 2, or 16
+    for a board that keeps up with the line, enough to keep the line busy across the USB
+    bridge's latency); the frames of the window go out in one write. The answers are appended
+    to ``answers`` when given, so that a caller keeps those received before a
     :class:`HostLinkError`.
     """
     from tqdm import tqdm
@@ -66,9 +68,12 @@ def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
     try:
         sent = 0
         while len(answers) < len(images):
-            while sent < len(images) and sent - len(answers) < WINDOW:
-                port.write(fmt.encode_image(images[sent]))
+            frames = []
+            while sent < len(images) and sent - len(answers) < fmt.window:
+                frames.append(fmt.encode_image(images[sent]))
                 sent += 1
+            if frames:
+                port.write(b"".join(frames))
             try:
                 answers.append(_read_result(port, fmt, len(answers), timeout))
             except ProtocolError as exc:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from fewmul.gateware.skid import SkidBuffer
 
-from .protocol import IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, LinkFormat
+from dataclasses import replace
+
+from .protocol import (BENCH_COMMAND, IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, STREAM_WINDOW,
+                       LinkFormat)
 from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
 
 __all__ = ["link_format", "HostLink", "BoardTop", "DEFAULT_BAUD"]
@@ -30,11 +33,14 @@ __all__ = ["link_format", "HostLink", "BoardTop", "DEFAULT_BAUD"]
 DEFAULT_BAUD = 115200
 
 
-def link_format(network: wiring.Component) -> LinkFormat:
+def link_format(network: wiring.Component, divisor=None) -> LinkFormat:
     """The frame layout for ``network``'s ports.
 
     An image is ``network.input_beats`` transfers (1 when the network has no such attribute)
-    of the input array, so the frame carries ``input_beats`` times its elements.
+    of the input array, so the frame carries ``input_beats`` times its elements. With the
+    link's ``divisor`` (clocks per bit) and the network's ``cycles_per_inference``, the window
+    is :data:`~fewmul.boards.protocol.STREAM_WINDOW` where the board keeps up with the line
+    (:meth:`~fewmul.boards.protocol.LinkFormat.keeps_up`).
 
     Raises
     ------
@@ -52,12 +58,16 @@ def link_format(network: wiring.Component) -> LinkFormat:
     beats = getattr(network, "input_beats", 1)
     if not isinstance(beats, int) or isinstance(beats, bool) or beats < 1:
         raise TypeError(f"Input beats must be a positive integer, not {beats!r}")
-    return LinkFormat(
+    fmt = LinkFormat(
         input_count=in_layout.length * beats, input_beats=beats,
         input_bits=in_layout.elem_shape.width,
         classes=scores.shape.length, label_offset=label.offset, label_bits=label.width,
         scores_offset=scores.offset, score_bits=scores.shape.elem_shape.width,
         result_bits=out_layout.size)
+    cycles = getattr(network, "cycles_per_inference", None)
+    if divisor is not None and cycles is not None and fmt.keeps_up(divisor, cycles):
+        fmt = replace(fmt, window=STREAM_WINDOW)
+    return fmt
 
 
 class HostLink(wiring.Component):
@@ -87,6 +97,12 @@ class HostLink(wiring.Component):
     divisor : int or Fraction
         Clock cycles per bit, at least 4 (a fraction of denominator at most 16: see
         :mod:`fewmul.boards.uart`).
+    bench : BenchUnit or None
+        Benchmark mode (:mod:`fewmul.boards.bench`): the
+        :data:`~fewmul.boards.protocol.BENCH_COMMAND` byte between frames starts it; its images'
+        bytes go into the image register as serial bytes do, the network's results go to it
+        (not to the line) and its report goes out on ``tx``. Networks that take an image in one
+        transfer only.
 
     Attributes
     ----------
@@ -101,13 +117,17 @@ class HostLink(wiring.Component):
         Serial line to the host (idle high).
     """
 
-    def __init__(self, network: wiring.Component, divisor):
+    def __init__(self, network: wiring.Component, divisor, bench=None):
         self.network = network
         self.divisor = check_divisor(divisor)
-        self.format = link_format(network)
+        self.format = link_format(network, self.divisor)
+        if bench is not None and self.format.input_beats != 1:
+            raise ValueError("Benchmark mode takes networks that take an image in one "
+                             "transfer, not a convolutional network's pixels")
+        self.bench = bench
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
-    def _whole_images(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:
+    def _whole_images(self, m: Module, urx: UARTReceiver, net: wiring.Component, busy) -> None:
         """The image register, shifted a byte at a time, is the network's input payload."""
         fmt = self.format
         image = Signal(8 * fmt.in_bytes)
@@ -130,8 +150,11 @@ class HostLink(wiring.Component):
         with m.If(urx.o.valid):
             m.d.sync += idle.eq(0)
             with m.If(received == 0):
-                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid):
+                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid & ~busy):
                     m.d.sync += received.eq(1)
+                if self.bench is not None:
+                    with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid):
+                        m.d.comb += self.bench.start.eq(1)
             with m.Else():
                 m.d.sync += [byte.eq(urx.o.payload), shift.eq(1),
                              last_byte.eq(received == fmt.in_bytes), received.eq(received + 1)]
@@ -141,6 +164,14 @@ class HostLink(wiring.Component):
             m.d.sync += idle.eq(idle + 1)
             with m.If(idle == timeout):
                 m.d.sync += [received.eq(0), idle.eq(0)]
+        if self.bench is not None:
+            # the bench's bytes take the serial bytes' path, while the register is free
+            feed = self.bench.feed
+            m.d.comb += [feed.ready.eq(~net.i.valid & ~(shift & last_byte)),
+                         self.bench.taken.eq(net.i.valid & net.i.ready)]
+            with m.If(feed.valid & feed.ready):
+                m.d.sync += [byte.eq(feed.payload.byte), shift.eq(1),
+                             last_byte.eq(feed.payload.last)]
 
     def _pixels(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:
         """Frame bytes through a FIFO into the image register, whose low end is the payload of
@@ -211,10 +242,14 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTransmitter(self.divisor)
         m.submodules.network = net = self.network
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        bench = self.bench
+        if bench is not None:
+            m.submodules.bench = bench
+        busy = bench.running if bench is not None else Const(0)
 
         # Image frames -> input stream.
         if fmt.input_beats == 1:
-            self._whole_images(m, urx, net)
+            self._whole_images(m, urx, net, busy)
         else:
             self._pixels(m, urx, net)
 
@@ -223,12 +258,21 @@ class HostLink(wiring.Component):
         left = Signal(range(fmt.out_bytes + 2))
         # `left != 0` as a register: the network's `o.ready` enables its whole result register.
         sending = Signal()
-        m.d.comb += [net.o.ready.eq(~sending), utx.i.payload.eq(frame[:8]),
-                     utx.i.valid.eq(sending)]
-        with m.If(net.o.valid & net.o.ready):
+        if bench is None:
+            m.d.comb += [net.o.ready.eq(~sending), utx.i.payload.eq(frame[:8]),
+                         utx.i.valid.eq(sending)]
+        else:
+            # while the bench runs, results go to it at once and its report to the line
+            m.d.comb += [net.o.ready.eq(~sending | busy),
+                         bench.result.valid.eq(net.o.valid & busy),
+                         bench.result.payload.eq(net.o.payload.as_value()),
+                         utx.i.payload.eq(Mux(sending, frame[:8], bench.tx.payload)),
+                         utx.i.valid.eq(sending | bench.tx.valid),
+                         bench.tx.ready.eq(utx.i.ready & ~sending)]
+        with m.If(net.o.valid & net.o.ready & ~busy):
             m.d.sync += [frame.eq(Cat(Const(RESULT_SYNC, 8), net.o.payload.as_value())),
                          left.eq(fmt.out_bytes + 1), sending.eq(1)]
-        with m.If(utx.i.valid & utx.i.ready):
+        with m.If(sending & utx.i.ready):
             m.d.sync += [frame.eq(frame >> 8), left.eq(left - 1)]
             with m.If(left == 1):
                 m.d.sync += sending.eq(0)
@@ -247,19 +291,26 @@ class BoardTop(Elaboratable):
     bridge : str or None
         The board's USB serial bridge (:data:`fewmul.boards.uart.BRIDGES`), whose rate is
         checked against the board's by :func:`~fewmul.boards.uart.check_baud`.
+    clock_hz : float or None
+        The platform's default clock, when known before elaboration: :attr:`format` then has
+        the window for the link's divisor (see :func:`link_format`).
+    bench : BenchUnit or None
+        Benchmark mode, as for :class:`HostLink`.
     """
 
     def __init__(self, network: wiring.Component, baud: int = DEFAULT_BAUD,
-                 bridge: str | None = None):
+                 bridge: str | None = None, *, clock_hz: float | None = None, bench=None):
         self.network = network
+        self.bench = bench
         self.baud = baud
         self.bridge = bridge
-        self.format = link_format(network)
+        divisor = None if clock_hz is None else check_baud(clock_hz, baud, bridge)
+        self.format = link_format(network, divisor)
 
     def elaborate(self, platform):
         m = Module()
         divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
-        m.submodules.link = link = HostLink(self.network, divisor)
+        m.submodules.link = link = HostLink(self.network, divisor, self.bench)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)

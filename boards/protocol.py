@@ -14,12 +14,31 @@ Frames, bytes least significant first (8N1 on the wire):
   ``classes`` two's-complement scores of ``score_bits`` each from
   ``scores_offset``).
 
+Benchmark mode (a board built with ``fewmul build --bench-images N``, ``bench_images`` in
+``link.json``; the images are the data set's first ``N`` test images, stored in block RAM
+with their labels):
+
+* host to board, :data:`BENCH_COMMAND` (``0xB5``), one byte between frames with no image
+  unanswered: the board streams its ``N`` images through the network back to back, a byte
+  of image a cycle into the image register (image frames are ignored meanwhile);
+* board to host, :data:`BENCH_REPORT` (``0x6B``) then :data:`BENCH_REPORT_BYTES` bytes:
+  ``cycles`` (32 bits, from the cycle the network takes the first image to the cycle it gives
+  the last result), ``correct`` (16 bits, results whose label equals the stored label) and
+  ``checksum`` (32 bits) of the result payloads in order, :func:`result_checksum`: each
+  payload, zero-padded to whole 32-bit words, is folded into 32 bits by XOR of its words, and
+  ``checksum = rotl(checksum, 1) ^ fold`` from 0 (a changed bit of any result changes it).
+
 A frame is dropped when the line stays idle for more than
 :data:`IDLE_TIMEOUT_BITS` bit times inside it, so a host can always
 resynchronize by pausing. The board buffers one image while it computes the
-previous one; a host keeps at most :data:`WINDOW` images unanswered. (A board
-passes a buffered image to a convolutional network pixel by pixel, as fast as
-the network takes them; the next image frame waits in a FIFO of one frame
+previous one; a host keeps at most ``window`` images unanswered (``link.json``):
+:data:`WINDOW` in general, :data:`STREAM_WINDOW` when the board keeps up with
+the line (:meth:`LinkFormat.keeps_up`: it takes each image before the next
+frame's sync byte ends and its result frames are no longer than its image
+frames, so frames sent back to back are never refused), which lets a host cover
+the latency of its USB round trips and keep the line busy. (A board passes a
+buffered image to a convolutional network pixel by pixel, as fast as the
+network takes them; the next image frame waits in a FIFO of one frame
 meanwhile.)
 """
 
@@ -31,7 +50,9 @@ from pathlib import Path
 
 from fewmul.nn.artifacts import ArtifactError, read_versioned_json
 
-__all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "LinkFormat",
+__all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "STREAM_WINDOW",
+           "BENCH_COMMAND", "BENCH_REPORT", "BENCH_REPORT_BYTES", "BENCH_CYCLE_BITS",
+           "BENCH_COUNT_BITS", "CHECKSUM_BITS", "result_checksum", "BenchReport", "LinkFormat",
            "ProtocolError", "LINK_FORMAT"]
 
 IMAGE_SYNC = 0xA5
@@ -40,6 +61,19 @@ RESULT_SYNC = 0x5A
 IDLE_TIMEOUT_BITS = 64
 #: Images a host may have in flight (one computing, one buffered).
 WINDOW = 2
+#: Images a host may have in flight to a board that keeps up with the line: enough to cover a
+#: USB round trip (an FTDI bridge's latency timer, 1-16 ms) at 3 Mbaud for small images, few
+#: enough that the answers fit the bridge's buffers (512 bytes on the FT231X).
+STREAM_WINDOW = 16
+#: Host to board: run the benchmark (one byte, between frames).
+BENCH_COMMAND = 0xB5
+#: Board to host: the benchmark report's sync byte.
+BENCH_REPORT = 0x6B
+#: Widths of the report's fields: cycles, correct labels, checksum.
+BENCH_CYCLE_BITS, BENCH_COUNT_BITS, CHECKSUM_BITS = 32, 16, 32
+#: Bytes of the report after its sync byte.
+BENCH_REPORT_BYTES = (BENCH_CYCLE_BITS + BENCH_COUNT_BITS + CHECKSUM_BITS) // 8
+
 #: Version of ``link.json``; one without a version is of format 1.
 LINK_FORMAT = 2
 
@@ -48,12 +82,53 @@ class ProtocolError(ValueError):
     """A result frame that does not follow the protocol."""
 
 
+def result_checksum(payloads, result_bits: int) -> int:
+    """The benchmark's checksum of result payloads (integers of ``result_bits`` bits), in
+    order: each folded to :data:`CHECKSUM_BITS` bits by XOR of its words, then
+    ``c = rotl(c, 1) ^ fold`` from 0."""
+    mask = (1 << CHECKSUM_BITS) - 1
+    c = 0
+    for p in payloads:
+        p = int(p)
+        if not 0 <= p < 1 << result_bits:
+            raise ValueError(f"Result payload must be of {result_bits} bits, not {p}")
+        fold = 0
+        while p:
+            fold ^= p & mask
+            p >>= CHECKSUM_BITS
+        c = (((c << 1) | (c >> (CHECKSUM_BITS - 1))) & mask) ^ fold
+    return c
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """A benchmark run's report frame: ``cycles`` from the first image in to the last result
+    out, ``correct`` labels, ``checksum`` of the results."""
+    cycles: int
+    correct: int
+    checksum: int
+
+    @classmethod
+    def decode(cls, frame: bytes) -> "BenchReport":
+        """From the report frame, sync byte included."""
+        if len(frame) != 1 + BENCH_REPORT_BYTES or frame[0] != BENCH_REPORT:
+            raise ProtocolError(f"Bench report must be 0x{BENCH_REPORT:02X} and "
+                                f"{BENCH_REPORT_BYTES} bytes, not {frame.hex()}")
+        word = int.from_bytes(frame[1:], "little")
+        cycles = word & ((1 << BENCH_CYCLE_BITS) - 1)
+        word >>= BENCH_CYCLE_BITS
+        correct = word & ((1 << BENCH_COUNT_BITS) - 1)
+        return cls(cycles, correct, word >> BENCH_COUNT_BITS)
+
+
 @dataclass(frozen=True)
 class LinkFormat:
     """Frame sizes and payload layout of one network's host link.
 
     ``input_count`` is the elements of a whole image, which the board passes to the network in
-    ``input_beats`` transfers (its pixels for a convolutional network, else 1).
+    ``input_beats`` transfers (its pixels for a convolutional network, else 1). ``window`` is
+    the images a host may have unanswered (:data:`WINDOW`, or :data:`STREAM_WINDOW` for a board
+    that keeps up with the line).
     """
     input_count: int
     input_bits: int
@@ -64,11 +139,22 @@ class LinkFormat:
     score_bits: int
     result_bits: int
     input_beats: int = 1
+    window: int = WINDOW
 
     def __post_init__(self):
         if self.input_beats < 1 or self.input_count % self.input_beats:
             raise ValueError(f"Input beats must be a positive divisor of the {self.input_count} "
                              f"inputs, not {self.input_beats}")
+        if self.window < 1:
+            raise ValueError(f"Window must be at least 1 image, not {self.window}")
+
+    def keeps_up(self, divisor, cycles_per_inference: int) -> bool:
+        """Whether a board with this layout, ``divisor`` clocks per bit and a network taking an
+        image every ``cycles_per_inference`` cycles takes frames sent back to back: one image
+        per transfer, the network ready for the next image within an image frame less a byte
+        after taking one, result frames no longer than image frames."""
+        return (self.input_beats == 1 and self.out_bytes <= self.in_bytes
+                and cycles_per_inference <= 10 * divisor * self.in_bytes)
 
     @property
     def in_bytes(self) -> int:
@@ -97,6 +183,15 @@ class LinkFormat:
                 raise ValueError(f"Input {j} must be between 0 and {top}, not {v}")
             word |= v << (j * self.input_bits)
         return bytes([IMAGE_SYNC]) + word.to_bytes(self.in_bytes, "little")
+
+    def encode_result(self, label: int, scores) -> int:
+        """The result payload (an integer of ``result_bits``) of ``label`` and ``scores``, as
+        the network's result stream holds it."""
+        word = (int(label) & ((1 << self.label_bits) - 1)) << self.label_offset
+        for c, s in enumerate(scores):
+            word |= (int(s) & ((1 << self.score_bits) - 1)) << (self.scores_offset
+                                                                 + c * self.score_bits)
+        return word
 
     def decode_result(self, frame: bytes) -> tuple[int, list[int]]:
         """``(label, scores)`` from one result frame (sync byte included)."""

@@ -29,7 +29,7 @@ TESTBENCH = "fewmul.boards.uart_testbench"
 
 
 def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default=None,
-                  divisor: int = 4) -> dict:
+                  divisor: int = 4, bench: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Send ``images`` through the serial pins of the link top and compare the answers.
 
     Parameters
@@ -42,12 +42,20 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
         Folder for ``link_top.v``, the Verilator build and ``uart_sim.json``.
     divisor : int
         Clock cycles per bit on the serial lines.
+    bench : (images, labels) or None
+        Build the link with benchmark mode (:mod:`fewmul.boards.bench`) holding these; after
+        the images' answers the testbench sends the bench command and decodes the report.
 
     Returns
     -------
     dict
         ``images``, ``answers``, ``mismatches``, ``first_mismatch``, ``error``,
-        ``cycles``, ``wall_s``; also written to ``out/uart_sim.json``.
+        ``cycles``, ``wall_s``; ``window`` (images the testbench kept unanswered),
+        ``answer_cycles`` (the cycle each answer's frame ended), ``link_cycles_per_image``
+        (between the first and the last answer) and ``line_cycles_per_image`` (the longer frame
+        on the line, the limit); with ``bench``, ``bench``: the report's ``cycles``,
+        ``correct`` and ``checksum``, and ``bench_cycles_per_image``, ``cycles_per_inference``
+        and ``latency_cycles`` for comparison; also written to ``out/uart_sim.json``.
     """
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
@@ -55,7 +63,12 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     network, _ = build_network(net, pe, default=default)
-    link = HostLink(network, divisor)
+    unit = None
+    if bench is not None:
+        from .bench import BenchUnit
+        from .link import link_format
+        unit = BenchUnit(link_format(network), bench[0], bench[1])
+    link = HostLink(network, divisor, unit)
     top_v = out / "link_top.v"
     write_atomic(top_v, verilog.convert(link, name="top"))
     outputs = net.scores(images)
@@ -75,7 +88,7 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
             "latency_cycles": network.latency_cycles,
             "inputs": np.asarray(images).astype(int).tolist(),
             "scores": outputs.astype(int).tolist(),
-            "labels": outputs.argmax(1).astype(int).tolist()}))
+            "labels": outputs.argmax(1).astype(int).tolist(), "bench": bench is not None}))
         env = {"FEWMUL_LINK_VECTORS": str(vec), "FEWMUL_LINK_RESULT": str(res)}
         try:
             runner.test(test_module=TESTBENCH, hdl_toplevel="top", build_dir=sim_dir,
@@ -85,5 +98,11 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
         if not res.exists():
             raise SimulationError(f"The UART testbench wrote no result; see {log_file}")
         result = json.loads(res.read_text())
+    if bench is not None:
+        from .bench import bench_cycles_per_image
+        result.update(bench_cycles_per_image=bench_cycles_per_image(
+            link.format, network.cycles_per_inference),
+            cycles_per_inference=network.cycles_per_inference,
+            latency_cycles=network.latency_cycles)
     write_atomic(out / "uart_sim.json", json.dumps(result, indent=2))
     return result

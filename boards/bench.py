@@ -1,0 +1,234 @@
+"""Benchmark mode: test images in block RAM, streamed through the network at full rate.
+
+:class:`BenchUnit` holds ``N`` images (the bytes of their image frames, without the sync byte)
+and their labels in :class:`~amaranth.lib.memory.Memory` s. On ``start`` it feeds the images'
+bytes, one a cycle, into the host link's image register (the path the serial bytes take, so the
+network's wide input needs no multiplexer), counts the cycles from the network taking the first
+image to it giving the last result, counts the results whose label equals the stored one,
+folds every result payload into a checksum (:func:`fewmul.boards.protocol.result_checksum`),
+then sends the report frame (:data:`~fewmul.boards.protocol.BENCH_REPORT`) on ``tx``. The
+host link (:class:`~fewmul.boards.link.HostLink`) starts it on the
+:data:`~fewmul.boards.protocol.BENCH_COMMAND` byte.
+
+An image takes ``in_bytes`` cycles to feed, after the network took the one before, so the
+steady state is :func:`bench_cycles_per_image` cycles an image: the network's own
+``cycles_per_inference`` when that is at least ``in_bytes + 2``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .protocol import (BENCH_COUNT_BITS, BENCH_CYCLE_BITS, BENCH_REPORT, CHECKSUM_BITS,
+                       LinkFormat)
+
+__all__ = ["BenchUnit", "bench_cycles_per_image", "store_blocks", "bench_fit"]
+
+#: Feed stream payload: an image byte, and whether it is the image's last.
+FEED_LAYOUT = data.StructLayout({"byte": 8, "last": 1})
+
+
+def bench_cycles_per_image(fmt: LinkFormat, cycles_per_inference: int) -> int:
+    """Steady-state cycles an image in benchmark mode: the network's, or feeding its
+    ``in_bytes`` bytes after the network took the image before (two cycles more: the image
+    register shifts a cycle after a byte, and the network sees it valid a cycle later)."""
+    return max(cycles_per_inference, fmt.in_bytes + 2)
+
+
+def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, int]]) -> int:
+    """Block RAMs of a device with block ``geometries`` (``(depth, width)``) that ``images``
+    images (bytes) and their labels take."""
+    from fewmul.ir.op import block_rams
+    if images <= 0:
+        return 0
+    return (block_rams(images * fmt.in_bytes, 8, geometries)
+            + block_rams(images, fmt.label_bits, geometries))
+
+
+def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
+              geometries: Sequence[tuple[int, int]], *, available: int,
+              fraction: float = 0.5, board: str = "the board") -> int:
+    """The images of the store: ``images`` if given (refused with one line when their blocks
+    exceed ``free_blocks``), else as many of the ``available`` test images as fit in
+    ``fraction`` of ``free_blocks`` (0 when none do).
+
+    Raises
+    ------
+    ValueError
+        ``images`` is negative, more than ``available`` or does not fit.
+    """
+    def fits(n: int, blocks: float) -> bool:
+        return store_blocks(fmt, n, geometries) <= blocks
+
+    def most(blocks: float) -> int:
+        low, high = 0, available
+        while low < high:                      # the largest n <= available that fits
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if fits(mid, blocks) else (low, mid - 1)
+        return low
+
+    if images is None:
+        return most(fraction * free_blocks)
+    if images < 0:
+        raise ValueError(f"Bench images must be 0 or more, not {images}")
+    if images > available:
+        raise ValueError(f"--bench-images {images} is more than the {available} test images "
+                         f"of the data set")
+    if not fits(images, free_blocks):
+        raise ValueError(f"--bench-images {images} does not fit {board}: the image store "
+                         f"({fmt.in_bytes} bytes an image) needs "
+                         f"{store_blocks(fmt, images, geometries)} block RAMs, but about "
+                         f"{free_blocks:g} are free beside the network's weights; at most "
+                         f"{most(free_blocks)} images fit")
+    return images
+
+
+class BenchUnit(wiring.Component):
+    """An image store and the counters of a benchmark run.
+
+    Parameters
+    ----------
+    fmt : LinkFormat
+        The link's layout: the bytes of an image, the result payload's label field.
+    images : sequence of sequence of int
+        ``N`` images of ``fmt.input_count`` values, as the golden model takes them.
+    labels : sequence of int
+        Their true labels.
+
+    Attributes
+    ----------
+    count : int
+        ``N``.
+
+    Members
+    -------
+    start : ``In(1)``
+        Starts a run (ignored while one is running).
+    running : ``Out(1)``
+        From ``start`` until the report's last byte is taken.
+    feed : ``Out(stream.Signature(FEED_LAYOUT))``
+        The images' bytes in order, ``last`` on each image's last byte.
+    taken : ``In(1)``
+        The network took an image this cycle.
+    result : ``In(stream.Signature(unsigned(fmt.result_bits), always_ready=True))``
+        The network's results (the link takes them at once while running).
+    tx : ``Out(stream.Signature(8))``
+        The report frame's bytes.
+    """
+
+    def __init__(self, fmt: LinkFormat, images, labels):
+        images = [[int(v) for v in image] for image in images]
+        labels = [int(v) for v in labels]
+        if not images or len(images) != len(labels):
+            raise ValueError(f"Bench needs at least one image and a label for each, not "
+                             f"{len(images)} images and {len(labels)} labels")
+        if len(images) >= 1 << BENCH_COUNT_BITS:
+            raise ValueError(f"Bench images must be fewer than {1 << BENCH_COUNT_BITS}, "
+                             f"not {len(images)}")
+        top = (1 << fmt.label_bits) - 1
+        if any(not 0 <= v <= top for v in labels):
+            raise ValueError(f"Labels must be between 0 and {top}")
+        self.fmt = fmt
+        self.count = len(images)
+        self._bytes = [b for image in images for b in fmt.encode_image(image)[1:]]
+        self._labels = labels
+        super().__init__({
+            "start": In(1), "running": Out(1),
+            "feed": Out(stream.Signature(FEED_LAYOUT)), "taken": In(1),
+            "result": In(stream.Signature(unsigned(fmt.result_bits), always_ready=True)),
+            "tx": Out(stream.Signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, n = self.fmt, self.count
+        total = n * fmt.in_bytes
+        m.submodules.store = store = Memory(shape=8, depth=total, init=self._bytes)
+        m.submodules.labels = labels = Memory(shape=fmt.label_bits, depth=n, init=self._labels)
+        rd = store.read_port()
+        lrd = labels.read_port()
+
+        # Feed: a byte read a cycle ahead, held on the memory's output while not taken.
+        addr = Signal(range(total + 1))
+        in_image = Signal(range(fmt.in_bytes))          # the byte of the image at `addr`
+        feeding = Signal()
+        last = Signal()
+        advance = ~self.feed.valid | self.feed.ready
+        m.d.comb += [rd.addr.eq(addr), rd.en.eq(advance),
+                     self.feed.payload.byte.eq(rd.data), self.feed.payload.last.eq(last)]
+        with m.If(advance):
+            m.d.sync += [self.feed.valid.eq(feeding), last.eq(in_image == fmt.in_bytes - 1)]
+            with m.If(feeding):
+                m.d.sync += [addr.eq(addr + 1), in_image.eq(in_image + 1)]
+                with m.If(in_image == fmt.in_bytes - 1):
+                    m.d.sync += in_image.eq(0)
+                with m.If(addr == total - 1):
+                    m.d.sync += feeding.eq(0)
+
+        # Counters. `results` counts the results taken; the label of result k is read at
+        # address k while it is registered, and compared a cycle later.
+        cycles = Signal(BENCH_CYCLE_BITS)
+        correct = Signal(BENCH_COUNT_BITS)
+        checksum = Signal(CHECKSUM_BITS)
+        counting, started = Signal(), Signal()
+        results = Signal(range(n + 1))
+        got_label = Signal(fmt.label_bits)
+        got = Signal()
+        m.d.comb += lrd.addr.eq(results)
+        payload = self.result.payload
+        chunks = [payload[i:i + CHECKSUM_BITS] for i in range(0, fmt.result_bits, CHECKSUM_BITS)]
+        fold = Signal(CHECKSUM_BITS)
+        m.d.comb += fold.eq(_xor(chunks))
+        with m.If(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(self.taken & ~started & self.running):
+            m.d.sync += [counting.eq(1), started.eq(1)]
+        m.d.sync += got.eq(0)
+        with m.If(self.result.valid & self.running):
+            m.d.sync += [checksum.eq(Cat(checksum[-1], checksum[:-1]) ^ fold),
+                         results.eq(results + 1), got.eq(1),
+                         got_label.eq(payload[fmt.label_offset:fmt.label_offset + fmt.label_bits])]
+            with m.If(results == n - 1):
+                m.d.sync += counting.eq(0)
+        with m.If(got & (got_label == lrd.data)):
+            m.d.sync += correct.eq(correct + 1)
+
+        # Run and report: the sync byte and the counters shift out as the report's bytes.
+        head = Signal(8)
+        report = Cat(head, cycles, correct, checksum)
+        left = Signal(range(len(report) // 8 + 1))
+        m.d.comb += self.tx.payload.eq(head)
+        with m.FSM():
+            with m.State("idle"):
+                with m.If(self.start):
+                    m.d.sync += [addr.eq(0), in_image.eq(0), feeding.eq(1), self.running.eq(1),
+                                 cycles.eq(0), correct.eq(0), checksum.eq(0), results.eq(0),
+                                 started.eq(0)]
+                    m.next = "run"
+            with m.State("run"):
+                with m.If((results == n) & ~got):
+                    m.d.sync += [head.eq(BENCH_REPORT), self.tx.valid.eq(1),
+                                 left.eq(len(report) // 8)]
+                    m.next = "report"
+            with m.State("report"):
+                with m.If(self.tx.valid & self.tx.ready):
+                    m.d.sync += [report.eq(report >> 8), left.eq(left - 1)]
+                    with m.If(left == 1):
+                        m.d.sync += [self.tx.valid.eq(0), self.running.eq(0)]
+                        m.next = "idle"
+        return m
+
+
+def _xor(values):
+    """The XOR of ``values`` as a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] ^ values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]

@@ -1,0 +1,242 @@
+# amaranth: UnusedElaboratable=no
+"""Benchmark mode and the streaming host link: the image store unit in the Amaranth simulator,
+the link's bench command over its serial pins (Amaranth, then cocotb + Verilator), against the
+golden model; the fit of the store; the window of a board that keeps up with the line."""
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import UnusedElaboratable
+from amaranth.sim import Simulator
+
+from fewmul.boards.bench import BenchUnit, bench_cycles_per_image, bench_fit, store_blocks
+from fewmul.boards.link import HostLink, link_format
+from fewmul.boards.nets import build_network, random_net
+from fewmul.boards.protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES,
+                                    STREAM_WINDOW, WINDOW, BenchReport, LinkFormat,
+                                    result_checksum)
+from fewmul.boards.targets import ICE40_EBR
+
+from test_uart import recv_byte, send_byte
+
+FMT = LinkFormat(input_count=5, input_bits=3, classes=3, label_offset=0, label_bits=2,
+                 scores_offset=2, score_bits=6, result_bits=20)
+
+
+def test_checksum_sees_every_bit_and_the_order():
+    payloads = [0x12345, 0xFFFFF, 0, 0xABCDE]
+    c = result_checksum(payloads, 20)
+    for i in range(len(payloads)):
+        for bit in range(20):
+            changed = list(payloads)
+            changed[i] ^= 1 << bit
+            assert result_checksum(changed, 20) != c
+    assert result_checksum(payloads[::-1], 20) != c
+    # two 32-bit words of a 40-bit payload fold by XOR, then rotate
+    assert result_checksum([1 << 32 | 5, 3], 40) == ((1 ^ 5) << 1) ^ 3
+    with pytest.raises(ValueError, match="of 20 bits"):
+        result_checksum([1 << 20], 20)
+    report = bytes([BENCH_REPORT]) + (7).to_bytes(4, "little") + (3).to_bytes(2, "little") \
+        + c.to_bytes(4, "little")
+    assert len(report) == 1 + BENCH_REPORT_BYTES
+    assert BenchReport.decode(report) == BenchReport(7, 3, c)
+
+
+def test_store_fit_default_and_refusal():
+    fmt = LinkFormat(input_count=64, input_bits=4, classes=10, label_offset=0, label_bits=4,
+                     scores_offset=4, score_bits=12, result_bits=124)
+    assert fmt.in_bytes == 32
+    # 16 images a 512 x 8 block, and a block of labels
+    assert store_blocks(fmt, 16, ICE40_EBR) == 2 and store_blocks(fmt, 17, ICE40_EBR) == 3
+    assert bench_fit(fmt, None, 10, ICE40_EBR, available=1000) == 64       # half of 10: 4 + 1
+    assert bench_fit(fmt, None, 10, ICE40_EBR, available=50) == 50
+    assert bench_fit(fmt, None, 1, ICE40_EBR, available=50) == 0
+    assert bench_fit(fmt, 144, 10, ICE40_EBR, available=1000) == 144
+    with pytest.raises(ValueError) as info:
+        bench_fit(fmt, 145, 10, ICE40_EBR, available=1000, board="the iCEBreaker")
+    assert str(info.value) == (
+        "--bench-images 145 does not fit the iCEBreaker: the image store (32 bytes an image) "
+        "needs 11 block RAMs, but about 10 are free beside the network's weights; at most 144 "
+        "images fit")
+    with pytest.raises(ValueError, match="more than the 50 test images"):
+        bench_fit(fmt, 51, 10, ICE40_EBR, available=50)
+
+
+def test_bench_unit_feeds_counts_and_reports():
+    """The store's bytes come out in order through a stalling consumer; the report's cycles run
+    from the first image taken to the last result, its labels and checksum are the results'."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 8, size=(6, 5))
+    labels = rng.integers(0, 3, size=6)
+    unit = BenchUnit(FMT, images, labels)
+    payloads = [int(p) for p in rng.integers(0, 1 << 20, size=6)]
+    payloads[1] = (payloads[1] & ~3) | int(labels[1])          # two of them right
+    payloads[4] = (payloads[4] & ~3) | int(labels[4])
+    payloads[0] = (payloads[0] & ~3) | ((int(labels[0]) + 1) % 3)
+    right = sum((p & 3) == lab for p, lab in zip(payloads, labels))
+    fed, report, events = [], [], {}
+
+    async def testbench(ctx):
+        ctx.set(unit.start, 1)
+        await ctx.tick()
+        ctx.set(unit.start, 0)
+        taken = results = 0
+        queue = []                                      # cycles at which results are due
+        for cycle in range(2000):
+            ready = int(rng.random() < 0.6)
+            ctx.set(unit.feed.ready, ready)
+            complete = sum(1 for b in fed if b[1])
+            take = int(complete > taken and rng.random() < 0.5)
+            ctx.set(unit.taken, take)
+            due = bool(queue) and queue[0] <= cycle
+            ctx.set(unit.result.valid, int(due))
+            ctx.set(unit.result.payload, payloads[results] if due else 0)
+            ctx.set(unit.tx.ready, int(rng.random() < 0.3))
+            _, _, valid, byte, last, tx_valid, tx_ready, tx_byte, running = \
+                await ctx.tick().sample(unit.feed.valid, unit.feed.payload.byte,
+                                        unit.feed.payload.last, unit.tx.valid, unit.tx.ready,
+                                        unit.tx.payload, unit.running)
+            if valid and ready:
+                fed.append((byte, last))
+            if take:
+                events.setdefault("first_in", cycle)
+                taken += 1
+                queue.append(cycle + 3 + int(rng.integers(0, 4)))
+            if due:
+                events["last_out"] = cycle
+                queue.pop(0)
+                results += 1
+            if tx_valid and tx_ready:
+                report.append(tx_byte)
+            if not running and report:
+                break
+        ctx.set(unit.result.valid, 0)
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert [b for b, _ in fed] == [b for x in images for b in FMT.encode_image(x)[1:]]
+    assert [i for i, (_, last) in enumerate(fed) if last] == [2 * k + 1 for k in range(6)]
+    got = BenchReport.decode(bytes(report))
+    assert got == BenchReport(events["last_out"] - events["first_in"], right,
+                              result_checksum(payloads, 20))
+
+
+def serial_bench(link, images, divisor, timeout=200_000):
+    """Serial frames for ``images`` (answers awaited), then the bench command; returns the
+    answers, the report and the answer to an image sent after the bench."""
+    fmt = link.format
+    answers, report = [], []
+
+    async def host(ctx):
+        await ctx.tick().repeat(4)
+        for x in images:
+            for byte in fmt.encode_image(x):
+                await send_byte(ctx, link.rx, byte, divisor)
+        while len(answers) < len(images):
+            await ctx.tick()
+        await send_byte(ctx, link.rx, BENCH_COMMAND, divisor)
+        for byte in fmt.encode_image(images[0]):                 # ignored while it runs
+            await send_byte(ctx, link.rx, byte, divisor)
+        while not report:
+            await ctx.tick()
+        for byte in fmt.encode_image(images[1]):                 # answered again
+            await send_byte(ctx, link.rx, byte, divisor)
+
+    async def listen(ctx):
+        for _ in images:
+            frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
+                           for _ in range(1 + fmt.out_bytes)])
+            answers.append(fmt.decode_result(frame))
+        frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
+                       for _ in range(1 + BENCH_REPORT_BYTES)])
+        report.append(BenchReport.decode(frame))
+        frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
+                       for _ in range(1 + fmt.out_bytes)])
+        answers.append(fmt.decode_result(frame))
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host, background=True)
+    sim.add_testbench(listen)
+    sim.run()
+    return answers, report[0]
+
+
+def golden_bench(net, fmt, images, labels):
+    """Correct labels and checksum of the golden model's results for the bench's images."""
+    scores = net.scores(images)
+    predicted = scores.argmax(1)
+    payloads = [fmt.encode_result(int(p), s) for p, s in zip(predicted, scores.tolist())]
+    return int((predicted == labels).sum()), result_checksum(payloads, fmt.result_bits)
+
+
+def test_host_link_bench_command_bit_exact():
+    """Over the serial pins: images answered, then the bench command: its report's labels and
+    checksum are the golden model's, its cycles the steady state's within the pipeline fill;
+    an image frame during the run is ignored, one after it answered."""
+    net = random_net([12, 8, 4], input_bits=3, seed=3)
+    network, _ = build_network(net, pe=[2, 4])
+    fmt = link_format(network)
+    rng = np.random.default_rng(5)
+    bench_images = rng.integers(0, 8, size=(9, 12))
+    labels = rng.integers(0, 4, size=9)
+    labels[:4] = net.scores(bench_images[:4]).argmax(1)            # some right, some not
+    link = HostLink(network, 4, BenchUnit(fmt, bench_images, labels))
+    images = rng.integers(0, 8, size=(2, 12))
+    answers, report = serial_bench(link, images, 4)
+    golden = net.scores(images)
+    assert [a[1] for a in answers] == golden.tolist() + [golden[1].tolist()]
+    correct, checksum = golden_bench(net, fmt, bench_images, labels)
+    assert (report.correct, report.checksum) == (correct, checksum)
+    steady = bench_cycles_per_image(fmt, network.cycles_per_inference)
+    assert (len(bench_images) - 1) * steady <= report.cycles
+    assert report.cycles <= (len(bench_images) - 1) * steady + network.latency_cycles + 4
+
+
+def test_window_of_a_board_that_keeps_up():
+    """16 images in flight when the network takes each image within a frame and answers
+    fit the image frames' time; else 2."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        small = build_network(random_net([16, 8, 4], input_bits=2, seed=0), pe=[2, 2])[0]
+        wide = build_network(random_net([32, 8, 4], input_bits=4, seed=0), pe=[2, 2])[0]
+        assert link_format(small).window == WINDOW
+        fmt = link_format(wide, 4)
+        assert fmt.out_bytes <= fmt.in_bytes and fmt.window == STREAM_WINDOW
+        assert link_format(small, 4).window == WINDOW      # its results are the longer frames
+        assert not fmt.keeps_up(4, 10 * 4 * fmt.in_bytes + 1)
+        del small, wide
+        gc.collect()
+
+
+@pytest.mark.parametrize("n", [12])
+def test_streaming_link_and_bench_under_cocotb_and_verilator(tmp_path, n):
+    """The link's Verilog with a bench: images sent back to back with the streaming window, at
+    divisor 4 (3 Mbaud on a 12 MHz clock), answered bit-exact with the line as the limit;
+    then the bench command's report equals the golden model's."""
+    from fewmul.boards.uart_sim import simulate_link
+    net = random_net([32, 8, 4], input_bits=4, seed=0)
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 16, size=(n, 32))
+    bench_images = rng.integers(0, 16, size=(10, 32))
+    labels = rng.integers(0, 4, size=10)
+    result = simulate_link(net, images, tmp_path, pe=[2, 2], divisor=4,
+                           bench=(bench_images, labels))
+    assert result["error"] is None, result["error"]
+    assert (result["answers"], result["mismatches"]) == (n, 0)
+    assert result["window"] == STREAM_WINDOW
+    # back to back: each answer one image frame after the one before
+    assert result["link_cycles_per_image"] == result["line_cycles_per_image"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        fmt = link_format(build_network(net, pe=[2, 2])[0])
+        gc.collect()
+    correct, checksum = golden_bench(net, fmt, bench_images, labels)
+    bench = result["bench"]
+    assert (bench["correct"], bench["checksum"]) == (correct, checksum)
+    steady = result["bench_cycles_per_image"]
+    assert 9 * steady <= bench["cycles"] <= 9 * steady + result["latency_cycles"] + 4
