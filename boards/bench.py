@@ -43,7 +43,8 @@ def bench_cycles_per_image(fmt: LinkFormat, cycles_per_inference: int) -> int:
 
 def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, int]]) -> int:
     """Block RAMs of a device with block ``geometries`` (``(depth, width)``) that ``images``
-    images (bytes) and their labels take."""
+    images (bytes) and their labels take (``fmt``: a :class:`LinkFormat`, or any object with
+    its ``in_bytes`` and ``label_bits``)."""
     from fewmul.ir.op import block_rams
     if images <= 0:
         return 0

@@ -79,6 +79,10 @@ class BuildResult(Mapping):
         The whole build.
     tool_seconds : dict
         Step (``elaborate``, ``yosys``, ``nextpnr_ice40``, ...) -> seconds.
+    bench_images : int
+        Test images in the benchmark mode's store (0: no benchmark mode).
+    bench_cycles_per_image : int or None
+        Its steady state (:func:`~fewmul.boards.bench.bench_cycles_per_image`).
     """
     board: Board
     out: Path
@@ -96,6 +100,8 @@ class BuildResult(Mapping):
     extra: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     tool_seconds: dict[str, float] = field(default_factory=dict)
+    bench_images: int = 0
+    bench_cycles_per_image: int | None = None
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -149,6 +155,8 @@ class BuildResult(Mapping):
             "latency_cycles": self.latency_cycles,
             "synth_cells": self.synth_cells, "synth": self.synth,
             "multipliers": self.multipliers,
+            "bench_images": self.bench_images,
+            "bench_cycles_per_image": self.bench_cycles_per_image,
         }
         timing = self.timing
         if timing is None:
@@ -203,7 +211,8 @@ def layer_entries(network, plans: list[LayerPlan]) -> list[dict]:
 
 def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=None,
                  simd=None, pipeline: int | str | None = None, baud: int | None = None,
-                 target_hz: float | None = None, progress: bool = True) -> BuildResult:
+                 target_hz: float | None = None, progress: bool = True,
+                 bench: tuple | None = None, bench_images: int | None = 0) -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
@@ -224,6 +233,13 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         :attr:`~fewmul.boards.targets.Board.target_hz`.
     progress : bool
         Show a progress bar of the steps.
+    bench : (images, labels) or None
+        Test images (quantized, as the golden model takes them) and their labels for the
+        benchmark mode (:mod:`fewmul.boards.bench`); None for none.
+    bench_images : int or None
+        How many of ``bench`` the image store holds: None for as many as fit in half of the
+        block RAM the planner leaves free, 0 for no benchmark mode; refused (one line) before
+        synthesis when they do not fit.
 
     Returns
     -------
@@ -258,10 +274,22 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
                          clock_hz=target_hz)
     check_estimate(board, net, plans)       # a design far too large stops before synthesis
+    count = _bench_count(board, net, plans, bench, bench_images)
     network = lower(net, plans)
-    top = BoardTop(network, baud, board.uart_bridge)
-    write_atomic(out / "link.json", top.format.to_json(baud=baud, divisor=str(divisor),
-                                                       clock_hz=platform.default_clk_frequency))
+    unit = steady = None
+    if count:
+        from .bench import BenchUnit, bench_cycles_per_image
+        from .link import link_format
+        fmt = link_format(network)
+        unit = BenchUnit(fmt, bench[0][:count], bench[1][:count])
+        steady = bench_cycles_per_image(fmt, network.cycles_per_inference)
+    top = BoardTop(network, baud, board.uart_bridge, clock_hz=platform.default_clk_frequency,
+                   bench=unit)
+    write_atomic(out / "link.json", top.format.to_json(
+        baud=baud, divisor=str(divisor), clock_hz=platform.default_clk_frequency,
+        bench_images=count, bench_cycles_per_image=steady,
+        cycles_per_inference=network.cycles_per_inference,
+        latency_cycles=network.latency_cycles))
     flow = flow_for(board)(board, out)
 
     def check(used: dict, stage: str) -> None:
@@ -280,9 +308,38 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         latency_cycles=network.latency_cycles, frame_bytes=tuple(top.format.frame_bytes),
         synth_cells=made.synth_cells, synth=made.synth, used={**made.synth, **made.pnr_used},
         timing=made.timing, bitstream=made.bitstream, extra=made.extra,
-        seconds=time.perf_counter() - t0, tool_seconds=made.tool_seconds)
+        seconds=time.perf_counter() - t0, tool_seconds=made.tool_seconds,
+        bench_images=count, bench_cycles_per_image=steady)
     result.write()
     return result
+
+
+def _bench_count(board: Board, net: Graph, plans, bench, images: int | None) -> int:
+    """The images of the benchmark mode's store, decided before the network is lowered: 0
+    without a data set or for a convolutional network (its image goes in pixel by pixel),
+    else :func:`~fewmul.boards.bench.bench_fit` against the block RAM the planner leaves
+    free."""
+    from types import SimpleNamespace
+
+    from .bench import bench_fit
+    from .fit import estimated_brams
+    if bench is None or images == 0:
+        if images:
+            raise ValueError("--bench-images needs the build's data set (spec.yaml of "
+                             "'fewmul compile'), for the test images and their labels")
+        return 0
+    _, height, width = net.in_type.shape
+    if height * width > 1:
+        if images is None:
+            return 0
+        raise ValueError("--bench-images: benchmark mode takes networks that take an image in "
+                         "one transfer, not a convolutional network's pixels")
+    classes = net.layers[-1].out_type.size
+    store = SimpleNamespace(in_bytes=(net.in_type.size * net.in_type.bits + 7) // 8,
+                            label_bits=max(1, (classes - 1).bit_length()))
+    free = (board.capacity["bram"] - estimated_brams(board, plans)) * board.blocks_per_bram
+    return bench_fit(store, images, free, board.bram_geometries, available=len(bench[0]),
+                     board=f"the {board.title}")
 
 
 def _fast(board: str) -> bool:
@@ -291,7 +348,8 @@ def _fast(board: str) -> bool:
 
 def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                 pipeline: int | str | None = None, baud: int | None = None,
-                target_hz: float | None = None, progress: bool = True) -> BuildResult:
+                target_hz: float | None = None, progress: bool = True,
+                bench_images: int | None = None) -> BuildResult:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
     The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
@@ -299,10 +357,19 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
     clock (the ECP5): there they are ``"auto"`` for that clock unless ``pipeline`` is given. The
     compiler's choice (0 by default) suits simulation and small devices, where stages cost logic
     cells that a full iCE40UP5K lacks; the ECP5 has room, and its 150 MHz needs them.
+
+    The benchmark mode holds the data set's first ``bench_images`` test images (None: as many
+    as fit, see :func:`build_design`; without the build's ``spec.yaml`` none).
     """
     build = BuildFolder(build_dir)
+    bench = None
+    if bench_images != 0 and build.spec_path.exists():
+        from fewmul.nn.data import load_dataset
+        test = load_dataset(build.spec().data).test
+        bench = (test.x, test.y)
     return build_design(build.net(), board, build.board_dir(get_board(board).name), pe=pe,
                         simd=simd,
                         pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
                         default=build.folding(), baud=baud,
-                        target_hz=target_hz, progress=progress)
+                        target_hz=target_hz, progress=progress, bench=bench,
+                        bench_images=bench_images)

@@ -17,9 +17,11 @@ import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import write_atomic
-from .protocol import RESULT_SYNC, LinkFormat, ProtocolError
+from .protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES, RESULT_SYNC, BenchReport,
+                       LinkFormat, ProtocolError, result_checksum)
 
-__all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board"]
+__all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board", "run_bench",
+           "read_bench_report"]
 
 
 class HostLinkError(RuntimeError):
@@ -154,3 +156,76 @@ def _result(board: str, answers: list, golden: np.ndarray, y: np.ndarray, wall: 
             "first_mismatch": bad[0] if bad else None,
             "accuracy": float((labels == y[:n]).mean()) if n else None, "wall_s": wall,
             "inferences_per_s": n / wall if wall > 0 else None}
+
+
+def read_bench_report(port, timeout: float) -> BenchReport:
+    """Wait for the benchmark report frame (skipping other bytes) and decode it."""
+    deadline = time.monotonic() + timeout
+    skipped = 0
+    while True:
+        byte = port.read(1)
+        if byte and byte[0] == BENCH_REPORT:
+            break
+        skipped += len(byte)
+        if time.monotonic() > deadline:
+            raise HostLinkError(
+                f"no benchmark report from the board within {timeout:g} s"
+                + (f" ({skipped} stray bytes)" if skipped else "")
+                + ": check the port, the baud rate and that the bitstream is loaded")
+    body = b""
+    while len(body) < BENCH_REPORT_BYTES:
+        chunk = port.read(BENCH_REPORT_BYTES - len(body))
+        body += chunk
+        if not chunk and time.monotonic() > deadline:
+            raise HostLinkError(f"the benchmark report stopped after {len(body)} of "
+                                f"{BENCH_REPORT_BYTES} bytes")
+    return BenchReport.decode(bytes([BENCH_REPORT]) + body)
+
+
+def run_bench(port, build_dir: Path, *, board: str | None = None,
+              timeout: float = 2.0) -> dict:
+    """Run the board's benchmark mode and check it against the golden model.
+
+    Sends :data:`~fewmul.boards.protocol.BENCH_COMMAND`; the board streams the first
+    ``bench_images`` test images (``link.json``) from its block RAM through the network and
+    reports cycles, correct labels and the checksum of the results. Writes and returns
+    ``BUILD/<board>/bench.json``: ``images``, ``cycles``, ``clock_hz``, ``inferences_per_s``
+    (images over the cycles at the board clock, one pipeline fill included),
+    ``predicted_cycles`` (``(images - 1) * bench_cycles_per_image + latency_cycles``),
+    ``correct``, ``accuracy``, ``golden_correct``, ``checksum``, ``golden_checksum``,
+    ``checksum_ok``.
+    """
+    from fewmul.nn.artifacts import read_json
+    from fewmul.nn.data import load_dataset
+
+    build = BuildFolder(build_dir)
+    board_dir = find_board_dir(build.path, board)
+    fmt = LinkFormat.load(board_dir / "link.json")
+    info = read_json(board_dir / "link.json")
+    count = int(info.get("bench_images") or 0)
+    if count == 0:
+        raise HostLinkError(f"{board_dir.name}: the bitstream has no benchmark mode; build it "
+                            f"with 'fewmul build --bench-images N' (N > 0)")
+    clock_hz = float(info["clock_hz"])
+    net = build.net()
+    test = load_dataset(build.spec().data).test
+    x, y = test.x[:count], test.y[:count]
+    scores = net.scores(x)
+    predicted = scores.argmax(1)
+    golden_checksum = result_checksum(
+        [fmt.encode_result(int(p), s) for p, s in zip(predicted, scores.tolist())],
+        fmt.result_bits)
+    port.write(bytes([BENCH_COMMAND]))
+    steady = int(info["bench_cycles_per_image"])
+    expected = (count - 1) * steady + int(info.get("latency_cycles", 0))
+    report = read_bench_report(port, timeout + 2 * expected / clock_hz)
+    result = {"board": board_dir.name, "images": count, "cycles": report.cycles,
+              "clock_hz": clock_hz,
+              "inferences_per_s": count * clock_hz / report.cycles if report.cycles else None,
+              "bench_cycles_per_image": steady, "predicted_cycles": expected,
+              "correct": report.correct, "accuracy": report.correct / count,
+              "golden_correct": int((predicted == y).sum()),
+              "checksum": f"{report.checksum:08x}", "golden_checksum": f"{golden_checksum:08x}",
+              "checksum_ok": report.checksum == golden_checksum}
+    write_atomic(board_dir / "bench.json", json.dumps(result, indent=2))
+    return result

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from .common import pe_arg, pipeline_arg, positive_float, positive_int
+from .common import non_negative_int, pe_arg, pipeline_arg, positive_float, positive_int
 
 BOARD_NAMES = ["icebreaker", "ulx3s", "arty"]
 
@@ -37,6 +37,11 @@ def register(sub) -> None:
                         "(25/3) on the ULX3S); a rate where the board's divisor and the FTDI "
                         "chip's differ by over 2 %% is refused before synthesis, naming the "
                         "nearest good rates. link.json records it for 'fewmul run'")
+    b.add_argument("--bench-images", type=non_negative_int, default=None, metavar="N",
+                   help="test images in the benchmark mode's block-RAM store, which 'fewmul run "
+                        "--bench' streams through the network at full rate (default: as many "
+                        "as fit in half of the block RAM the weights leave free; 0: no "
+                        "benchmark mode); too many is refused before synthesis")
     b.add_argument("--target-mhz", type=positive_float, default=None, metavar="F",
                    help="clock frequency place and route aims for, its timing constraint "
                         "(default: the goal for the device, 40 MHz on the iCE40UP5K, 150 MHz on "
@@ -65,6 +70,9 @@ def print_board(report: dict, out: Path) -> None:
         path = report.get("critical_path")
         if path:
             print(f"critical path: {path['from']} -> {path['to']}, {path['delay_ns']:.1f} ns")
+        if report.get("bench_images"):
+            print(f"benchmark mode: {report['bench_images']} test images in block RAM, "
+                  f"{report['bench_cycles_per_image']} cycles/image ('fewmul run --bench')")
         print(f"bitstream: {out / report['bitstream']}  timing: {out / report['timing_report']}")
     else:
         print(f"estimate only ({report['estimate']}); {report['cycles_per_inference']} "
@@ -80,7 +88,7 @@ def run(args) -> int:
         report = build_board(args.build, args.board, pe=args.pe, simd=args.simd,
                              pipeline=args.pipeline, baud=args.baud,
                              target_hz=args.target_mhz and args.target_mhz * 1e6,
-                             progress=not args.quiet)
+                             progress=not args.quiet, bench_images=args.bench_images)
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1

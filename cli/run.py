@@ -11,7 +11,12 @@ def register(sub) -> None:
                        description="Send the first N test images to a board programmed with "
                                    "'fewmul build' over its serial port and compare every label "
                                    "and score with the golden model (BUILD/net.npz). Writes "
-                                   "BUILD/<board>/run.json; exits 1 on any mismatch.")
+                                   "BUILD/<board>/run.json; exits 1 on any mismatch. With "
+                                   "--bench, run the board's benchmark mode instead: it streams "
+                                   "the test images of its block-RAM store through the network "
+                                   "at full rate and reports the cycles, the correct labels and "
+                                   "a checksum of the results, checked against the golden "
+                                   "model (BUILD/<board>/bench.json).")
     r.add_argument("build", type=Path, metavar="BUILD", help="folder written by 'fewmul build'")
     r.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
     r.add_argument("--images", type=positive_int, default=100, help="test images (default 100)")
@@ -20,6 +25,10 @@ def register(sub) -> None:
     r.add_argument("--baud", type=positive_int, default=None,
                    help="serial rate (default: the one the bitstream was built with, from "
                         "BUILD/<board>/link.json)")
+    r.add_argument("--bench", action="store_true",
+                   help="run the benchmark mode (a build with --bench-images): inferences/s at "
+                        "the board clock without the link in the way, accuracy, and whether "
+                        "the results' checksum matches the golden model")
     r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
@@ -47,7 +56,7 @@ def _built_baud(board_dir: Path) -> int:
 def run(args) -> int:
     import serial
 
-    from fewmul.boards.host import HostLinkError, check_board, find_board_dir
+    from fewmul.boards.host import HostLinkError, check_board, find_board_dir, run_bench
     from fewmul.boards.protocol import LinkFormat
     board_dir = find_board_dir(args.build, args.board)
     LinkFormat.load(board_dir / "link.json")    # a bad file is named before the port is opened
@@ -55,6 +64,9 @@ def run(args) -> int:
     try:
         with serial.Serial(args.port, baud, timeout=0.1, exclusive=True) as port:
             port.reset_input_buffer()
+            if args.bench:
+                return _print_bench(run_bench(port, args.build, board=board_dir.name,
+                                              timeout=args.timeout))
             result = check_board(port, args.build, args.images, board=board_dir.name,
                                  timeout=args.timeout, progress=not args.quiet)
     except serial.SerialException as exc:
@@ -70,3 +82,14 @@ def run(args) -> int:
     if result["first_mismatch"]:
         print(f"first mismatch: {result['first_mismatch']}")
     return 0 if result["mismatches"] == 0 else 1
+
+
+def _print_bench(result: dict) -> int:
+    clock = result["clock_hz"] / 1e6
+    ok = "matches" if result["checksum_ok"] else "DOES NOT MATCH"
+    print(f"benchmark: {result['images']} images in {result['cycles']} cycles "
+          f"(predicted {result['predicted_cycles']}): {result['inferences_per_s']:,.0f} "
+          f"inferences/s at {clock:g} MHz; accuracy {100 * result['accuracy']:.2f} % "
+          f"({result['correct']} correct, golden model {result['golden_correct']}); checksum "
+          f"{result['checksum']} {ok} the golden model's")
+    return 0 if result["checksum_ok"] and result["correct"] == result["golden_correct"] else 1

@@ -240,3 +240,125 @@ def test_streaming_link_and_bench_under_cocotb_and_verilator(tmp_path, n):
     assert (bench["correct"], bench["checksum"]) == (correct, checksum)
     steady = result["bench_cycles_per_image"]
     assert 9 * steady <= bench["cycles"] <= 9 * steady + result["latency_cycles"] + 4
+
+
+# --- the build and the host driver -------------------------------------------------------------
+
+SPEC = """\
+name: tiny
+data: {set: digits, input_bits: 4}
+layers:
+  - {units: 8, weights: binary, act: sign, bn: true}
+  - {units: 10, weights: binary, act: none, bn: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    """A build folder as 'fewmul compile' leaves it, for a small network on the digits data."""
+    import json
+
+    from fewmul.compiler.folders import BuildFolder
+    build = tmp_path_factory.mktemp("tiny") / "build"
+    build.mkdir()
+    net = random_net([64, 8, 10], input_bits=4, seed=5)
+    BuildFolder(build).save_net(net)
+    (build / "spec.yaml").write_text(SPEC)
+    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
+    return build, net
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--baud", "2500000", "--board", "ulx3s"],
+     "fewmul build: error: baud rate 2500000 cannot be used: not a rate the FT231X makes; "
+     "nearest good rates: 2000000 or 3000000"),
+    (["--bench-images", "100000", "--board", "icebreaker"],
+     "fewmul build: error: --bench-images 100000 is more than the"),
+])
+def test_build_refuses_bad_rates_and_too_many_images_before_synthesis(tiny_build, capsys, argv,
+                                                                      message):
+    from fewmul.cli import main
+    build, _ = tiny_build
+    assert main(["build", str(build), "-q", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (build / argv[-1] / "report.json").exists()
+
+
+class FakeBench:
+    """A stand-in serial port for a board in benchmark mode: answers the bench command with the
+    report the golden model gives (``wrong``: one result changed)."""
+
+    def __init__(self, net, fmt, images, labels, cycles, wrong=False):
+        self.net, self.fmt, self.images, self.labels = net, fmt, images, labels
+        self.cycles, self.wrong, self.tx = cycles, wrong, b""
+
+    def write(self, data: bytes) -> None:
+        assert data == bytes([BENCH_COMMAND])
+        scores = self.net.scores(self.images)
+        if self.wrong:
+            scores[3, 0] += 1
+        predicted = scores.argmax(1)
+        payloads = [self.fmt.encode_result(int(p), s) for p, s in zip(predicted, scores.tolist())]
+        checksum = result_checksum(payloads, self.fmt.result_bits)
+        correct = int((predicted == self.labels).sum())
+        self.tx += b"\x00\x5a" + bytes([BENCH_REPORT]) + self.cycles.to_bytes(4, "little") \
+            + correct.to_bytes(2, "little") + checksum.to_bytes(4, "little")
+
+    def read(self, n: int) -> bytes:
+        out, self.tx = self.tx[:n], self.tx[n:]
+        return out
+
+
+def test_run_bench_against_a_stand_in_board(tiny_build, capsys):
+    """The host side of the bench: the report read past stray bytes, accuracy and inferences/s
+    from it, the checksum compared with the golden model's (a changed result is caught)."""
+    import json
+
+    from fewmul.boards.host import HostLinkError, run_bench
+    from fewmul.nn.data import load_dataset
+    build, net = tiny_build
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        network = build_network(net, pe=[2, 1])[0]
+        fmt, cpi, latency = link_format(network), network.cycles_per_inference, \
+            network.latency_cycles
+        del network
+        gc.collect()
+    board_dir = build / "icebreaker"
+    board_dir.mkdir(exist_ok=True)
+    (board_dir / "link.json").write_text(fmt.to_json(baud=3_000_000, clock_hz=12e6))
+    with pytest.raises(HostLinkError, match="no benchmark mode; build it with 'fewmul build "
+                                            "--bench-images N'"):
+        run_bench(FakeBench(net, fmt, [], [], 0), build)
+    steady = bench_cycles_per_image(fmt, cpi)
+    (board_dir / "link.json").write_text(fmt.to_json(
+        baud=3_000_000, clock_hz=12e6, bench_images=20, bench_cycles_per_image=steady,
+        latency_cycles=latency))
+    test = load_dataset(__import__("fewmul.compiler.folders", fromlist=["BuildFolder"])
+                        .BuildFolder(build).spec().data).test
+    x, y = test.x[:20], test.y[:20]
+    cycles = 19 * steady + latency
+    result = run_bench(FakeBench(net, fmt, x, y, cycles), build)
+    assert result["checksum_ok"] and result["cycles"] == cycles == result["predicted_cycles"]
+    assert result["correct"] == result["golden_correct"] == int((net.scores(x).argmax(1) == y).sum())
+    assert result["inferences_per_s"] == pytest.approx(20 * 12e6 / cycles)
+    assert json.loads((board_dir / "bench.json").read_text())["checksum_ok"] is True
+    bad = run_bench(FakeBench(net, fmt, x, y, cycles, wrong=True), build)
+    assert not bad["checksum_ok"]
+
+
+def test_build_refuses_a_store_too_large_before_synthesis(tmp_path):
+    """The store's fit is checked against the block RAM the planner leaves free, before the
+    network is even lowered."""
+    from fewmul.boards.flow import build_design
+    net = random_net([64, 8, 10], input_bits=4, seed=5)
+    rng = np.random.default_rng(0)
+    bench = (rng.integers(0, 16, size=(2000, 64)), rng.integers(0, 10, size=2000))
+    with pytest.raises(ValueError, match=r"^--bench-images 1000 does not fit the iCEBreaker "
+                                         r"\(Lattice iCE40UP5K\): the image store \(32 bytes an "
+                                         r"image\) needs 64 block RAMs, but about \d+ are free "
+                                         r"beside the network's weights; at most \d+ images fit$"):
+        build_design(net, "icebreaker", tmp_path, pe=[2, 1], bench=bench, bench_images=1000,
+                     progress=False)
+    assert list(tmp_path.iterdir()) == []
