@@ -82,7 +82,7 @@ from .schema import (
 __all__ = [
     "BOARDS", "DATA_CLASSES", "DIR_SETS", "WEIGHTED_KINDS", "HardwareConfig", "NetworkSpec",
     "SpecError", "SpecIssue", "SPEC_SCHEMA", "LAYER_SCHEMA", "DENSE_LAYER_SCHEMA",
-    "CONV_LAYER_SCHEMA", "MAXPOOL_LAYER_SCHEMA", "RULES", "load_spec", "parse_spec",
+    "CONV_LAYER_SCHEMA", "MAXPOOL_LAYER_SCHEMA", "RULES", "load_spec", "parse_spec", "read_spec_text",
     "dump_spec", "layer_to_dict", "layer_output_shape", "layer_shapes", "weighted_layers",
 ]
 
@@ -677,14 +677,20 @@ def load_spec(path: str | FilePath) -> NetworkSpec:
     SpecError
         If the file can't be read or is invalid.
     """
+    return parse_spec(read_spec_text(path), str(path))
+
+
+def read_spec_text(path: str | FilePath, what: str = "spec") -> str:
+    """The text of a YAML file, or a :class:`SpecError` naming it (``what``: the kind of file,
+    for the message)."""
     name = str(path)
     try:
-        text = FilePath(path).read_text(encoding="utf-8")
+        return FilePath(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError([SpecIssue(name, None, None, "", "spec file not found")]) from None
+        raise SpecError([SpecIssue(name, None, None, "", f"{what} file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([SpecIssue(name, None, None, "", f"cannot read spec file: {exc}")]) from None
-    return parse_spec(text, name)
+        raise SpecError([SpecIssue(name, None, None, "", f"cannot read {what} file: {exc}")]) \
+            from None
 
 
 def dump_spec(spec: NetworkSpec) -> str:

@@ -34,7 +34,7 @@ myst_heading_anchors = 3
 # on every build (see write_api_pages), so new and moved modules need no edit.
 API_PACKAGES = ["fewmul.arith", "fewmul.nn", "fewmul.gateware", "fewmul.ir", "fewmul.compiler",
                 "fewmul.interop",
-                "fewmul.sim", "fewmul.boards", "fewmul.cli"]
+                "fewmul.sim", "fewmul.boards", "fewmul.sweep", "fewmul.cli"]
 # Testbenches run inside the simulator: not API, and never imported here.
 API_EXCLUDED = {"fewmul.sim.testbench", "fewmul.sim.train_testbench", "fewmul.sim.cocotb_common",
                 "fewmul.boards.uart_testbench"}

@@ -45,7 +45,7 @@ from fewmul.compiler.schema import (
     INVALID, Bool, Checker, Enum, Field, Float, Int, Map, Nullable, OneOf, SpecError,
     SpecIssue, Str, Type, check_document, format_path,
 )
-from fewmul.compiler.spec import HARDWARE_SCHEMA, NetworkSpec, load_spec, parse_spec
+from fewmul.compiler.spec import HARDWARE_SCHEMA, NetworkSpec, load_spec, parse_spec, read_spec_text
 
 from .points import OPTION_KEYS, Point, Stages, point_id
 
@@ -399,12 +399,4 @@ def load_sweep(path: str | Path) -> SweepSpec:
     SpecError
         If the file can't be read or is invalid.
     """
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([SpecIssue(name, None, None, "", "sweep file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([SpecIssue(name, None, None, "", f"cannot read sweep file: {exc}")]) \
-            from None
-    return parse_sweep(text, name, Path(path).parent)
+    return parse_sweep(read_spec_text(path, "sweep"), str(path), Path(path).parent)
