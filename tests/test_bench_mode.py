@@ -362,3 +362,33 @@ def test_build_refuses_a_store_too_large_before_synthesis(tmp_path):
         build_design(net, "icebreaker", tmp_path, pe=[2, 1], bench=bench, bench_images=1000,
                      progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_digits_demo_streams_and_benchmarks_bit_exact_under_verilator(tmp_path):
+    """The trained digits demo behind the link's Verilog: 40 test images at the line's limit
+    with the streaming window, then the benchmark of 100 test images: cycles exactly the
+    steady state times 99 plus the latency, correct labels and checksum the golden model's."""
+    from fewmul.compiler.emit import compile_run
+    from fewmul.compiler.folders import BuildFolder
+    from fewmul.compiler.training import train_run
+    from fewmul.boards.uart_sim import simulate_link
+    from fewmul.nn.data import load_dataset
+    train_run("examples/digits-bnn.yaml", tmp_path / "run", progress=False)
+    compile_run(tmp_path / "run", tmp_path / "build", synth=())
+    build = BuildFolder(tmp_path / "build")
+    net = build.net()
+    test = load_dataset(build.spec().data).test
+    result = simulate_link(net, test.x[:40], tmp_path / "sim", default=build.folding(),
+                           divisor=4, bench=(test.x[:100], test.y[:100]))
+    assert result["error"] is None and result["mismatches"] == 0
+    assert result["link_cycles_per_image"] == result["line_cycles_per_image"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        fmt = link_format(build_network(net, default=build.folding())[0])
+        gc.collect()
+    correct, checksum = golden_bench(net, fmt, test.x[:100], test.y[:100])
+    bench = result["bench"]
+    assert (bench["correct"], bench["checksum"]) == (correct, checksum)
+    steady = result["bench_cycles_per_image"]
+    assert 99 * steady <= bench["cycles"] <= 99 * steady + result["latency_cycles"] + 4
