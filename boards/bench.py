@@ -2,17 +2,20 @@
 
 :class:`BenchUnit` holds ``N`` images (the bytes of their image frames, without the sync byte)
 and their labels in :class:`~amaranth.lib.memory.Memory` s. On ``start`` it feeds the images'
-bytes, one a cycle, into the host link's image register (the path the serial bytes take, so the
-network's wide input needs no multiplexer), counts the cycles from the network taking the first
+bytes, ``feed_bytes`` a cycle, into the host link's image register (the path the serial bytes
+take: with one byte a cycle the network's wide input needs no multiplexer; with more, the
+register shifts by a word or by a serial byte), counts the cycles from the network taking the first
 image to it giving the last result, counts the results whose label equals the stored one,
 folds every result payload into a checksum (:func:`fewmul.boards.protocol.result_checksum`),
 then sends the report frame (:data:`~fewmul.boards.protocol.BENCH_REPORT`) on ``tx``. The
 host link (:class:`~fewmul.boards.link.HostLink`) starts it on the
 :data:`~fewmul.boards.protocol.BENCH_COMMAND` byte.
 
-An image takes ``in_bytes`` cycles to feed, after the network took the one before, so the
-steady state is :func:`bench_cycles_per_image` cycles an image: the network's own
-``cycles_per_inference`` when that is at least ``in_bytes + 2``.
+An image takes ``ceil(in_bytes / feed_bytes)`` cycles to feed, after the network took the one
+before, so the steady state is :func:`bench_cycles_per_image` cycles an image: the network's
+own ``cycles_per_inference`` when that is at least two more. :func:`feed_bytes` chooses the
+fewest bytes a cycle (a power of two) that keep up with the network. An image's words in the
+store start with its padding (zero bytes), which the register shifts out past its low end.
 """
 
 from __future__ import annotations
@@ -28,33 +31,51 @@ from amaranth.lib.wiring import In, Out
 from .protocol import (BENCH_COUNT_BITS, BENCH_CYCLE_BITS, BENCH_REPORT, CHECKSUM_BITS,
                        LinkFormat)
 
-__all__ = ["BenchUnit", "bench_cycles_per_image", "store_blocks", "bench_fit"]
+__all__ = ["BenchUnit", "feed_bytes", "feed_layout", "bench_cycles_per_image", "store_blocks",
+           "bench_fit"]
 
-#: Feed stream payload: an image byte, and whether it is the image's last.
-FEED_LAYOUT = data.StructLayout({"byte": 8, "last": 1})
+
+def feed_layout(width: int) -> data.StructLayout:
+    """Feed stream payload: ``width`` bytes of an image, and whether they are its last."""
+    return data.StructLayout({"data": 8 * width, "last": 1})
+
+
+def feed_bytes(in_bytes: int, cycles_per_inference: int) -> int:
+    """Image bytes fed a cycle: the fewest, a power of two up to ``in_bytes``, with which
+    feeding an image (two cycles more than its words) takes at most ``cycles_per_inference``."""
+    width = 1
+    while width < in_bytes and -(-in_bytes // width) + 2 > cycles_per_inference:
+        width *= 2
+    return min(width, in_bytes)
 
 
 def bench_cycles_per_image(fmt: LinkFormat, cycles_per_inference: int) -> int:
-    """Steady-state cycles an image in benchmark mode: the network's, or feeding its
-    ``in_bytes`` bytes after the network took the image before (two cycles more: the image
-    register shifts a cycle after a byte, and the network sees it valid a cycle later)."""
-    return max(cycles_per_inference, fmt.in_bytes + 2)
+    """Steady-state cycles an image in benchmark mode: the network's, or feeding its words
+    (:func:`feed_bytes` a cycle) after the network took the image before (two cycles more: the
+    image register shifts a cycle after a word, and the network sees it valid a cycle
+    later)."""
+    width = feed_bytes(fmt.in_bytes, cycles_per_inference)
+    return max(cycles_per_inference, -(-fmt.in_bytes // width) + 2)
 
 
-def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, int]]) -> int:
+def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, int]],
+                 cycles_per_inference: int | None = None) -> int:
     """Block RAMs of a device with block ``geometries`` (``(depth, width)``) that ``images``
-    images (bytes) and their labels take (``fmt``: a :class:`LinkFormat`, or any object with
-    its ``in_bytes`` and ``label_bits``)."""
+    images and their labels take (``fmt``: a :class:`LinkFormat`, or any object with its
+    ``in_bytes`` and ``label_bits``), fed :func:`feed_bytes` a cycle for a network of
+    ``cycles_per_inference`` (None: a byte)."""
     from fewmul.ir.op import block_rams
     if images <= 0:
         return 0
-    return (block_rams(images * fmt.in_bytes, 8, geometries)
+    width = 1 if cycles_per_inference is None else feed_bytes(fmt.in_bytes, cycles_per_inference)
+    return (block_rams(images * -(-fmt.in_bytes // width), 8 * width, geometries)
             + block_rams(images, fmt.label_bits, geometries))
 
 
 def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
               geometries: Sequence[tuple[int, int]], *, available: int,
-              fraction: float = 0.5, board: str = "the board") -> int:
+              fraction: float = 0.5, board: str = "the board",
+              cycles_per_inference: int | None = None) -> int:
     """The images of the store: ``images`` if given (refused with one line when their blocks
     exceed ``free_blocks``), else as many of the ``available`` test images as fit in
     ``fraction`` of ``free_blocks`` (0 when none do).
@@ -65,7 +86,7 @@ def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
         ``images`` is negative, more than ``available`` or does not fit.
     """
     def fits(n: int, blocks: float) -> bool:
-        return store_blocks(fmt, n, geometries) <= blocks
+        return store_blocks(fmt, n, geometries, cycles_per_inference) <= blocks
 
     def most(blocks: float) -> int:
         low, high = 0, available
@@ -84,7 +105,8 @@ def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
     if not fits(images, free_blocks):
         raise ValueError(f"--bench-images {images} does not fit {board}: the image store "
                          f"({fmt.in_bytes} bytes an image) needs "
-                         f"{store_blocks(fmt, images, geometries)} block RAMs, but about "
+                         f"{store_blocks(fmt, images, geometries, cycles_per_inference)} "
+                         f"block RAMs, but about "
                          f"{free_blocks:g} are free beside the network's weights; at most "
                          f"{most(free_blocks)} images fit")
     return images
@@ -101,11 +123,14 @@ class BenchUnit(wiring.Component):
         ``N`` images of ``fmt.input_count`` values, as the golden model takes them.
     labels : sequence of int
         Their true labels.
+    width : int
+        Image bytes fed a cycle (:func:`feed_bytes`), at most ``fmt.in_bytes``.
 
     Attributes
     ----------
     count : int
         ``N``.
+    width : int
 
     Members
     -------
@@ -113,8 +138,9 @@ class BenchUnit(wiring.Component):
         Starts a run (ignored while one is running).
     running : ``Out(1)``
         From ``start`` until the report's last byte is taken.
-    feed : ``Out(stream.Signature(FEED_LAYOUT))``
-        The images' bytes in order, ``last`` on each image's last byte.
+    feed : ``Out(stream.Signature(feed_layout(width)))``
+        The images' words in order (an image's padding, then its bytes, the first byte of a
+        word in its low bits), ``last`` on each image's last word.
     taken : ``In(1)``
         The network took an image this cycle.
     result : ``In(stream.Signature(unsigned(fmt.result_bits), always_ready=True))``
@@ -123,7 +149,7 @@ class BenchUnit(wiring.Component):
         The report frame's bytes.
     """
 
-    def __init__(self, fmt: LinkFormat, images, labels):
+    def __init__(self, fmt: LinkFormat, images, labels, width: int = 1):
         images = [[int(v) for v in image] for image in images]
         labels = [int(v) for v in labels]
         if not images or len(images) != len(labels):
@@ -135,13 +161,22 @@ class BenchUnit(wiring.Component):
         top = (1 << fmt.label_bits) - 1
         if any(not 0 <= v <= top for v in labels):
             raise ValueError(f"Labels must be between 0 and {top}")
+        if not isinstance(width, int) or not 1 <= width <= fmt.in_bytes:
+            raise ValueError(f"Width must be 1 to {fmt.in_bytes} bytes, not {width!r}")
         self.fmt = fmt
         self.count = len(images)
-        self._bytes = [b for image in images for b in fmt.encode_image(image)[1:]]
+        self.width = width
+        self.words = -(-fmt.in_bytes // width)          # words an image
+        pad = bytes(self.words * width - fmt.in_bytes)
+        self._words = []
+        for image in images:
+            padded = pad + fmt.encode_image(image)[1:]
+            self._words += [int.from_bytes(padded[k * width:(k + 1) * width], "little")
+                            for k in range(self.words)]
         self._labels = labels
         super().__init__({
             "start": In(1), "running": Out(1),
-            "feed": Out(stream.Signature(FEED_LAYOUT)), "taken": In(1),
+            "feed": Out(stream.Signature(feed_layout(width))), "taken": In(1),
             "result": In(stream.Signature(unsigned(fmt.result_bits), always_ready=True)),
             "tx": Out(stream.Signature(8)),
         })
@@ -149,25 +184,26 @@ class BenchUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fmt, n = self.fmt, self.count
-        total = n * fmt.in_bytes
-        m.submodules.store = store = Memory(shape=8, depth=total, init=self._bytes)
+        words = self.words
+        total = n * words
+        m.submodules.store = store = Memory(shape=8 * self.width, depth=total, init=self._words)
         m.submodules.labels = labels = Memory(shape=fmt.label_bits, depth=n, init=self._labels)
         rd = store.read_port()
         lrd = labels.read_port()
 
         # Feed: a byte read a cycle ahead, held on the memory's output while not taken.
         addr = Signal(range(total + 1))
-        in_image = Signal(range(fmt.in_bytes))          # the byte of the image at `addr`
+        in_image = Signal(range(words))                 # the word of the image at `addr`
         feeding = Signal()
         last = Signal()
         advance = ~self.feed.valid | self.feed.ready
         m.d.comb += [rd.addr.eq(addr), rd.en.eq(advance),
-                     self.feed.payload.byte.eq(rd.data), self.feed.payload.last.eq(last)]
+                     self.feed.payload.data.eq(rd.data), self.feed.payload.last.eq(last)]
         with m.If(advance):
-            m.d.sync += [self.feed.valid.eq(feeding), last.eq(in_image == fmt.in_bytes - 1)]
+            m.d.sync += [self.feed.valid.eq(feeding), last.eq(in_image == words - 1)]
             with m.If(feeding):
                 m.d.sync += [addr.eq(addr + 1), in_image.eq(in_image + 1)]
-                with m.If(in_image == fmt.in_bytes - 1):
+                with m.If(in_image == words - 1):
                     m.d.sync += in_image.eq(0)
                 with m.If(addr == total - 1):
                     m.d.sync += feeding.eq(0)

@@ -278,10 +278,11 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     network = lower(net, plans)
     unit = steady = None
     if count:
-        from .bench import BenchUnit, bench_cycles_per_image
+        from .bench import BenchUnit, bench_cycles_per_image, feed_bytes
         from .link import link_format
         fmt = link_format(network)
-        unit = BenchUnit(fmt, bench[0][:count], bench[1][:count])
+        unit = BenchUnit(fmt, bench[0][:count], bench[1][:count],
+                         feed_bytes(fmt.in_bytes, network.cycles_per_inference))
         steady = bench_cycles_per_image(fmt, network.cycles_per_inference)
     top = BoardTop(network, baud, board.uart_bridge, clock_hz=platform.default_clk_frequency,
                    bench=unit)
@@ -339,7 +340,8 @@ def _bench_count(board: Board, net: Graph, plans, bench, images: int | None) -> 
                             label_bits=max(1, (classes - 1).bit_length()))
     free = (board.capacity["bram"] - estimated_brams(board, plans)) * board.blocks_per_bram
     return bench_fit(store, images, free, board.bram_geometries, available=len(bench[0]),
-                     board=f"the {board.title}")
+                     board=f"the {board.title}",
+                     cycles_per_inference=max(plan.cycles for plan in plans))
 
 
 def _fast(board: str) -> bool:

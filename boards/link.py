@@ -138,13 +138,21 @@ class HostLink(wiring.Component):
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += net.i.valid.eq(0)
         # A byte of the image is shifted in the cycle after it is received: the enable of every
-        # image bit is then a register (`shift`), not the receiver's logic.
-        byte = Signal(8)
-        shift = Signal()
+        # image bit is then a register (`shift`), not the receiver's logic. A bench feeding
+        # several bytes a cycle shifts a word of them (`wide`).
+        width = self.bench.width if self.bench is not None else 1
+        byte = Signal(8 * width)
+        shift, wide = Signal(), Signal()
         last_byte = Signal()
         m.d.sync += shift.eq(0)
         with m.If(shift):
-            m.d.sync += image.eq(Cat(image[8:], byte))
+            if width == 1:
+                m.d.sync += image.eq(Cat(image[8:], byte))
+            else:
+                with m.If(wide):
+                    m.d.sync += image.eq(Cat(image[8 * width:], byte))
+                with m.Else():
+                    m.d.sync += image.eq(Cat(image[8:], byte[:8]))
             with m.If(last_byte):
                 m.d.sync += net.i.valid.eq(1)
         with m.If(urx.o.valid):
@@ -156,7 +164,7 @@ class HostLink(wiring.Component):
                     with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid):
                         m.d.comb += self.bench.start.eq(1)
             with m.Else():
-                m.d.sync += [byte.eq(urx.o.payload), shift.eq(1),
+                m.d.sync += [byte.eq(urx.o.payload), shift.eq(1), wide.eq(0),
                              last_byte.eq(received == fmt.in_bytes), received.eq(received + 1)]
                 with m.If(received == fmt.in_bytes):
                     m.d.sync += received.eq(0)
@@ -170,7 +178,7 @@ class HostLink(wiring.Component):
             m.d.comb += [feed.ready.eq(~net.i.valid & ~(shift & last_byte)),
                          self.bench.taken.eq(net.i.valid & net.i.ready)]
             with m.If(feed.valid & feed.ready):
-                m.d.sync += [byte.eq(feed.payload.byte), shift.eq(1),
+                m.d.sync += [byte.eq(feed.payload.data), shift.eq(1), wide.eq(1),
                              last_byte.eq(feed.payload.last)]
 
     def _pixels(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:

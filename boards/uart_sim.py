@@ -43,7 +43,8 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
     divisor : int
         Clock cycles per bit on the serial lines.
     bench : (images, labels) or None
-        Build the link with benchmark mode (:mod:`fewmul.boards.bench`) holding these; after
+        Build the link with benchmark mode (:mod:`fewmul.boards.bench`, fed as many bytes a
+        cycle as :func:`~fewmul.boards.bench.feed_bytes` chooses) holding these; after
         the images' answers the testbench sends the bench command and decodes the report.
 
     Returns
@@ -65,9 +66,11 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
     network, _ = build_network(net, pe, default=default)
     unit = None
     if bench is not None:
-        from .bench import BenchUnit
+        from .bench import BenchUnit, feed_bytes
         from .link import link_format
-        unit = BenchUnit(link_format(network), bench[0], bench[1])
+        fmt = link_format(network)
+        unit = BenchUnit(fmt, bench[0], bench[1],
+                         feed_bytes(fmt.in_bytes, network.cycles_per_inference))
     link = HostLink(network, divisor, unit)
     top_v = out / "link_top.v"
     write_atomic(top_v, verilog.convert(link, name="top"))

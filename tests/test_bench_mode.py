@@ -11,7 +11,8 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from fewmul.boards.bench import BenchUnit, bench_cycles_per_image, bench_fit, store_blocks
+from fewmul.boards.bench import (BenchUnit, bench_cycles_per_image, bench_fit, feed_bytes,
+                                 store_blocks)
 from fewmul.boards.link import HostLink, link_format
 from fewmul.boards.nets import build_network, random_net
 from fewmul.boards.protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES,
@@ -64,13 +65,24 @@ def test_store_fit_default_and_refusal():
         bench_fit(fmt, 51, 10, ICE40_EBR, available=50)
 
 
-def test_bench_unit_feeds_counts_and_reports():
-    """The store's bytes come out in order through a stalling consumer; the report's cycles run
+def test_feed_width_keeps_up_with_the_network():
+    assert feed_bytes(32, 64) == 1 and feed_bytes(32, 34) == 1 and feed_bytes(32, 33) == 2
+    assert feed_bytes(32, 10) == 4 and feed_bytes(32, 3) == 32 and feed_bytes(5, 4) == 4
+    fmt = LinkFormat(input_count=64, input_bits=4, classes=10, label_offset=0, label_bits=4,
+                     scores_offset=4, score_bits=12, result_bits=124)
+    assert [bench_cycles_per_image(fmt, c) for c in (64, 34, 33, 10, 2)] == [64, 34, 33, 10, 3]
+    # 8 words of 32 bits an image: 16 images a 512 x 32 pair of 256 x 16 blocks
+    assert store_blocks(fmt, 16, ICE40_EBR, 10) == 2 + 1
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_bench_unit_feeds_counts_and_reports(width):
+    """The store's words come out in order through a stalling consumer; the report's cycles run
     from the first image taken to the last result, its labels and checksum are the results'."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 8, size=(6, 5))
     labels = rng.integers(0, 3, size=6)
-    unit = BenchUnit(FMT, images, labels)
+    unit = BenchUnit(FMT, images, labels, width)
     payloads = [int(p) for p in rng.integers(0, 1 << 20, size=6)]
     payloads[1] = (payloads[1] & ~3) | int(labels[1])          # two of them right
     payloads[4] = (payloads[4] & ~3) | int(labels[4])
@@ -95,7 +107,7 @@ def test_bench_unit_feeds_counts_and_reports():
             ctx.set(unit.result.payload, payloads[results] if due else 0)
             ctx.set(unit.tx.ready, int(rng.random() < 0.3))
             _, _, valid, byte, last, tx_valid, tx_ready, tx_byte, running = \
-                await ctx.tick().sample(unit.feed.valid, unit.feed.payload.byte,
+                await ctx.tick().sample(unit.feed.valid, unit.feed.payload.data,
                                         unit.feed.payload.last, unit.tx.valid, unit.tx.ready,
                                         unit.tx.payload, unit.running)
             if valid and ready:
@@ -118,8 +130,11 @@ def test_bench_unit_feeds_counts_and_reports():
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
-    assert [b for b, _ in fed] == [b for x in images for b in FMT.encode_image(x)[1:]]
-    assert [i for i, (_, last) in enumerate(fed) if last] == [2 * k + 1 for k in range(6)]
+    words = 2 // width
+    assert b"".join(w.to_bytes(width, "little") for w, _ in fed) == \
+        b"".join(FMT.encode_image(x)[1:] for x in images)
+    assert [i for i, (_, last) in enumerate(fed) if last] == [words * k + words - 1
+                                                             for k in range(6)]
     got = BenchReport.decode(bytes(report))
     assert got == BenchReport(events["last_out"] - events["first_in"], right,
                               result_checksum(payloads, 20))
@@ -174,25 +189,31 @@ def golden_bench(net, fmt, images, labels):
     return int((predicted == labels).sum()), result_checksum(payloads, fmt.result_bits)
 
 
-def test_host_link_bench_command_bit_exact():
+@pytest.mark.parametrize("width", [1, None])
+def test_host_link_bench_command_bit_exact(width):
     """Over the serial pins: images answered, then the bench command: its report's labels and
     checksum are the golden model's, its cycles the steady state's within the pipeline fill;
-    an image frame during the run is ignored, one after it answered."""
+    an image frame during the run is ignored, one after it answered. Fed a byte a cycle, and
+    the 2 bytes a cycle that keep up with the network's 5 cycles an image (5 bytes: 3 words,
+    a byte of padding in the first)."""
     net = random_net([12, 8, 4], input_bits=3, seed=3)
     network, _ = build_network(net, pe=[2, 4])
     fmt = link_format(network)
+    assert (fmt.in_bytes, network.cycles_per_inference) == (5, 5)
+    width = width or feed_bytes(fmt.in_bytes, network.cycles_per_inference)
     rng = np.random.default_rng(5)
     bench_images = rng.integers(0, 8, size=(9, 12))
     labels = rng.integers(0, 4, size=9)
     labels[:4] = net.scores(bench_images[:4]).argmax(1)            # some right, some not
-    link = HostLink(network, 4, BenchUnit(fmt, bench_images, labels))
+    link = HostLink(network, 4, BenchUnit(fmt, bench_images, labels, width))
     images = rng.integers(0, 8, size=(2, 12))
     answers, report = serial_bench(link, images, 4)
     golden = net.scores(images)
     assert [a[1] for a in answers] == golden.tolist() + [golden[1].tolist()]
     correct, checksum = golden_bench(net, fmt, bench_images, labels)
     assert (report.correct, report.checksum) == (correct, checksum)
-    steady = bench_cycles_per_image(fmt, network.cycles_per_inference)
+    steady = max(network.cycles_per_inference, -(-fmt.in_bytes // width) + 2)
+    assert width == 1 or (width, steady) == (2, bench_cycles_per_image(fmt, 5)) == (2, 5)
     assert (len(bench_images) - 1) * steady <= report.cycles
     assert report.cycles <= (len(bench_images) - 1) * steady + network.latency_cycles + 4
 
@@ -357,7 +378,7 @@ def test_build_refuses_a_store_too_large_before_synthesis(tmp_path):
     bench = (rng.integers(0, 16, size=(2000, 64)), rng.integers(0, 10, size=2000))
     with pytest.raises(ValueError, match=r"^--bench-images 1000 does not fit the iCEBreaker "
                                          r"\(Lattice iCE40UP5K\): the image store \(32 bytes an "
-                                         r"image\) needs 64 block RAMs, but about \d+ are free "
+                                         r"image\) needs \d+ block RAMs, but about \d+ are free "
                                          r"beside the network's weights; at most \d+ images fit$"):
         build_design(net, "icebreaker", tmp_path, pe=[2, 1], bench=bench, bench_images=1000,
                      progress=False)
