@@ -19,8 +19,9 @@ Benchmark mode (a board built with ``fewmul build --bench-images N``, ``bench_im
 with their labels):
 
 * host to board, :data:`BENCH_COMMAND` (``0xB5``), one byte between frames with no image
-  unanswered: the board streams its ``N`` images through the network back to back, a byte
-  of image a cycle into the image register (image frames are ignored meanwhile);
+  unanswered: the board streams its ``N`` images through the network back to back, as many
+  bytes a cycle into the image register as keep up with the network (image frames are
+  ignored meanwhile);
 * board to host, :data:`BENCH_REPORT` (``0x6B``) then :data:`BENCH_REPORT_BYTES` bytes:
   ``cycles`` (32 bits, from the cycle the network takes the first image to the cycle it gives
   the last result), ``correct`` (16 bits, results whose label equals the stored label) and
