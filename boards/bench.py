@@ -40,26 +40,29 @@ def feed_layout(width: int) -> data.StructLayout:
     return data.StructLayout({"data": 8 * width, "last": 1})
 
 
-def feed_bytes(in_bytes: int, cycles_per_inference: int) -> int:
-    """Image bytes fed a cycle: the fewest, a power of two up to ``in_bytes``, with which
-    feeding an image (two cycles more than its words) takes at most ``cycles_per_inference``."""
+def feed_bytes(in_bytes: int, cycles_per_inference: int, max_width: int | None = None) -> int:
+    """Image bytes fed a cycle: the fewest, a power of two up to ``in_bytes`` (and
+    ``max_width``), with which feeding an image (two cycles more than its words) takes at most
+    ``cycles_per_inference``."""
+    top = min(in_bytes, max_width or in_bytes)
     width = 1
-    while width < in_bytes and -(-in_bytes // width) + 2 > cycles_per_inference:
+    while width < top and -(-in_bytes // width) + 2 > cycles_per_inference:
         width *= 2
-    return min(width, in_bytes)
+    return min(width, top)
 
 
-def bench_cycles_per_image(fmt: LinkFormat, cycles_per_inference: int) -> int:
+def bench_cycles_per_image(fmt: LinkFormat, cycles_per_inference: int,
+                           max_width: int | None = None) -> int:
     """Steady-state cycles an image in benchmark mode: the network's, or feeding its words
     (:func:`feed_bytes` a cycle) after the network took the image before (two cycles more: the
     image register shifts a cycle after a word, and the network sees it valid a cycle
     later)."""
-    width = feed_bytes(fmt.in_bytes, cycles_per_inference)
+    width = feed_bytes(fmt.in_bytes, cycles_per_inference, max_width)
     return max(cycles_per_inference, -(-fmt.in_bytes // width) + 2)
 
 
 def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, int]],
-                 cycles_per_inference: int | None = None) -> int:
+                 cycles_per_inference: int | None = None, max_width: int | None = None) -> int:
     """Block RAMs of a device with block ``geometries`` (``(depth, width)``) that ``images``
     images and their labels take (``fmt``: a :class:`LinkFormat`, or any object with its
     ``in_bytes`` and ``label_bits``), fed :func:`feed_bytes` a cycle for a network of
@@ -67,7 +70,8 @@ def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, i
     from fewmul.ir.op import block_rams
     if images <= 0:
         return 0
-    width = 1 if cycles_per_inference is None else feed_bytes(fmt.in_bytes, cycles_per_inference)
+    width = 1 if cycles_per_inference is None else \
+        feed_bytes(fmt.in_bytes, cycles_per_inference, max_width)
     return (block_rams(images * -(-fmt.in_bytes // width), 8 * width, geometries)
             + block_rams(images, fmt.label_bits, geometries))
 
@@ -75,7 +79,7 @@ def store_blocks(fmt: LinkFormat, images: int, geometries: Sequence[tuple[int, i
 def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
               geometries: Sequence[tuple[int, int]], *, available: int,
               fraction: float = 0.5, board: str = "the board",
-              cycles_per_inference: int | None = None) -> int:
+              cycles_per_inference: int | None = None, max_width: int | None = None) -> int:
     """The images of the store: ``images`` if given (refused with one line when their blocks
     exceed ``free_blocks``), else as many of the ``available`` test images as fit in
     ``fraction`` of ``free_blocks`` (0 when none do).
@@ -86,7 +90,7 @@ def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
         ``images`` is negative, more than ``available`` or does not fit.
     """
     def fits(n: int, blocks: float) -> bool:
-        return store_blocks(fmt, n, geometries, cycles_per_inference) <= blocks
+        return store_blocks(fmt, n, geometries, cycles_per_inference, max_width) <= blocks
 
     def most(blocks: float) -> int:
         low, high = 0, available
@@ -105,7 +109,8 @@ def bench_fit(fmt: LinkFormat, images: int | None, free_blocks: float,
     if not fits(images, free_blocks):
         raise ValueError(f"--bench-images {images} does not fit {board}: the image store "
                          f"({fmt.in_bytes} bytes an image) needs "
-                         f"{store_blocks(fmt, images, geometries, cycles_per_inference)} "
+                         f"{store_blocks(fmt, images, geometries, cycles_per_inference, max_width)}"
+                         f" "
                          f"block RAMs, but about "
                          f"{free_blocks:g} are free beside the network's weights; at most "
                          f"{most(free_blocks)} images fit")

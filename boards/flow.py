@@ -281,9 +281,10 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         from .bench import BenchUnit, bench_cycles_per_image, feed_bytes
         from .link import link_format
         fmt = link_format(network)
+        limit = _feed_limit(board)
         unit = BenchUnit(fmt, bench[0][:count], bench[1][:count],
-                         feed_bytes(fmt.in_bytes, network.cycles_per_inference))
-        steady = bench_cycles_per_image(fmt, network.cycles_per_inference)
+                         feed_bytes(fmt.in_bytes, network.cycles_per_inference, limit))
+        steady = bench_cycles_per_image(fmt, network.cycles_per_inference, limit)
     top = BoardTop(network, baud, board.uart_bridge, clock_hz=platform.default_clk_frequency,
                    bench=unit)
     write_atomic(out / "link.json", top.format.to_json(
@@ -341,7 +342,14 @@ def _bench_count(board: Board, net: Graph, plans, bench, images: int | None) -> 
     free = (board.capacity["bram"] - estimated_brams(board, plans)) * board.blocks_per_bram
     return bench_fit(store, images, free, board.bram_geometries, available=len(bench[0]),
                      board=f"the {board.title}",
-                     cycles_per_inference=max(plan.cycles for plan in plans))
+                     cycles_per_inference=max(plan.cycles for plan in plans),
+                     max_width=_feed_limit(board))
+
+
+def _feed_limit(board: Board) -> int | None:
+    """The benchmark store's widest feed: a byte a cycle on the iCE40UP5K, whose logic cells
+    are scarce (a wider feed multiplexes every bit of the network's input), else none."""
+    return 1 if board.family == "ice40" else None
 
 
 def _fast(board: str) -> bool:

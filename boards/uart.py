@@ -146,9 +146,13 @@ def good_rates(clock_hz: float, bridge: Bridge | None, near: int,
     else:
         candidates = sorted({round(clock_hz / d) for d in range(4, 1 << 16)
                              if clock_hz / d >= 300}, reverse=True)
-    ok = [c for c in candidates if (m := _mismatch(clock_hz, c, bridge)) and m[0] <= tolerance]
-    below = max((c for c in ok if c <= near), default=None)
-    above = min((c for c in ok if c > near), default=None)
+    def good(c: int) -> bool:
+        found = _mismatch(clock_hz, c, bridge)
+        return found is not None and found[0] <= tolerance
+
+    below = next((c for c in sorted((c for c in candidates if c <= near), reverse=True)
+                  if good(c)), None)
+    above = next((c for c in sorted(c for c in candidates if c > near) if good(c)), None)
     return below, above
 
 
