@@ -196,7 +196,7 @@ class BenchUnit(wiring.Component):
         rd = store.read_port()
         lrd = labels.read_port()
 
-        # Feed: a byte read a cycle ahead, held on the memory's output while not taken.
+        # Feed: a word read a cycle ahead, held on the memory's output while not taken.
         addr = Signal(range(total + 1))
         in_image = Signal(range(words))                 # the word of the image at `addr`
         feeding = Signal()

@@ -143,6 +143,10 @@ class HostLink(wiring.Component):
         width = self.bench.width if self.bench is not None else 1
         byte = Signal(8 * width)
         shift, wide = Signal(), Signal()
+        # the bench command, a cycle after its byte: a register starts the bench's many
+        # registers, not the receiver's compares
+        start = Signal()
+        m.d.sync += start.eq(0)
         last_byte = Signal()
         m.d.sync += shift.eq(0)
         with m.If(shift):
@@ -162,7 +166,7 @@ class HostLink(wiring.Component):
                     m.d.sync += received.eq(1)
                 if self.bench is not None:
                     with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid):
-                        m.d.comb += self.bench.start.eq(1)
+                        m.d.sync += start.eq(1)
             with m.Else():
                 m.d.sync += [byte.eq(urx.o.payload), shift.eq(1), wide.eq(0),
                              last_byte.eq(received == fmt.in_bytes), received.eq(received + 1)]
@@ -173,6 +177,7 @@ class HostLink(wiring.Component):
             with m.If(idle == timeout):
                 m.d.sync += [received.eq(0), idle.eq(0)]
         if self.bench is not None:
+            m.d.comb += self.bench.start.eq(start)
             # the bench's bytes take the serial bytes' path, while the register is free
             feed = self.bench.feed
             m.d.comb += [feed.ready.eq(~net.i.valid & ~(shift & last_byte)),
