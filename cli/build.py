@@ -32,14 +32,16 @@ def register(sub) -> None:
                    "target clock (--target-mhz): one more every 2 adder levels of the "
                    "popcount trees below 100 MHz, the deep stall-free datapath above")
     b.add_argument("--baud", type=positive_int, default=None,
-                   help="serial rate of the host link (default 3000000, the fastest the boards' "
-                        "FTDI bridges make; also 12 MHz / 4 on the iCEBreaker and 25 MHz / "
-                        "(25/3) on the ULX3S); a rate where the board's divisor and the FTDI "
-                        "chip's differ by over 2 %% is refused before synthesis, naming the "
-                        "nearest good rates. link.json records it for 'fewmul run'")
+                   help="serial rate of the host link (default 3000000, the fastest both ends "
+                        "make: 12 MHz / 4 on the iCEBreaker, whose FT2232H makes it exactly; the "
+                        "FT231X's fastest on the ULX3S, 25 MHz / (25/3)); a rate where the "
+                        "board's divisor and the FTDI chip's differ by over 2 %% is refused "
+                        "before synthesis, naming the nearest good rates. link.json records it "
+                        "for 'fewmul run'")
     b.add_argument("--bench-images", type=non_negative_int, default=None, metavar="N",
                    help="test images in the benchmark mode's block-RAM store, which 'fewmul run "
-                        "--bench' streams through the network at full rate (default: as many "
+                        "--bench' streams through the network back to back (at the network's rate; "
+                        "on the iCEBreaker at a byte of image a cycle at most) (default: as many "
                         "as fit in half of the block RAM the weights leave free; 0: no "
                         "benchmark mode); too many is refused before synthesis")
     b.add_argument("--target-mhz", type=positive_float, default=None, metavar="F",
