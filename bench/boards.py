@@ -120,7 +120,7 @@ def print_rows(rows: list[dict], header: bool = True) -> None:
         print_row(r)
     uart = {r["inf_per_s_uart"] for r in rows if "inf_per_s_uart" in r}
     if uart:
-        print(f"(the 115200 baud host link carries {min(uart):,.0f}-{max(uart):,.0f} images/s; "
+        print(f"(the host link carries {min(uart):,.0f}-{max(uart):,.0f} images/s at its baud; "
               f"'x CPU' compares with the NumPy golden model, one image per call, on this machine)")
 
 

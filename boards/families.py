@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
-from fewmul.compiler.tools import ToolError, run_tool
+from fewmul.compiler.tools import ToolError, last_error_line, run_tool
 from fewmul.nn.artifacts import write_atomic
 
 from .fit import pnr_utilisation_from_log
@@ -261,11 +261,20 @@ class Flow(ABC):
         """
         defaults = "; ".join(f': ${{{var}:={shlex.quote(self.env[var])}}}' for var in self.tools)
         log = self.out / f"{step}.log"
-        tool = self.env.get(command.split()[0].strip('"${}'), step)
+        tool = Path(self.env.get(command.split()[0].strip('"${}'), step)).name
         t0 = time.perf_counter()
         try:
-            run_tool(["sh", "-c", f"set -e; {defaults}; {command}"], tool=Path(tool).name,
+            run_tool(["sh", "-c", f"set -e; {defaults}; {command}"], tool=tool,
                      log=log, cwd=self.out, env=self.env, error=BuildError)
+        except BuildError as exc:
+            # a tool run quietly with a log of its own (yosys -q -l top.rpt) writes its
+            # error there: name that log and its error line
+            own = _own_log(command)
+            line = None if own is None or last_error_line(log) else last_error_line(self.out / own)
+            if line is None:
+                raise
+            what = str(exc).split("; see ")[0]
+            raise BuildError(f"{what}; see {self.out / own}: {line}") from None
         finally:
             self._timed(step, t0)
 
@@ -286,6 +295,15 @@ class Flow(ABC):
             elif kind is not None:
                 counts[kind] += n
         return counts
+
+
+def _own_log(command: str) -> str | None:
+    """The file a tool's ``-l FILE`` option logs to, if it has one."""
+    words = shlex.split(command)
+    for option, value in zip(words, words[1:]):
+        if option == "-l":
+            return value
+    return None
 
 
 def _script_commands(script: str) -> list[str]:

