@@ -385,6 +385,21 @@ def test_build_refuses_a_store_too_large_before_synthesis(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_store_is_there_by_default_on_the_ice40_only_on_request_on_the_ecp5():
+    """On the ECP5 the store's unregistered block-RAM read would set Fmax (about 110 MHz),
+    so by default the ULX3S builds no benchmark mode; asked for, it does."""
+    from fewmul.boards.flow import _bench_count
+    from fewmul.boards.nets import plan_network
+    from fewmul.boards.targets import get_board
+    net = random_net([64, 8, 10], input_bits=4, seed=5)
+    plans = plan_network(net, [2, 1])
+    rng = np.random.default_rng(0)
+    bench = (rng.integers(0, 16, size=(200, 64)), rng.integers(0, 10, size=200))
+    assert _bench_count(get_board("icebreaker"), net, plans, bench, None) > 0
+    assert _bench_count(get_board("ulx3s"), net, plans, bench, None) == 0
+    assert _bench_count(get_board("ulx3s"), net, plans, bench, 50) == 50
+
+
 @pytest.mark.slow
 def test_digits_demo_streams_and_benchmarks_bit_exact_under_verilator(tmp_path):
     """The trained digits demo behind the link's Verilog: 40 test images at the line's limit
