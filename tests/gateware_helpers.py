@@ -208,3 +208,28 @@ def simulate(dut, payloads, count, *, seed=None, p_stall=0.0, monitors=(), linge
     assert in_mon.payloads == [to_py(dut.i.payload.shape().const(p)) for p in payloads]
     assert out_mon.payloads == received
     return in_mon, out_mon
+
+
+#: The spec of the small digits network of :func:`tiny_board_build`.
+TINY_SPEC = """\
+name: tiny
+data: {set: digits, input_bits: 4}
+layers:
+  - {units: 8, weights: binary, act: sign, bn: true}
+  - {units: 10, weights: binary, act: none, bn: true}
+"""
+
+
+def tiny_board_build(build):
+    """A build folder as 'fewmul compile' leaves it, for a small random network (64-8-10) on
+    the digits data, folded pe 2, 1; returns ``(build, net)``."""
+    import json
+
+    from fewmul.boards.nets import random_net
+    from fewmul.compiler.folders import BuildFolder
+    build.mkdir()
+    net = random_net([64, 8, 10], input_bits=4, seed=5)
+    BuildFolder(build).save_net(net)
+    (build / "spec.yaml").write_text(TINY_SPEC)
+    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
+    return build, net

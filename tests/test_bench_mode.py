@@ -20,6 +20,7 @@ from fewmul.boards.protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BY
                                     result_checksum)
 from fewmul.boards.targets import ICE40_EBR
 
+from gateware_helpers import tiny_board_build
 from test_uart import recv_byte, send_byte
 
 FMT = LinkFormat(input_count=5, input_bits=3, classes=3, label_offset=0, label_bits=2,
@@ -265,28 +266,10 @@ def test_streaming_link_and_bench_under_cocotb_and_verilator(tmp_path, n):
 
 # --- the build and the host driver -------------------------------------------------------------
 
-SPEC = """\
-name: tiny
-data: {set: digits, input_bits: 4}
-layers:
-  - {units: 8, weights: binary, act: sign, bn: true}
-  - {units: 10, weights: binary, act: none, bn: true}
-"""
-
-
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
     """A build folder as 'fewmul compile' leaves it, for a small network on the digits data."""
-    import json
-
-    from fewmul.compiler.folders import BuildFolder
-    build = tmp_path_factory.mktemp("tiny") / "build"
-    build.mkdir()
-    net = random_net([64, 8, 10], input_bits=4, seed=5)
-    BuildFolder(build).save_net(net)
-    (build / "spec.yaml").write_text(SPEC)
-    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
-    return build, net
+    return tiny_board_build(tmp_path_factory.mktemp("tiny") / "build")
 
 
 @pytest.mark.parametrize("argv, message", [

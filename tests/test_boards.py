@@ -27,27 +27,15 @@ from fewmul.cli import main
 from fewmul.compiler.folders import BuildFolder
 from fewmul.compiler.lower import plan_folding
 
-SMALL = [16, 8, 4]
+from gateware_helpers import tiny_board_build
 
-SPEC = """\
-name: tiny
-data: {set: digits, input_bits: 4}
-layers:
-  - {units: 8, weights: binary, act: sign, bn: true}
-  - {units: 10, weights: binary, act: none, bn: true}
-"""
+SMALL = [16, 8, 4]
 
 
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
     """A build folder as 'fewmul compile' leaves it, for a small network on the digits data."""
-    build = tmp_path_factory.mktemp("tiny") / "build"
-    build.mkdir()
-    net = random_net([64, 8, 10], input_bits=4, seed=5)
-    BuildFolder(build).save_net(net)
-    (build / "spec.yaml").write_text(SPEC)
-    (build / "report.json").write_text(json.dumps({"layers": [{"pe": 2}, {"pe": 1}]}))
-    return build, net
+    return tiny_board_build(tmp_path_factory.mktemp("tiny") / "build")
 
 
 @pytest.fixture(scope="module")
