@@ -235,6 +235,7 @@ def test_window_of_a_board_that_keeps_up():
         gc.collect()
 
 
+@pytest.mark.slow                  # 80 s; the Amaranth-simulator tests above cover the unit
 @pytest.mark.parametrize("n", [12])
 def test_streaming_link_and_bench_under_cocotb_and_verilator(tmp_path, n):
     """The link's Verilog with a bench: images sent back to back with the streaming window, at
