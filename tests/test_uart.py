@@ -105,6 +105,25 @@ def test_bad_rates_are_refused_naming_the_nearest_good_ones():
     assert "\n" not in str(info.value)
 
 
+def received(rx, line) -> list[int]:
+    """The bytes ``rx`` (a :class:`UARTReceiver`) gives while the testbench ``line`` drives its
+    pin."""
+    got = []
+
+    async def sink(ctx):
+        while True:
+            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
+            if valid:
+                got.append(payload)
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(line)
+    sim.add_testbench(sink, background=True)
+    sim.run()
+    return got
+
+
 async def send_fractional(ctx, line, data, divisor):
     """Drive 8N1 bytes back to back with the bit edges of the exact rate: edge ``k`` at cycle
     ``round(k * divisor)``."""
@@ -124,25 +143,13 @@ def test_fractional_divisor_keeps_the_exact_rate(divisor):
     transmitter's bit edges stay within a cycle of it over many back-to-back bytes."""
     data = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C, 0x55, 0xAA, 0x0F]
     rx = UARTReceiver(divisor)
-    got = []
 
     async def line(ctx):
         await ctx.tick().repeat(3)
         await send_fractional(ctx, rx.rx, data, divisor)
         await ctx.tick().repeat(3 * round(divisor))
 
-    async def sink(ctx):
-        while True:
-            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
-            if valid:
-                got.append(payload)
-
-    sim = Simulator(rx)
-    sim.add_clock(1e-6)
-    sim.add_testbench(line)
-    sim.add_testbench(sink, background=True)
-    sim.run()
-    assert got == data
+    assert received(rx, line) == data
 
     tx = UARTTransmitter(divisor)
     edges = []
@@ -209,7 +216,6 @@ def test_uart_loopback_through_transmitter_and_receiver(divisor):
 
 def test_receiver_drops_framing_errors():
     rx = UARTReceiver(5)
-    got = []
 
     async def line(ctx):
         await send_byte(ctx, rx.rx, 0x42, 5, stop=0)     # a low stop bit: dropped
@@ -217,18 +223,7 @@ def test_receiver_drops_framing_errors():
         await send_byte(ctx, rx.rx, 0x99, 5)
         await ctx.tick().repeat(5)
 
-    async def sink(ctx):
-        while True:
-            _, _, valid, payload = await ctx.tick().sample(rx.o.valid, rx.o.payload)
-            if valid:
-                got.append(payload)
-
-    sim = Simulator(rx)
-    sim.add_clock(1e-6)
-    sim.add_testbench(line)
-    sim.add_testbench(sink, background=True)
-    sim.run()
-    assert got == [0x99]
+    assert received(rx, line) == [0x99]
 
 
 def test_link_format_round_trip():
