@@ -19,7 +19,7 @@ import yaml
 from fewmul.cli import main
 from fewmul.compiler.spec import SpecError, parse_spec
 from fewmul.sweep.lock import PointLock, is_stale, lock_owner
-from fewmul.sweep.points import DONE, FAILED, MISSING, point_state, run_point
+from fewmul.sweep.points import DONE, FAILED, MISSING, Point, Stages, point_state, run_point
 from fewmul.sweep.results import collect, pareto_front, write_csv
 from fewmul.sweep.run import run_points
 from fewmul.sweep.spec import load_sweep, parse_sweep
@@ -315,3 +315,30 @@ def test_a_point_asked_for_twice_at_once_runs_once(tmp_path):
         t.join(timeout=60)
     assert sorted(o.ran for o in outcomes) == [False, True]
     assert all(o.status == DONE for o in outcomes)
+
+
+def test_work_estimate_puts_the_biggest_builds_first():
+    """The cluster hands out the longest points first: a wider net, fewer cycles per inference
+    and the iCE40 flow each make a point's build longer."""
+    from fewmul.sweep.run import work_estimate
+
+    def point(units, cycles, board, build=True):
+        spec = BASE_SPEC_FOR_ESTIMATE.format(units=units)
+        return Point(id=f"{units}-{cycles}-{board}", values={}, spec_text=spec,
+                     options={"target_cycles": cycles, "board": board},
+                     stages=Stages(build=build))
+
+    order = sorted([point(8, 64, "ulx3s"), point(24, 32, "icebreaker"), point(24, 64, "ulx3s"),
+                    point(24, 32, "icebreaker", build=False), point(8, 32, "icebreaker")],
+                   key=work_estimate, reverse=True)
+    assert [p.id for p in order[:3]] == ["24-32-icebreaker", "8-32-icebreaker", "24-64-ulx3s"]
+    assert order[-1].stages.build is False
+
+
+BASE_SPEC_FOR_ESTIMATE = """\
+name: est
+data: {{set: digits}}
+layers:
+  - {{units: {units}, weights: binary, act: sign}}
+  - {{units: 10, weights: binary, act: none}}
+"""
