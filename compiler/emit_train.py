@@ -86,6 +86,7 @@ def _layout(top) -> dict:
         "label_offset": sample["label"].offset,
         "prediction_offset": out["prediction"].offset,
         "prediction_bits": out["prediction"].width,
+        "wb_layer_offset": wb["layer"].offset, "wb_layer_bits": wb["layer"].width,
         "wb_row_offset": wb["row"].offset, "wb_row_bits": wb["row"].width,
         "wb_weights_offset": wb["weights"].offset,
         "weight_bits": top.weight_shape.width,

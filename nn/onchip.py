@@ -121,6 +121,11 @@ class OnChipNet:
     lfsr: Lfsr = field(repr=False, default=None)
     steps: int = 0                          # steps done
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The hidden weights of every layer, input layer first (``[w1, w2]``)."""
+        return [self.w1, self.w2]
+
     @classmethod
     def init(cls, cfg: OnChipConfig) -> "OnChipNet":
         rng = np.random.default_rng(cfg.seed)

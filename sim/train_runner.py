@@ -60,6 +60,11 @@ class TrainingBuild:
                    meta["layout"], meta["latency"], meta["cycles_per_step"],
                    w1.astype(np.int64), w2.astype(np.int64))
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The initial hidden weights of every layer, input layer first."""
+        return [self.w1, self.w2]
+
     def dataset(self) -> Dataset:
         return load_dataset(DataConfig(**self.data))
 

@@ -48,7 +48,7 @@ async def _one_step(dut, build: TrainingBuild, q, label: int, hw: list[np.ndarra
         else:
             if int(dut.wb__valid.value):
                 word = int(dut.wb__payload.value)
-                layer = word & 1
+                layer = (word >> lay["wb_layer_offset"]) & ((1 << lay["wb_layer_bits"]) - 1)
                 row = (word >> lay["wb_row_offset"]) & ((1 << lay["wb_row_bits"]) - 1)
                 target = hw[layer]
                 target[row] = unpack(word >> lay["wb_weights_offset"], lay["weight_bits"],
