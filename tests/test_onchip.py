@@ -47,10 +47,10 @@ def test_rshift_round_is_round_half_away_from_zero(values, shift):
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="lr_shift1 must be at least input_bits=4"):
-        OnChipConfig(lr_shift1=3)
-    with pytest.raises(ValueError, match="hidden must be a positive integer, not 0"):
-        OnChipConfig(hidden=0)
+    with pytest.raises(ValueError, match=r"lr_shifts\[0\] must be at least input_bits=4"):
+        OnChipConfig(lr_shifts=(3, 2))
+    with pytest.raises(ValueError, match=r"sizes must be positive integers, not \(64, 0, 10\)"):
+        OnChipConfig(sizes=(64, 0, 10))
     with pytest.raises(ValueError, match=f"lfsr_seed must be a non-zero {LFSR_WIDTH}-bit"):
         OnChipConfig(lfsr_seed=1 << LFSR_WIDTH)
 
