@@ -266,6 +266,12 @@ class MatrixVectorUnit(wiring.Component):
             "o": Out(stream.Signature(data.ArrayLayout(self.sum_shape, pe))),
         })
 
+    #: The weight memory instead of the ROM (None): a component with the ROM's read port
+    #: (``addr``, ``data`` and, unless :attr:`stall_free`, ``en``) and read timing, of
+    #: :attr:`word_bits` x ``groups * folds`` words laid out as :attr:`rows`, whose contents
+    #: someone else writes (:class:`~.spram.SpramMemory`).
+    weight_memory = None
+
     def elaborate(self, platform):
         m = Module()
         rd, queue, advance, credit = self._output_stage(m)
@@ -280,17 +286,22 @@ class MatrixVectorUnit(wiring.Component):
         datapath's registers move) and ``credit`` (a word may be issued).
         """
         words = self.groups * self.folds
+        # A memory written at run time (`weight_memory`, e.g. a SpramMemory set by a board
+        # build) replaces the ROM; it reads as the ROM would.
+        memory = self.weight_memory
         if self.stall_free:
             # The first pipeline register is the memory's output register (in the block RAM on
             # the ECP5, whose clock-to-output is slow without it).
-            m.submodules.weights = rd = RegisteredRom(self.word_bits, words, self.rows)
+            m.submodules.weights = rd = (memory if memory is not None else
+                                         RegisteredRom(self.word_bits, words, self.rows))
             # The sums wait for `o.ready` in a queue with room for every group in flight, so
             # the datapath never stalls and `o.ready` reaches no enable of it.
             m.submodules.queue = queue = CreditQueue(self.o.payload.shape(),
                                                      self.queue_capacity)
             wiring.connect(m, queue.o, wiring.flipped(self.o))
             return rd, queue, Const(1), queue.credit   # the registers have no enable
-        m.submodules.weights = rd = WeightRom(self.word_bits, words, self.rows)
+        m.submodules.weights = rd = (memory if memory is not None else
+                                     WeightRom(self.word_bits, words, self.rows))
         advance = Signal()        # the whole datapath moves: the output register is free
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), rd.en.eq(advance)]
         return rd, None, advance, advance

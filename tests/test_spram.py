@@ -118,3 +118,39 @@ def test_cell_model_is_the_yosys_one():
     text = sb_spram256ka_verilog()
     assert text.startswith(f"module {SPRAM_CELL}") and text.rstrip().endswith("endmodule")
     assert "CHIPSELECT" in text and "MASKWREN" in text and "module " not in text[7:]
+
+
+@pytest.mark.parametrize("pipeline,stall_free", [(0, False), (2, False), (3, True)])
+def test_matrix_vector_unit_reads_its_weights_from_spram(pipeline, stall_free):
+    from fewmul.gateware import MatrixVectorUnit
+
+    from gateware_helpers import random_inputs, ref_sums, stream_get, stream_put
+
+    rng = np.random.default_rng(pipeline)
+    m, n, bits, pe, simd = 6, 37, 2, 2, 12
+    weights = rng.integers(0, 2, size=(m, n))
+    dut = MatrixVectorUnit(weights, input_kind="unsigned", input_bits=bits, pe=pe, simd=simd,
+                           pipeline=pipeline, stall_free=stall_free)
+    words = dut.groups * dut.folds
+    dut.weight_memory = memory = SpramMemory(dut.word_bits, words, registered=stall_free)
+    x = random_inputs(rng, 4, n, bits)
+    got = []
+
+    async def testbench(ctx):
+        for addr, word in enumerate(dut.rows):
+            ctx.set(memory.w_en, 1)
+            ctx.set(memory.w_addr, addr)
+            ctx.set(memory.w_data, word)
+            await ctx.tick()
+        ctx.set(memory.w_en, 0)
+        await stream_put(ctx, dut.i, x.tolist())
+
+    async def sink(ctx):
+        got.extend(await stream_get(ctx, dut.o, 4 * m // pe))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.add_testbench(sink)
+    sim.run()
+    np.testing.assert_array_equal(np.array(got).reshape(4, m), ref_sums(weights, x, "unsigned"))
