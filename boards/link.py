@@ -6,7 +6,9 @@ It only uses the network's public ports ``i`` (a stream of
 ``ArrayLayout(unsigned(input_bits), N)``) and ``o`` (a stream of a struct with
 ``label`` and ``scores``) and its ``input_beats`` (transfers on ``i`` per image: the
 pixels of a convolutional network's image, 1 when absent), so any unit with those ports can
-sit inside.
+sit inside. A network whose weight memories are written at run time (the iCE40UP5K's SPRAM,
+:class:`~fewmul.gateware.spram.SpramMemory`) gets them from weight frames
+(:class:`WeightLoader`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
-from amaranth.lib import io, wiring
+from amaranth.lib import io, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -23,10 +25,10 @@ from fewmul.gateware.skid import SkidBuffer
 from dataclasses import replace
 
 from .protocol import (BENCH_COMMAND, IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, STREAM_WINDOW,
-                       LinkFormat)
+                       WEIGHT_ACK, WEIGHT_HEADER_BYTES, WEIGHT_SYNC, LinkFormat)
 from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
 
-__all__ = ["link_format", "HostLink", "BoardTop", "DEFAULT_BAUD"]
+__all__ = ["link_format", "WeightLoader", "HostLink", "BoardTop", "DEFAULT_BAUD"]
 
 #: Baud rate of a board without a default of its own
 #: (:attr:`~fewmul.boards.targets.Board.default_baud`).
@@ -70,6 +72,113 @@ def link_format(network: wiring.Component, divisor=None) -> LinkFormat:
     return fmt
 
 
+class WeightLoader(wiring.Component):
+    """Weight frames (:data:`~fewmul.boards.protocol.WEIGHT_SYNC`) from the receiver's bytes
+    into the write ports of memories written at run time.
+
+    A frame starts on its sync byte while ``idle`` (no other frame is being received) and
+    writes each word in the cycle after its last byte; the acknowledgement (its two bytes on
+    ``tx``) follows the frame's last byte. A frame cut short is dropped after
+    :data:`~fewmul.boards.protocol.IDLE_TIMEOUT_BITS` bit times of silence; a frame for a layer
+    without a memory writes nothing. Each memory's write data is a fixed slice of one word
+    register (the bytes shift in from its top), so no multiplexer sits on the data.
+
+    Parameters
+    ----------
+    memories : dict of int to SpramMemory
+        Layer -> its memory (with ``w_en``, ``w_addr``, ``w_data`` and a ``width``).
+    divisor : int or Fraction
+        Clock cycles per bit of the line, for the timeout.
+
+    Members
+    -------
+    byte : ``In(stream.Signature(8, always_ready=True))``
+        The receiver's bytes.
+    idle : ``In(1)``
+        No other frame is being received: a sync byte starts a weight frame.
+    active : ``Out(1)``
+        A weight frame is being received (its bytes are no other frame's).
+    tx : ``Out(stream.Signature(8))``
+        The acknowledgements' bytes.
+    """
+
+    def __init__(self, memories: dict, divisor):
+        if not memories:
+            raise ValueError("A weight loader needs at least one memory")
+        if any(not isinstance(layer, int) or not 0 <= layer < 256 for layer in memories):
+            raise ValueError(f"Weight memory layers must be integers 0-255, not "
+                             f"{sorted(memories)!r}")
+        self.memories = dict(sorted(memories.items()))
+        self.divisor = check_divisor(divisor)
+        super().__init__({"byte": In(stream.Signature(8, always_ready=True)), "idle": In(1),
+                          "active": Out(1), "tx": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        word_bytes = {layer: (mem.width + 7) // 8 for layer, mem in self.memories.items()}
+        top = max(word_bytes.values())
+        header = Signal(8 * (WEIGHT_HEADER_BYTES - 1))
+        got = Signal(range(WEIGHT_HEADER_BYTES))    # header bytes received
+        in_words = Signal()                          # the header is complete
+        layer = Signal(8)
+        addr = Signal(16)
+        left = Signal(16)                            # words after the current one
+        word = Signal(8 * top)
+        byte_left = Signal(range(top))               # bytes of the current word after this one
+        check = Signal(8)
+        write = Signal()
+        acking = Signal(range(3))                    # acknowledgement bytes left to send
+        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
+        idle = Signal(range(timeout + 1))
+        byte, payload = self.byte.valid, self.byte.payload
+
+        def first_byte_left(value):                  # a layer's word bytes less one
+            out = Const(0, len(byte_left))
+            for index, count in word_bytes.items():
+                out = Mux(value == index, count - 1, out)
+            return out
+
+        m.d.sync += write.eq(0)
+        with m.If(write):
+            m.d.sync += addr.eq(addr + 1)
+        with m.If(byte):
+            m.d.sync += idle.eq(0)
+            with m.If(~self.active):
+                with m.If((payload == WEIGHT_SYNC) & self.idle):
+                    m.d.sync += [self.active.eq(1), got.eq(0), in_words.eq(0), check.eq(0)]
+            with m.Elif(~in_words):
+                fields = Cat(header, payload)    # layer, address, last, when this one is last
+                m.d.sync += [check.eq(check ^ payload), header.eq(fields[8:]),
+                             got.eq(got + 1)]
+                with m.If(got == WEIGHT_HEADER_BYTES - 1):
+                    m.d.sync += [in_words.eq(1), layer.eq(fields[:8]), addr.eq(fields[8:24]),
+                                 left.eq(fields[24:40]),
+                                 byte_left.eq(first_byte_left(fields[:8]))]
+            with m.Else():
+                m.d.sync += [check.eq(check ^ payload), word.eq(Cat(word[8:], payload)),
+                             byte_left.eq(byte_left - 1)]
+                with m.If(byte_left == 0):
+                    m.d.sync += [write.eq(1), byte_left.eq(first_byte_left(layer)),
+                                 left.eq(left - 1)]
+                    with m.If(left == 0):
+                        m.d.sync += [self.active.eq(0), acking.eq(2)]
+        with m.Elif(self.active):
+            m.d.sync += idle.eq(idle + 1)
+            with m.If(idle == timeout):
+                m.d.sync += [self.active.eq(0), idle.eq(0)]
+
+        for index, mem in self.memories.items():
+            low = 8 * (top - word_bytes[index])     # where the word's bytes end up
+            m.d.comb += [mem.w_en.eq(write & (layer == index)), mem.w_addr.eq(addr),
+                         mem.w_data.eq(word[low:low + mem.width])]
+
+        m.d.comb += [self.tx.valid.eq(acking != 0),
+                     self.tx.payload.eq(Mux(acking == 2, WEIGHT_ACK, check))]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += acking.eq(acking - 1)
+        return m
+
+
 class HostLink(wiring.Component):
     """A network behind a UART: image frames in on ``rx``, result frames out on ``tx``.
 
@@ -103,6 +212,9 @@ class HostLink(wiring.Component):
         bytes go into the image register as serial bytes do, the network's results go to it
         (not to the line) and its report goes out on ``tx``. Networks that take an image in one
         transfer only.
+    weights : dict of int to SpramMemory, or None
+        The network's weight memories written at run time, by layer: a :class:`WeightLoader`
+        writes them from weight frames. Networks that take an image in one transfer only.
 
     Attributes
     ----------
@@ -117,18 +229,25 @@ class HostLink(wiring.Component):
         Serial line to the host (idle high).
     """
 
-    def __init__(self, network: wiring.Component, divisor, bench=None):
+    def __init__(self, network: wiring.Component, divisor, bench=None, weights=None):
         self.network = network
         self.divisor = check_divisor(divisor)
         self.format = link_format(network, self.divisor)
         if bench is not None and self.format.input_beats != 1:
             raise ValueError("Benchmark mode takes networks that take an image in one "
                              "transfer, not a convolutional network's pixels")
+        if weights and self.format.input_beats != 1:
+            raise ValueError("Weights loaded over the link take networks that take an image in "
+                             "one transfer, not a convolutional network's pixels")
         self.bench = bench
+        self.weights = dict(weights) if weights else {}
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
-    def _whole_images(self, m: Module, urx: UARTReceiver, net: wiring.Component, busy) -> None:
-        """The image register, shifted a byte at a time, is the network's input payload."""
+    def _whole_images(self, m: Module, urx: UARTReceiver, net: wiring.Component, busy,
+                      loader=None) -> None:
+        """The image register, shifted a byte at a time, is the network's input payload;
+        ``loader`` (a :class:`WeightLoader`) takes the frames that start between images with
+        its sync byte."""
         fmt = self.format
         image = Signal(8 * fmt.in_bytes)
         received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
@@ -159,13 +278,18 @@ class HostLink(wiring.Component):
                     m.d.sync += image.eq(Cat(image[8:], byte[:8]))
             with m.If(last_byte):
                 m.d.sync += net.i.valid.eq(1)
+        loading = Const(0)
+        if loader is not None:   # a weight frame's bytes are no image's
+            loading = loader.active
+            m.d.comb += [loader.byte.valid.eq(urx.o.valid), loader.byte.payload.eq(urx.o.payload),
+                         loader.idle.eq((received == 0) & ~busy)]
         with m.If(urx.o.valid):
             m.d.sync += idle.eq(0)
             with m.If(received == 0):
-                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid & ~busy):
+                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid & ~busy & ~loading):
                     m.d.sync += received.eq(1)
                 if self.bench is not None:
-                    with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid):
+                    with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid & ~loading):
                         m.d.sync += start.eq(1)
             with m.Else():
                 m.d.sync += [byte.eq(urx.o.payload), shift.eq(1), wide.eq(0),
@@ -259,10 +383,13 @@ class HostLink(wiring.Component):
         if bench is not None:
             m.submodules.bench = bench
         busy = bench.running if bench is not None else Const(0)
+        loader = None
+        if self.weights:
+            m.submodules.weight_loader = loader = WeightLoader(self.weights, self.divisor)
 
         # Image frames -> input stream.
         if fmt.input_beats == 1:
-            self._whole_images(m, urx, net, busy)
+            self._whole_images(m, urx, net, busy, loader)
         else:
             self._pixels(m, urx, net)
 
@@ -272,16 +399,20 @@ class HostLink(wiring.Component):
         # `left != 0` as a register: the network's `o.ready` enables its whole result register.
         sending = Signal()
         if bench is None:
-            m.d.comb += [net.o.ready.eq(~sending), utx.i.payload.eq(frame[:8]),
-                         utx.i.valid.eq(sending)]
+            m.d.comb += net.o.ready.eq(~sending)
         else:
             # while the bench runs, results go to it at once and its report to the line
             m.d.comb += [net.o.ready.eq(~sending | busy),
                          bench.result.valid.eq(net.o.valid & busy),
-                         bench.result.payload.eq(net.o.payload.as_value()),
-                         utx.i.payload.eq(Mux(sending, frame[:8], bench.tx.payload)),
-                         utx.i.valid.eq(sending | bench.tx.valid),
-                         bench.tx.ready.eq(utx.i.ready & ~sending)]
+                         bench.result.payload.eq(net.o.payload.as_value())]
+        # the line: result frames first, then the bench's report, then the loader's
+        # acknowledgements
+        payload, valid, free = frame[:8], sending, ~sending
+        for source in [unit.tx for unit in (bench, loader) if unit is not None]:
+            m.d.comb += source.ready.eq(utx.i.ready & free)
+            payload, valid = Mux(valid, payload, source.payload), valid | source.valid
+            free = free & ~source.valid
+        m.d.comb += [utx.i.payload.eq(payload), utx.i.valid.eq(valid)]
         with m.If(net.o.valid & net.o.ready & ~busy):
             m.d.sync += [frame.eq(Cat(Const(RESULT_SYNC, 8), net.o.payload.as_value())),
                          left.eq(fmt.out_bytes + 1), sending.eq(1)]
@@ -309,12 +440,16 @@ class BoardTop(Elaboratable):
         the window for the link's divisor (see :func:`link_format`).
     bench : BenchUnit or None
         Benchmark mode, as for :class:`HostLink`.
+    weights : dict of int to SpramMemory, or None
+        Weight memories written at run time, as for :class:`HostLink`.
     """
 
     def __init__(self, network: wiring.Component, baud: int = DEFAULT_BAUD,
-                 bridge: str | None = None, *, clock_hz: float | None = None, bench=None):
+                 bridge: str | None = None, *, clock_hz: float | None = None, bench=None,
+                 weights=None):
         self.network = network
         self.bench = bench
+        self.weights = weights
         self.baud = baud
         self.bridge = bridge
         divisor = None if clock_hz is None else check_baud(clock_hz, baud, bridge)
@@ -323,7 +458,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
-        m.submodules.link = link = HostLink(self.network, divisor, self.bench)
+        m.submodules.link = link = HostLink(self.network, divisor, self.bench, self.weights)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)

@@ -29,6 +29,21 @@ with their labels):
   payload, zero-padded to whole 32-bit words, is folded into 32 bits by XOR of its words, and
   ``checksum = rotl(checksum, 1) ^ fold`` from 0 (a changed bit of any result changes it).
 
+Weights loaded at start-up (a board whose weight memories a bitstream cannot initialize, the
+iCE40UP5K's SPRAM; ``weights`` in ``link.json`` lists them, :class:`WeightMemory`):
+
+* host to board, :data:`WEIGHT_SYNC` (``0xC5``) between frames, then ``layer`` (8 bits, the
+  network layer whose memory is written), ``address`` (16 bits, of the first word), ``last``
+  (16 bits, the frame's words less one) and the words, each ``word_bytes`` bytes of the
+  memory's ``word_bits`` (the layer's packed weight rows as
+  :func:`fewmul.gateware.mvu.pack_rows` lays them out), written at ``address``,
+  ``address + 1``, ...: :meth:`WeightMemory.frames`;
+* board to host, after the frame's last byte: :data:`WEIGHT_ACK` (``0x5C``) then the XOR of
+  every byte of the frame after its sync byte (:func:`weight_frame_check`).
+
+A host loads the weights before it sends images (a weight written while an image is computed
+changes that image's result) and waits for each acknowledgement.
+
 A frame is dropped when the line stays idle for more than
 :data:`IDLE_TIMEOUT_BITS` bit times inside it, so a host can always
 resynchronize by pausing. The board buffers one image while it computes the
@@ -51,7 +66,8 @@ from pathlib import Path
 
 from fewmul.nn.artifacts import ArtifactError, read_versioned_json
 
-__all__ = ["IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "STREAM_WINDOW",
+__all__ = ["WEIGHT_SYNC", "WEIGHT_ACK", "WEIGHT_HEADER_BYTES", "WEIGHT_FRAME_WORDS",
+           "weight_frame_check", "WeightMemory", "IMAGE_SYNC", "RESULT_SYNC", "IDLE_TIMEOUT_BITS", "WINDOW", "STREAM_WINDOW",
            "BENCH_COMMAND", "BENCH_REPORT", "BENCH_REPORT_BYTES", "BENCH_CYCLE_BITS",
            "BENCH_COUNT_BITS", "CHECKSUM_BITS", "result_checksum", "BenchReport", "LinkFormat",
            "ProtocolError", "LINK_FORMAT"]
@@ -75,12 +91,100 @@ BENCH_CYCLE_BITS, BENCH_COUNT_BITS, CHECKSUM_BITS = 32, 16, 32
 #: Bytes of the report after its sync byte.
 BENCH_REPORT_BYTES = (BENCH_CYCLE_BITS + BENCH_COUNT_BITS + CHECKSUM_BITS) // 8
 
+#: Host to board: weight words for a memory written at run time.
+WEIGHT_SYNC = 0xC5
+#: Board to host: a weight frame was written.
+WEIGHT_ACK = 0x5C
+#: Bytes of a weight frame's header after its sync byte: layer, address, last.
+WEIGHT_HEADER_BYTES = 5
+#: Most words in one weight frame (``last`` is 16 bits).
+WEIGHT_FRAME_WORDS = 1 << 16
+
 #: Version of ``link.json``; one without a version is of format 1.
 LINK_FORMAT = 2
 
 
 class ProtocolError(ValueError):
     """A result frame that does not follow the protocol."""
+
+
+def weight_frame_check(frame: bytes) -> int:
+    """The byte a board acknowledges a weight frame with: the XOR of its bytes after the sync
+    byte."""
+    check = 0
+    for byte in frame[1:]:
+        check ^= byte
+    return check
+
+
+@dataclass(frozen=True)
+class WeightMemory:
+    """A layer's weight memory that the host writes at start-up (an entry of ``weights`` in
+    ``link.json``).
+
+    Attributes
+    ----------
+    layer : int
+        The network layer (its index, input layer first).
+    word_bits : int
+        Bits of a word: the layer's ``pe * simd`` weights (two masks each if ternary).
+    words : int
+        Words of the memory.
+    file : str
+        The words, one hexadecimal word a line, relative to the board folder.
+    """
+    layer: int
+    word_bits: int
+    words: int
+    file: str = ""
+
+    def __post_init__(self):
+        for name in ("layer", "word_bits", "words"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0 \
+                    or (value == 0 and name != "layer"):
+                raise ValueError(f"Weight memory {name} must be a "
+                                 f"{'non-negative' if name == 'layer' else 'positive'} "
+                                 f"integer, not {value!r}")
+        if self.layer > 255 or self.words > 1 << 16:
+            raise ValueError(f"A weight frame addresses layers 0-255 and 65536 words, not layer "
+                             f"{self.layer} of {self.words} words")
+
+    @property
+    def word_bytes(self) -> int:
+        return (self.word_bits + 7) // 8
+
+    def frames(self, rows, max_words: int = WEIGHT_FRAME_WORDS) -> list[bytes]:
+        """The weight frames that write ``rows`` (all the memory's words, from address 0), at
+        most ``max_words`` words each."""
+        rows = [int(r) for r in rows]
+        if len(rows) != self.words:
+            raise ValueError(f"Layer {self.layer}'s memory has {self.words} words, not "
+                             f"{len(rows)}")
+        if any(not 0 <= r < 1 << self.word_bits for r in rows):
+            raise ValueError(f"Layer {self.layer}'s words must be of {self.word_bits} bits")
+        if not 1 <= max_words <= WEIGHT_FRAME_WORDS:
+            raise ValueError(f"Words per frame must be between 1 and {WEIGHT_FRAME_WORDS}, "
+                             f"not {max_words}")
+        frames = []
+        for start in range(0, len(rows), max_words):
+            chunk = rows[start:start + max_words]
+            header = bytes([WEIGHT_SYNC, self.layer]) + start.to_bytes(2, "little") \
+                + (len(chunk) - 1).to_bytes(2, "little")
+            frames.append(header + b"".join(r.to_bytes(self.word_bytes, "little")
+                                            for r in chunk))
+        return frames
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "WeightMemory":
+        try:
+            return cls(int(entry["layer"]), int(entry["word_bits"]), int(entry["words"]),
+                       str(entry.get("file", "")))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"Not a weight memory entry: {entry!r} ({exc})") from None
 
 
 def result_checksum(payloads, result_bits: int) -> int:

@@ -1,0 +1,113 @@
+# amaranth: UnusedElaboratable=no
+"""Weights loaded over the host link into SPRAM weight memories: the frame, the loader in the
+Amaranth simulator, the host driver against a stand-in port."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from fewmul.boards.link import HostLink
+from fewmul.boards.nets import build_network, random_net
+from fewmul.boards.protocol import (IMAGE_SYNC, WEIGHT_ACK, WEIGHT_SYNC, WeightMemory,
+                                    weight_frame_check)
+from fewmul.boards.weights import (attach_spram, layer_units, read_weight_file,
+                                   write_weight_files)
+
+from test_uart import recv_byte, send_byte
+
+
+def test_weight_frame_layout():
+    mem = WeightMemory(2, 12, 5)
+    frames = mem.frames([1, 0x234, 0xfff, 0, 7], max_words=2)
+    assert len(frames) == 3
+    # sync, layer, address (16 bits), words less one (16 bits), then 2-byte words
+    assert frames[0] == bytes([WEIGHT_SYNC, 2, 0, 0, 1, 0, 0x01, 0, 0x34, 0x02])
+    assert frames[1][:6] == bytes([WEIGHT_SYNC, 2, 2, 0, 1, 0])
+    assert frames[2] == bytes([WEIGHT_SYNC, 2, 4, 0, 0, 0, 7, 0])
+    assert weight_frame_check(frames[2]) == 2 ^ 4 ^ 7
+    with pytest.raises(ValueError, match="has 5 words, not 4"):
+        mem.frames([0] * 4)
+    with pytest.raises(ValueError, match="words must be of 12 bits"):
+        mem.frames([1 << 12] * 5)
+    with pytest.raises(ValueError, match="word_bits must be a positive integer"):
+        WeightMemory(0, 0, 5)
+    with pytest.raises(ValueError, match="65536 words"):
+        WeightMemory(0, 8, (1 << 16) + 1)
+    assert WeightMemory.from_json(mem.to_json()) == mem
+
+
+def spram_link(seed=3, layers=(0, 1)):
+    net = random_net([12, 8, 4], input_bits=3, seed=seed)
+    network, _ = build_network(net, pe=[2, 4], simd=[5, 8])
+    memories = attach_spram(network, layers)
+    return net, network, memories, HostLink(network, 4, weights=memories)
+
+
+def test_spram_layers_get_their_memory_and_files(tmp_path):
+    _, network, memories, _ = spram_link()
+    units = layer_units(network)
+    assert [u.weight_memory is memories.get(i) for i, u in enumerate(units)] == [True, True]
+    assert memories[0].width == 10 and memories[0].depth == 4 * 3   # pe 2 x simd 5, 3 folds
+    entries = write_weight_files(tmp_path, network, memories)
+    assert [e.layer for e in entries] == [0, 1]
+    for entry in entries:
+        assert read_weight_file(tmp_path, entry) == units[entry.layer].rows
+    with pytest.raises(ValueError, match="already has a weight memory"):
+        attach_spram(network, [1])
+    with pytest.raises(ValueError, match="layers of the network, 0 to 1, not 2"):
+        attach_spram(network, [2])
+
+
+def test_weights_loaded_over_the_link_give_golden_answers():
+    """Weight frames (one cut short and timed out, one for a layer without a memory, which
+    writes nothing) then image frames: each frame is acknowledged with its check byte, and the
+    answers equal the golden model's."""
+    net, network, memories, link = spram_link()
+    units = layer_units(network)
+    frames = []
+    for layer, mem in memories.items():
+        entry = WeightMemory(layer, mem.width, mem.depth)
+        frames += entry.frames(units[layer].rows, max_words=5)
+    stray = WeightMemory(7, 8, 3).frames([0xA5, IMAGE_SYNC, 0])[0]   # no such memory
+    images = np.random.default_rng(0).integers(0, 8, size=(3, 12))
+    golden = net.forward(images)[-1]
+    fmt, divisor = link.format, 4
+    acks, results = [], []
+
+    async def host(ctx):
+        await ctx.tick().repeat(4)
+        for byte in frames[0][:9]:                 # cut short: dropped after the timeout
+            await send_byte(ctx, link.rx, byte, divisor)
+        await ctx.tick().repeat(70 * divisor)
+        for frame in [stray, *frames]:
+            for byte in frame:
+                await send_byte(ctx, link.rx, byte, divisor)
+            await ctx.tick().repeat(30 * divisor)  # the acknowledgement
+        for x in images:
+            for byte in fmt.encode_image(x):
+                await send_byte(ctx, link.rx, byte, divisor)
+
+    async def listen(ctx):
+        for _ in range(1 + len(frames)):
+            acks.append(bytes([await recv_byte(ctx, link.tx, divisor, 50_000)
+                               for _ in range(2)]))
+        for _ in images:
+            frame = bytes([await recv_byte(ctx, link.tx, divisor, 50_000)
+                           for _ in range(1 + fmt.out_bytes)])
+            results.append(fmt.decode_result(frame))
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host, background=True)
+    sim.add_testbench(listen)
+    sim.run()
+    assert acks == [bytes([WEIGHT_ACK, weight_frame_check(f)]) for f in [stray, *frames]]
+    assert [r[1] for r in results] == golden.tolist()
+    assert [r[0] for r in results] == golden.argmax(1).tolist()
+
+
+def test_a_conv_net_takes_no_weight_frames():
+    from test_uart import small_conv_net
+    network, _ = build_network(small_conv_net(), pe=[4, 5])
+    with pytest.raises(ValueError, match="Weights loaded over the link take networks"):
+        HostLink(network, 4, weights=attach_spram(network, [0]))
