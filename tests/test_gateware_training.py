@@ -3,12 +3,14 @@
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, Module
+from amaranth.hdl import Fragment, Module, Signal, signed
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
-from fewmul.gateware.training import (BarrelShifter, DeltaBackprop, HingeError, Lfsr,
-                                      OnChipTrainer, QbpRounder, RowDot, RowSweep, WeightUpdate)
+from fewmul.gateware.training import (BarrelShifter, BatchApply, DeltaBackprop, HingeError,
+                                      Lfsr, OnChipTrainer, QbpRounder, RowDot, RowSweep,
+                                      WeightUpdate, round_shift, step_cycles, weight_masks)
 from fewmul.nn.onchip import Lfsr as GoldenLfsr
 from fewmul.nn.onchip import OnChipNet, qbp_exponents, rshift_round
 
@@ -76,22 +78,75 @@ def test_qbp_rounder_matches_numpy(bits):
     run(dut, testbench)
 
 
-@pytest.mark.parametrize("kind,bits", [("bipolar", 1), ("unsigned", 1), ("unsigned", 4)])
-def test_row_dot_matches_numpy(kind, bits):
+def _bits(values) -> int:
+    return int(sum(int(b) << j for j, b in enumerate(values)))
+
+
+def _effective(w, kind, w0):
+    """T(w) of hidden weights: the sign, or the ternarization at W0/2 (strict)."""
+    if kind == "binary":
+        return np.where(w >= 0, 1, -1)
+    return np.where(np.abs(w) > w0 // 2, np.sign(w), 0)
+
+
+@pytest.mark.parametrize("kind,bits,weights", [("bipolar", 1, "binary"), ("unsigned", 1, "binary"),
+                                               ("unsigned", 4, "binary"),
+                                               ("bipolar", 1, "ternary"),
+                                               ("unsigned", 8, "ternary")])
+def test_row_dot_matches_numpy(kind, bits, weights):
     n = 23
-    dut = RowDot(n, input_kind=kind, input_bits=bits)
+    dut = RowDot(n, input_kind=kind, input_bits=bits, weight_kind=weights)
     rng = np.random.default_rng(bits)
 
     async def testbench(ctx):
         for _ in range(100):
-            signs = rng.integers(0, 2, n)
+            w = rng.integers(-1, 2, n) if weights == "ternary" else 2 * rng.integers(0, 2, n) - 1
             x = rng.integers(0, 1 << bits, n)
-            ctx.set(dut.signs, int(sum(int(b) << j for j, b in enumerate(signs))))
+            masks = [w == 1] if weights == "binary" else [w == 1, w == -1]
+            ctx.set(dut.masks, [_bits(mask) for mask in masks])
             ctx.set(dut.x, [int(v) for v in x])
             xv = 2 * x - 1 if kind == "bipolar" else x
-            assert ctx.get(dut.sum) == int((2 * signs - 1) @ xv)
+            assert ctx.get(dut.sum) == int(w @ xv)
 
     run(dut, testbench)
+
+
+@pytest.mark.parametrize("kind", ["binary", "ternary"])
+def test_weight_masks_are_the_effective_weights(kind):
+    wbits = 3
+    w0 = 1 << wbits
+    w = np.arange(-w0, w0 + 1)
+    row = Signal(data.ArrayLayout(signed(wbits + 2), len(w)))
+    masks = weight_masks(row, len(w), kind, wbits)
+    m = Module()
+    outs = [Signal(len(w), name=f"mask{i}") for i in range(len(masks))]
+    m.d.comb += [o.eq(mask) for o, mask in zip(outs, masks)]
+
+    async def testbench(ctx):
+        ctx.set(row, [int(v) for v in w])
+        got = np.array([[(ctx.get(o) >> k) & 1 for k in range(len(w))] for o in outs])
+        t = _effective(w, kind, w0)
+        assert got[0].tolist() == (t == 1).astype(int).tolist()
+        if kind == "ternary":
+            assert got[1].tolist() == (t == -1).astype(int).tolist()
+
+    run(m, testbench)
+
+
+@pytest.mark.parametrize("width,shift", [(5, 0), (5, 1), (9, 3), (12, 7)])
+def test_round_shift_matches_numpy(width, shift):
+    value = Signal(signed(width))
+    m = Module()
+    out = Signal(signed(width + 1))
+    m.d.comb += out.eq(round_shift(value, shift))
+    lo, hi = -(1 << (width - 1)), 1 << (width - 1)
+
+    async def testbench(ctx):
+        for v in range(lo, hi):
+            ctx.set(value, v)
+            assert ctx.get(out) == int(rshift_round(v, shift)), v
+
+    run(m, testbench)
 
 
 def test_hinge_error_matches_numpy():
@@ -108,56 +163,105 @@ def test_hinge_error_matches_numpy():
     run(dut, testbench)
 
 
-def test_delta_backprop_matches_numpy():
+@pytest.mark.parametrize("kind", ["binary", "ternary"])
+def test_delta_backprop_matches_numpy(kind):
     units, rows, bound = 17, 10, 80
-    dut = DeltaBackprop(units, delta_bound=bound, rows=rows)
+    dut = DeltaBackprop(units, delta_bound=bound, rows=rows, weight_kind=kind)
     rng = np.random.default_rng(1)
 
     async def testbench(ctx):
         for trial in range(5):
-            signs = rng.integers(0, 2, (rows, units))
+            if kind == "binary":
+                w = 2 * rng.integers(0, 2, (rows, units)) - 1
+            else:
+                w = rng.integers(-1, 2, (rows, units))
             delta = rng.integers(-bound, bound + 1, rows)
             if trial == 0:
-                delta[:], signs[:] = bound, 1           # the extreme sum
+                delta[:], w[:] = bound, 1               # the extreme sum
             ctx.set(dut.clear, 1)
             await ctx.tick()
             ctx.set(dut.clear, 0)
             for i in range(rows):
                 ctx.set(dut.en, 1)
-                ctx.set(dut.signs, int(sum(int(b) << j for j, b in enumerate(signs[i]))))
+                masks = [w[i] == 1] if kind == "binary" else [w[i] == 1, w[i] == -1]
+                ctx.set(dut.masks, [_bits(mask) for mask in masks])
                 ctx.set(dut.delta, int(delta[i]))
                 await ctx.tick()
                 ctx.set(dut.en, 0)
                 if rng.random() < 0.3:               # idle cycles keep the sums
                     await ctx.tick()
-            assert ctx.get(dut.acc) == ((2 * signs - 1).T @ delta).tolist()
+            want = (w.T @ delta).tolist()
+            assert ctx.get(dut.acc) == want
+            for j in range(units):                   # read out in order by shifting
+                assert ctx.get(dut.head) == want[j]
+                ctx.set(dut.shift, 1)
+                await ctx.tick()
+                ctx.set(dut.shift, 0)
+                if rng.random() < 0.3:
+                    await ctx.tick()
+            assert ctx.get(dut.acc) == [0] * units
 
     run(dut, testbench, clocked=True)
 
 
-@pytest.mark.parametrize("max_shift,shared", [(0, False), (3, False), (7, False), (3, True)])
-def test_weight_update_matches_numpy(max_shift, shared):
+@pytest.mark.parametrize("max_shift,min_shift,shared,clip",
+                         [(0, 0, False, True), (3, 0, False, True), (7, 2, False, True),
+                          (3, 1, True, True), (4, 0, True, False), (6, 2, False, False)])
+def test_weight_update_matches_numpy(max_shift, min_shift, shared, clip):
     lanes, wbits, bound = 13, 6, 800
     dut = WeightUpdate(lanes, weight_bits=wbits, delta_bound=bound, max_shift=max_shift,
-                       shared=shared)
+                       min_shift=min_shift, shared=shared, clip=clip)
+    assert dut.step_bound == int(rshift_round(bound, min_shift))
     w0 = 1 << wbits
     rng = np.random.default_rng(max_shift)
 
     async def testbench(ctx):
-        for _ in range(150):
+        for trial in range(150):
             w = rng.integers(-w0, w0 + 1, lanes)
             delta = int(rng.integers(-bound, bound + 1)) >> int(rng.integers(0, 8))
-            amount = rng.integers(0, max_shift + 1, lanes)
+            amount = rng.integers(min_shift, max_shift + 1, lanes)
+            if trial < 2:
+                delta, amount[:] = (bound, -bound)[trial], min_shift   # the largest steps
             if shared:
                 amount[:] = amount[0]
             negate, skip = rng.integers(0, 2, lanes), rng.integers(0, 2, lanes)
             ctx.set(dut.weights, [int(v) for v in w])
             ctx.set(dut.delta, delta)
             ctx.set(dut.amount, int(amount[0]) if shared else [int(v) for v in amount])
-            ctx.set(dut.negate, int(sum(int(b) << k for k, b in enumerate(negate))))
-            ctx.set(dut.skip, int(sum(int(b) << k for k, b in enumerate(skip))))
+            ctx.set(dut.negate, _bits(negate))
+            ctx.set(dut.skip, _bits(skip))
             sign = np.where(negate == 1, -1, 1) * np.where(skip == 1, 0, 1)
-            want = np.clip(w + sign * rshift_round(delta, amount), -w0, w0)
+            step = sign * rshift_round(delta, amount)
+            assert ctx.get(dut.step) == step.tolist()
+            if clip:
+                assert ctx.get(dut.result) == np.clip(w + step, -w0, w0).tolist()
+
+    run(dut, testbench)
+
+
+@pytest.mark.parametrize("batch_shift", [1, 2, 3])
+def test_batch_apply_matches_numpy(batch_shift):
+    lanes, wbits, step_bound = 11, 4, 40
+    dut = BatchApply(lanes, weight_bits=wbits, step_bound=step_bound, batch_shift=batch_shift)
+    w0, batch = 1 << wbits, 1 << batch_shift
+    rng = np.random.default_rng(batch_shift)
+
+    async def testbench(ctx):
+        for trial in range(200):
+            w = rng.integers(-w0, w0 + 1, lanes)
+            step = rng.integers(-step_bound, step_bound + 1, lanes)
+            acc = rng.integers(-(batch - 1) * step_bound, (batch - 1) * step_bound + 1, lanes)
+            if trial < 2:                               # the extreme sums
+                step[:] = (step_bound, -step_bound)[trial]
+                acc[:] = step * (batch - 1)
+            apply = int(rng.integers(0, 2))
+            ctx.set(dut.weights, [int(v) for v in w])
+            ctx.set(dut.acc, [int(v) for v in acc])
+            ctx.set(dut.step, [int(v) for v in step])
+            ctx.set(dut.apply, apply)
+            total = acc + step
+            assert ctx.get(dut.acc_next) == (0 * total if apply else total).tolist()
+            want = np.clip(w + rshift_round(total, batch_shift), -w0, w0)
             assert ctx.get(dut.result) == want.tolist()
 
     run(dut, testbench)
@@ -182,64 +286,145 @@ def test_row_sweep_timing():
     run(dut, testbench, clocked=True)
 
 
+def _config(sizes=(12, 8, 3), **overrides) -> OnChipConfig:
+    """A small trainer configuration: quick to simulate, scales that make every path busy."""
+    layers = len(sizes) - 1
+    settings = dict(sizes=sizes, weight_bits=4, score_shift=2, gate_shifts=(5,) * (layers - 1),
+                    backprop_shifts=(1,) * (layers - 1),
+                    lr_shifts=(overrides.get("input_bits", 4) + 1,) + (1,) * (layers - 1),
+                    lr_decay_steps=4, lr_decay_max=2)
+    settings.update(overrides)
+    return OnChipConfig(**settings)
+
+
+def _initial_weights(cfg):
+    rng = np.random.default_rng(cfg.seed)
+    return [rng.integers(-cfg.w0, cfg.w0 + 1, size=shape).astype(np.int64)
+            for shape in cfg.shapes]
+
+
+def golden_net(cfg, weights):
+    """The integer golden model starting from ``weights``."""
+    return OnChipNet(cfg, [w.copy() for w in weights], GoldenLfsr(cfg.lfsr_seed))
+
+
+def test_step_cycles_formula():
+    # max(F + H, N + M_1) + 1, F the forward rows, H the hidden layers' backward rows.
+    assert step_cycles((64, 64, 10)) == (2 * 64 + 10 + 1, 2 * 64 + 10 + 2, 64 + 10 + 1)
+    assert step_cycles((64, 128, 128, 10)) == (266 + 256 + 1, 266 + 256 + 2, 266 + 1)
+    assert step_cycles((100, 4, 3)) == (100 + 4 + 1, 100 + 4 + 2, 4 + 3 + 1)
+
+
 def test_trainer_is_sized_from_the_config():
-    cfg = OnChipConfig(inputs=20, hidden=6, classes=4, input_bits=3, lr_shift1=3,
-                       score_shift=2, lr_decay_steps=5, lr_decay_max=2)
-    net = OnChipNet.init(cfg)
-    dut = OnChipTrainer(cfg, net.w1, net.w2)
-    assert dut.fwd1.bound == cfg.s1_bound and dut.fwd2.bound == cfg.s2_bound
-    assert dut.hinge.delta_bound == cfg.d2_bound and dut.backprop.acc_bound == cfg.d1_bound
+    cfg = _config((20, 6, 5, 4), input_bits=3, lr_shifts=(3, 2, 1), batch_shift=2,
+                  weights="ternary")
+    dut = OnChipTrainer(cfg, _initial_weights(cfg))
+    assert [f.bound for f in dut.fwd] == list(cfg.s_bounds)
+    assert dut.hinge.delta_bound == cfg.d_bounds[-1]
+    assert [b.acc_bound for b in dut.backprop] == list(cfg.e_bounds)
+    assert [u.step_bound for u in dut.update] == list(cfg.update_bounds)
+    assert [b.acc_bound for b in dut.batch] == list(cfg.acc_bounds)
     assert dut.max_extra == cfg.max_lr_extra == 2
     assert dut.lfsr.width == LFSR_WIDTH and dut.lfsr.taps == LFSR_TAPS
     assert dut.lfsr.seed == cfg.lfsr_seed and dut.lfsr.n_bits == cfg.random_bits
+    assert {role for _, role in dut.units.values()} == {"forward", "backward", "control"}
+    assert sorted(name for name in dut.units if name.startswith("update")) == \
+        ["update1", "update2", "update3"]
     Fragment.get(dut, None)
 
 
 def test_trainer_rejects_a_bad_config_or_weights():
-    cfg = OnChipConfig(inputs=12, hidden=8, classes=3)
-    net = OnChipNet.init(cfg)
+    cfg = _config((12, 8, 3), weight_bits=6)
+    w1, w2 = _initial_weights(cfg)
     with pytest.raises(TypeError, match="Configuration must be an OnChipConfig, not"):
-        OnChipTrainer(cfg.to_dict(), net.w1, net.w2)
+        OnChipTrainer(cfg.to_dict(), [w1, w2])
+    with pytest.raises(ValueError, match="Weights must be a list of 2 arrays"):
+        OnChipTrainer(cfg, [w1])
     with pytest.raises(ValueError, match=r"w1 must have shape \(8, 12\), not \(8, 11\)"):
-        OnChipTrainer(cfg, net.w1[:, 1:], net.w2)
+        OnChipTrainer(cfg, [w1[:, 1:], w2])
     with pytest.raises(ValueError, match=r"w2 must have shape \(3, 8\), not \(4, 8\)"):
-        OnChipTrainer(cfg, net.w1, np.concatenate([net.w2, net.w2[:1]]))
+        OnChipTrainer(cfg, [w1, np.concatenate([w2, w2[:1]])])
     with pytest.raises(ValueError, match=r"w2 must lie in \[-64, 64\], found 65"):
-        OnChipTrainer(cfg, net.w1, np.where(net.w2 == net.w2.max(), 65, net.w2))
+        OnChipTrainer(cfg, [w1, np.where(w2 == w2.max(), 65, w2)])
 
 
-@pytest.mark.parametrize("inputs,hidden,classes", [(12, 8, 3), (20, 6, 4)])
-def test_trainer_matches_golden_model_step_by_step(inputs, hidden, classes):
-    cfg = OnChipConfig(inputs=inputs, hidden=hidden, classes=classes, weight_bits=4,
-                       gate_shift=5, lr_shift1=5, lr_shift2=1, score_shift=2,
-                       lr_decay_steps=4, lr_decay_max=2)
-    net = OnChipNet.init(cfg)
-    dut = OnChipTrainer(cfg, net.w1, net.w2)
-    rng = np.random.default_rng(inputs)
-    samples = [(rng.integers(0, 16, inputs) * (rng.random(inputs) < 0.7),
-                int(rng.integers(classes))) for _ in range(12)]
+def run_trainer(cfg, requests, *, reads=0.3, seed=0):
+    """Drive an :class:`OnChipTrainer` with ``requests`` ``(pixels, label, train)`` and check it
+    against the golden model after each: the prediction, the weights followed through ``wb``,
+    the cycles; between requests, rows read out through ``rd_req``/``rd`` (probability
+    ``reads``) must be the golden model's. Returns the golden model."""
+    weights = _initial_weights(cfg)
+    dut = OnChipTrainer(cfg, weights)
+    net = golden_net(cfg, weights)
+    rng = np.random.default_rng(seed)
+    checked = {"reads": 0, "writes": 0}
+
+    async def read_row(ctx, layer, row):
+        ctx.set(dut.rd_req.valid, 1)
+        ctx.set(dut.rd_req.payload, {"layer": layer, "row": row})
+        await ctx.tick().until(dut.rd_req.ready)
+        ctx.set(dut.rd_req.valid, 0)
+        ctx.set(dut.rd.ready, 0)
+        for _ in range(int(rng.integers(0, 3))):        # a slow reader: the row must stay
+            await ctx.tick()
+        ctx.set(dut.rd.ready, 1)
+        valid = False
+        while not valid:
+            _, _, valid, payload = await ctx.tick().sample(dut.rd.valid, dut.rd.payload)
+        ctx.set(dut.rd.ready, 0)
+        return [payload.weights[k] for k in range(cfg.shapes[layer][1])]
 
     async def testbench(ctx):
-        hw1, hw2 = net.w1.copy(), net.w2.copy()
+        hw = [w.copy() for w in weights]
         ctx.set(dut.o.ready, 1)
-        for q, label in samples:
+        for q, label, train in requests:
+            while rng.random() < reads:
+                layer = int(rng.integers(cfg.layers))
+                row = int(rng.integers(cfg.shapes[layer][0]))
+                assert await read_row(ctx, layer, row) == net.weights[layer][row].tolist()
+                checked["reads"] += 1
             ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, {"pixels": [int(v) for v in q], "label": label})
+            ctx.set(dut.i.payload, {"pixels": [int(v) for v in q], "label": label,
+                                    "train": train})
             await ctx.tick().until(dut.i.ready)
             ctx.set(dut.i.valid, 0)
-            trace = net.step(q, label)
+            prediction = net.step(q, label).prediction if train else net.infer(q)
             cycles = 1
             while not ctx.get(dut.o.valid):
                 if ctx.get(dut.wb.valid):
                     row = ctx.get(dut.wb.payload)
-                    target = hw2 if row.layer else hw1
+                    target = hw[row.layer]
                     target[row.row] = [row.weights[k] for k in range(target.shape[1])]
+                    checked["writes"] += 1
                 await ctx.tick()
                 cycles += 1
-            assert cycles == dut.latency
-            assert ctx.get(dut.o.payload.prediction) == trace.prediction
-            np.testing.assert_array_equal(hw1, net.w1)
-            np.testing.assert_array_equal(hw2, net.w2)
+            assert cycles == (dut.latency if train else dut.inference_latency)
+            assert ctx.get(dut.o.payload.prediction) == prediction
+            for mine, want in zip(hw, net.weights):
+                np.testing.assert_array_equal(mine, want)
             await ctx.tick()
 
     run(dut, testbench, clocked=True)
+    assert checked["writes"] > 0 and (reads == 0 or checked["reads"] > 0)
+    return net
+
+
+def _requests(cfg, count, seed, p_infer=0.25):
+    rng = np.random.default_rng(seed)
+    n, top = cfg.sizes[0], (1 << cfg.input_bits) - 1
+    return [(rng.integers(0, top + 1, n) * (rng.random(n) < 0.7), int(rng.integers(cfg.sizes[-1])),
+             int(rng.random() >= p_infer)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("sizes,kind,batch_shift,input_bits", [
+    ((12, 8, 3), "binary", 0, 4),
+    ((20, 6, 4), "ternary", 0, 1),
+    ((10, 7, 5, 3), "binary", 2, 8),
+    ((10, 6, 5, 4, 3), "ternary", 2, 4),
+    ((9, 6, 5, 3), "ternary", 0, 8),
+    ((16, 5, 6, 4), "binary", 1, 1),
+])
+def test_trainer_matches_golden_model_step_by_step(sizes, kind, batch_shift, input_bits):
+    cfg = _config(sizes, weights=kind, batch_shift=batch_shift, input_bits=input_bits,
+                  seed=len(sizes) + batch_shift)
+    run_trainer(cfg, _requests(cfg, 14, seed=sum(sizes)), seed=input_bits)

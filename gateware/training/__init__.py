@@ -1,4 +1,4 @@
-"""fewmul.gateware.training: multiplier-free units that train a binary network on chip.
+"""fewmul.gateware.training: multiplier-free units that train a binary or ternary network on chip.
 
 The forward pass adds and subtracts, the error is back-propagated through the
 binary weights by adding and subtracting, and the weight update is the error
@@ -14,10 +14,13 @@ from .qbp import QbpRounder
 from .forward import RowDot
 from .delta import HingeError, DeltaBackprop
 from .update import WeightUpdate
+from .batch import BatchApply
+from .fixed import round_shift, weight_masks
 from .sweep import RowSweep
-from .top import OnChipTrainer
+from .top import OnChipTrainer, step_cycles
 
 __all__ = [
     "BarrelShifter", "Lfsr", "QbpRounder", "RowDot", "HingeError", "DeltaBackprop",
-    "WeightUpdate", "RowSweep", "OnChipTrainer",
+    "WeightUpdate", "BatchApply", "RowSweep", "OnChipTrainer", "step_cycles", "round_shift",
+    "weight_masks",
 ]

@@ -1,6 +1,6 @@
 """Backward units: the squared-hinge output error and its back-propagation."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,12 +59,16 @@ class HingeError(wiring.Component):
 
 
 class DeltaBackprop(wiring.Component):
-    """Accumulates ``W^T delta`` row by row for binary weights: add or subtract, no multiplier.
+    """Accumulates ``T(W)^T delta`` row by row: add, subtract or keep, no multiplier.
 
-    In a cycle with ``en`` set, row ``i``'s weight signs and error ``delta_i`` are presented and
-    every accumulator ``j`` adds ``+delta_i`` (sign bit ``j`` set) or ``-delta_i``. ``clear``
-    zeroes the accumulators (and wins over ``en``). The straight-through gate is applied by
-    the reader.
+    In a cycle with ``en`` set, row ``i``'s effective weights (as masks) and error ``delta_i``
+    are presented and every accumulator ``j`` adds ``T(w_ij) delta_i``: binary weights
+    (``masks[0]``, bit ``j`` set for +1) add ``+delta_i`` or ``-delta_i``; ternary ones
+    (``masks[0]`` for +1, ``masks[1]`` for -1) add, subtract or keep. ``clear`` zeroes the
+    accumulators (and wins). In a cycle with ``shift`` set the accumulators move down by one
+    (``acc[j] <- acc[j + 1]``, a zero enters at the top), so that a reader sweeping the units
+    in order finds unit ``j`` in ``head`` after ``j`` shifts: no ``units``-way multiplexer.
+    The straight-through gate and the rounding shift are applied by the reader.
 
     Parameters
     ----------
@@ -74,39 +78,54 @@ class DeltaBackprop(wiring.Component):
         ``|delta| <= delta_bound``.
     rows : int
         Rows accumulated between two clears; the accumulators hold ``rows * delta_bound``.
+    weight_kind : str
+        ``"binary"`` or ``"ternary"``.
 
     Members
     -------
-    clear, en : ``In(1)``
-    signs : ``In(units)``
+    clear, en, shift : ``In(1)``
+    masks : ``In(ArrayLayout(unsigned(units), 1 or 2))``
     delta : ``In(signed)``
     acc : ``Out(ArrayLayout(acc_shape, units))``
+    head : ``Out(acc_shape)``
+        ``acc[0]``.
     """
 
-    def __init__(self, units: int, *, delta_bound: int, rows: int):
+    def __init__(self, units: int, *, delta_bound: int, rows: int,
+                 weight_kind: str = "binary"):
         for name, value in (("Units", units), ("Delta bound", delta_bound), ("Rows", rows)):
             if not isinstance(value, int) or value <= 0:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
-        self.units = units
+        if weight_kind not in ("binary", "ternary"):
+            raise ValueError(f"Weight kind must be 'binary' or 'ternary', not {weight_kind!r}")
+        self.units, self.weight_kind = units, weight_kind
+        self.n_masks = 2 if weight_kind == "ternary" else 1
         self.delta_shape = signed_shape(-delta_bound, delta_bound)
         self.acc_bound = rows * delta_bound
         self.acc_shape = signed_shape(-self.acc_bound, self.acc_bound)
         super().__init__({
             "clear": In(1),
             "en": In(1),
-            "signs": In(units),
+            "shift": In(1),
+            "masks": In(data.ArrayLayout(unsigned(units), self.n_masks)),
             "delta": In(self.delta_shape),
             "acc": Out(data.ArrayLayout(self.acc_shape, units)),
+            "head": Out(self.acc_shape),
         })
 
     def elaborate(self, platform):
         m = Module()
         acc = Signal(data.ArrayLayout(self.acc_shape, self.units))
-        m.d.comb += self.acc.eq(acc)
+        m.d.comb += [self.acc.eq(acc), self.head.eq(acc[0])]
+        plus = self.masks[0]
         with m.If(self.clear):
             m.d.sync += acc.eq(0)
+        with m.Elif(self.shift):
+            m.d.sync += acc.eq(acc.as_value()[self.acc_shape.width:])
         with m.Elif(self.en):
             for j in range(self.units):
-                m.d.sync += acc[j].eq(Mux(self.signs[j], acc[j] + self.delta,
-                                          acc[j] - self.delta))
+                added = Mux(plus[j], acc[j] + self.delta, acc[j] - self.delta)
+                if self.weight_kind == "ternary":
+                    added = Mux(plus[j] | self.masks[1][j], added, acc[j])
+                m.d.sync += acc[j].eq(added)
         return m

@@ -1,4 +1,4 @@
-"""Forward unit: one neuron's sum over a row of binary weights, by popcounts."""
+"""Forward unit: one neuron's sum over a row of binary or ternary weights, by popcounts."""
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, wiring
@@ -13,12 +13,15 @@ __all__ = ["RowDot"]
 
 
 class RowDot(wiring.Component):
-    """``sum = sum_j sign_j * x_j`` with ``sign_j = +1`` where bit ``j`` of ``signs`` is set.
+    """``sum = sum_j w_j * x_j`` for a row of weights ``w_j`` given as masks.
 
-    The sum is the popcount form of :class:`~fewmul.arith.dot.DotProduct` with binary
-    weights (the mask is ``signs``): for bipolar inputs (bit 1 means +1)
-    ``2 popcount(XNOR(x, signs)) - N``; for ``k``-bit unsigned inputs, bit-plane by bit-plane,
-    ``sum_i 2^i (2 popcount(x_i AND signs) - popcount(x_i))``. Combinational.
+    The sum is the popcount form of :class:`~fewmul.arith.dot.DotProduct`, the same arithmetic
+    as the inference datapath's matrix-vector unit. Binary weights (``w_j = +1`` where bit ``j``
+    of ``masks[0]`` is set, else ``-1``): for bipolar inputs (bit 1 means +1)
+    ``2 popcount(XNOR(x, masks[0])) - N``; for ``k``-bit unsigned inputs, bit-plane by bit-plane,
+    ``sum_i 2^i (2 popcount(x_i AND masks[0]) - popcount(x_i))``. Ternary weights (``+1`` where
+    ``masks[0]`` is set, ``-1`` where ``masks[1]`` is set, else 0): a positive and a negative
+    popcount per plane. Combinational.
 
     Parameters
     ----------
@@ -28,6 +31,8 @@ class RowDot(wiring.Component):
         ``"bipolar"`` or ``"unsigned"``.
     input_bits : int
         ``k`` (1 for bipolar inputs).
+    weight_kind : str
+        ``"binary"`` (one mask) or ``"ternary"`` (two masks).
 
     Attributes
     ----------
@@ -38,18 +43,20 @@ class RowDot(wiring.Component):
 
     Members
     -------
-    signs : ``In(n_inputs)``
+    masks : ``In(ArrayLayout(unsigned(n_inputs), dot.masks))``
     x : ``In(ArrayLayout(unsigned(input_bits), n_inputs))``
     sum : ``Out(sum_shape)``
     """
 
-    def __init__(self, n_inputs: int, *, input_kind: str, input_bits: int):
-        self.dot = DotProduct(input_kind, input_bits, "binary")
+    def __init__(self, n_inputs: int, *, input_kind: str, input_bits: int,
+                 weight_kind: str = "binary"):
+        self.dot = DotProduct(input_kind, input_bits, weight_kind)
         self.bound = self.dot.sum_bound(n_inputs)
         self.n_inputs, self.input_kind, self.input_bits = n_inputs, input_kind, input_bits
+        self.weight_kind = weight_kind
         self.sum_shape = signed_shape(-self.bound, self.bound)
         super().__init__({
-            "signs": In(n_inputs),
+            "masks": In(data.ArrayLayout(unsigned(n_inputs), self.dot.masks)),
             "x": In(data.ArrayLayout(unsigned(input_bits), n_inputs)),
             "sum": Out(self.sum_shape),
         })
@@ -57,7 +64,7 @@ class RowDot(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, dot = self.n_inputs, self.dot
-        masks = [self.signs]
+        masks = [self.masks[i] for i in range(dot.masks)]
 
         def count(term, plane, i):
             bits = Signal(n, name=f"{term.name}_{i}")

@@ -1,7 +1,7 @@
-"""The on-chip trainer: a one-hidden-layer binary network that trains itself, one sample per step."""
+"""The on-chip trainer: a network of ``L`` binary or ternary layers that trains itself."""
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Shape, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -9,14 +9,16 @@ from amaranth.lib.wiring import In, Out
 from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
 
 from ..widths import signed_shape
+from .batch import BatchApply
 from .delta import DeltaBackprop, HingeError
+from .fixed import round_shift, weight_masks
 from .forward import RowDot
 from .lfsr import Lfsr
 from .qbp import QbpRounder
 from .sweep import RowSweep
 from .update import WeightUpdate
 
-__all__ = ["OnChipTrainer"]
+__all__ = ["OnChipTrainer", "step_cycles"]
 
 
 def _check_weights(name, w, shape, w0):
@@ -31,233 +33,382 @@ def _check_weights(name, w, shape, w0):
     return w
 
 
+def step_cycles(sizes) -> tuple[int, int, int]:
+    """``(latency, cycles_per_step, inference_latency)`` of a trainer of ``sizes``.
+
+    With ``F = M_1 + ... + M_L`` (the forward rows, output layer included), ``H = M_1 + ... +
+    M_{L-1}`` (the hidden layers' backward rows) and ``N`` QBP cycles, which run beside the
+    forward pass and must end before layer 1's backward sweep starts:
+    ``latency = max(F + H, N + M_1) + 1`` cycles from a training sample's acceptance to its
+    result, ``cycles_per_step = latency + 1`` (the result is taken, then the next sample), and
+    ``F + 1`` for an inference request.
+    """
+    sizes = tuple(int(v) for v in sizes)
+    forward, hidden = sum(sizes[1:]), sum(sizes[1:-1])
+    latency = max(forward + hidden, sizes[0] + sizes[1]) + 1
+    return latency, latency + 1, forward + 1
+
+
 class OnChipTrainer(wiring.Component):
-    """Trains ``N`` k-bit pixels -> ``M`` sign units -> ``C`` scores on one sample per step.
+    """Trains ``N`` k-bit pixels -> ``M_1`` -> ... -> ``M_{L-1}`` sign units -> ``C`` scores.
 
-    Hidden weights live in two :class:`~amaranth.lib.memory.Memory` s, ``w1`` (``M`` rows of
-    ``N``) and ``w2`` (``C`` rows of ``M``), as signed integers in ``[-W0, W0]``; the forward
-    pass uses their signs. A step, with every phase one memory row per cycle:
+    The network, its arithmetic and its step are those of the integer golden model
+    :class:`fewmul.nn.onchip.OnChipNet` for the same :class:`OnChipConfig` ``cfg``. Layer ``l``
+    (index ``l - 1`` below) keeps its hidden weights in a :class:`~amaranth.lib.memory.Memory`
+    ``w{l}`` of ``M_l`` rows of ``M_{l-1}`` signed integers in ``[-W0, W0]``; the forward pass
+    uses their effective weights ``T(w)`` (sign, or ternarization), as masks. Every phase
+    handles one memory row per cycle, and every layer's units are the same code:
 
-    1. accept a sample; the QBP exponents of its pixels are drawn, one pixel per cycle, from
-       the :class:`Lfsr` through the :class:`QbpRounder`, in parallel with
-    2. ``FWD1``: ``s1_j`` by :class:`RowDot`; the hidden bit ``h_j = s1_j >= 0`` and the
-       gate ``|s1_j| < 2**gate_shift`` are kept;
-    3. ``OUT2``: per class ``i``, ``s2_i`` by :class:`RowDot`, the error ``d2_i`` by
-       :class:`HingeError`, accumulated into ``W2^T d2`` by :class:`DeltaBackprop`, and row
-       ``i`` of ``w2`` rewritten by :class:`WeightUpdate` (shift ``lr_shift2``, input sign
-       ``h``); the running argmax of ``s2`` is the prediction;
-    4. ``BWD1``: per hidden unit ``j``, ``d1_j = gate_j * (W2^T d2)_j`` and row ``j`` of
-       ``w1`` rewritten (shift ``lr_shift1 - e_k``, pixels equal to 0 skipped);
-    5. the prediction (made before the update) is offered on ``o``.
+    1. accept a sample; with ``train`` set, the QBP exponents of its pixels are drawn, one
+       pixel per cycle, from the :class:`Lfsr` through the :class:`QbpRounder`, in parallel
+       with
+    2. forward, hidden layer ``l``: ``s_l`` by :class:`RowDot` ``fwd{l}`` (bit-plane popcounts
+       of the pixels, XNOR or the two ternary masks against the ``±1`` bits of the layer
+       before); the bit ``h = s_l >= 0`` and the gate ``|s_l| < 2**gate_shifts[l-1]`` are
+       shifted into per-layer registers;
+    3. output layer ``L``, row ``i``: ``s_L`` by ``fwd{L}`` and the running argmax (the
+       prediction); when training, also the error ``d_L`` by :class:`HingeError`, its
+       back-propagation ``T(W_L)^T d_L`` accumulated by :class:`DeltaBackprop`
+       ``backprop{L-1}``, and the row's update by :class:`WeightUpdate` ``update{L}``;
+    4. when training, backward, hidden layer ``l`` from ``L - 1`` down to 1, row ``j``:
+       ``d_l = gate * round(e_l / 2**backprop_shifts[l-1])`` with ``e_l`` shifted out of
+       ``backprop{l}``, accumulated into ``backprop{l-1}`` (``l > 1``) and used for the row's
+       update (layer 1: shifts ``lr_shifts[0] + x - e_k``, pixels 0 skipped; the others:
+       ``lr_shifts[l-1] + x``, negated where ``h_{l-1}`` is -1);
+    5. the prediction is offered on ``o``.
 
-    Every rewritten row also appears on ``wb`` (a debug port) in the cycle it is written.
-    The result is valid :attr:`latency` ``= 2 M + C + 2 + max(0, N - M - C)`` cycles after the
-    sample is accepted; with ``o`` always ready a new sample is accepted every
-    :attr:`cycles_per_step` ``= latency + 1`` cycles.
+    A row's update is written back in the cycle the row is used, after its old weights
+    served the forward or backward pass. With ``batch_shift = 0`` it is applied at once; with
+    mini-batches it is added into an accumulator memory ``acc{l}`` beside the weights
+    (:class:`BatchApply` ``batch{l}``), and the batch's last sample writes
+    ``clip(w + round(A / 2**batch_shift))`` and clears ``A``. Every weight row written appears
+    on ``wb`` in that cycle. Between samples, ``rd_req`` reads a row of any layer out on
+    ``rd``. A request with ``train`` clear runs steps 1 to 3 without the update (no LFSR draw,
+    not counted as a sample).
+
+    Cycles (:func:`step_cycles`): a training result is valid :attr:`latency` cycles after the
+    sample is accepted, a new sample is accepted every :attr:`cycles_per_step` cycles with
+    ``o`` always ready; an inference result after :attr:`inference_latency`.
     No multiplier: popcounts, additions, comparisons, multiplexers and shifts only.
 
     Parameters
     ----------
     config : OnChipConfig
-        Sizes ``N``, ``M``, ``C``, fixed-point scales and LFSR seed, as the integer golden
-        model reads them; the registers are sized from its bounds and the LFSR is
+        Sizes, weight kind, fixed-point scales and LFSR seed, as the integer golden model reads
+        them; the registers are sized from its bounds (``s_bounds``, ``d_bounds``,
+        ``e_bounds``, ``update_bounds``, ``acc_bounds``) and the LFSR is
         :data:`~fewmul.arith.onchip.LFSR_WIDTH` bits wide with taps
-        :data:`~fewmul.arith.onchip.LFSR_TAPS`. Its ``seed`` is not used: the initial
-        weights are given.
-    w1, w2 : numpy.ndarray
-        Initial hidden weights, ``(M, N)`` and ``(C, M)``, in ``[-W0, W0]``.
+        :data:`~fewmul.arith.onchip.LFSR_TAPS`. Its ``seed`` is not used: the initial weights
+        are given.
+    weights : list of numpy.ndarray
+        Initial hidden weights, input layer first, ``(M_l, M_{l-1})`` each, in ``[-W0, W0]``.
+
+    Attributes
+    ----------
+    units : dict
+        ``{name: (unit, role)}`` of the datapath's units, role ``forward``, ``backward`` or
+        ``control``, for the area report.
 
     Members
     -------
-    i : ``In(stream.Signature(StructLayout({"pixels": ArrayLayout(unsigned(k), N), "label": range(C)})))``
+    i : ``In(stream.Signature(StructLayout({"pixels": ArrayLayout(unsigned(k), N), "label": range(C), "train": 1})))``
     o : ``Out(stream.Signature(StructLayout({"prediction": range(C)})))``
-    wb : ``Out(Signature({"valid": Out(1), "payload": Out(StructLayout({"layer": 1, "row": ..., "weights": ...}))}))``
-        ``layer`` 0 for ``w1``, 1 for ``w2``; ``weights`` is the new row (zero-padded).
+    wb : ``Out(Signature({"valid": Out(1), "payload": Out(StructLayout({"layer": range(L), "row": ..., "weights": ...}))}))``
+        ``layer`` 0 for ``w1``; ``weights`` is the new row (zero-padded to the widest row).
+    rd_req : ``In(stream.Signature(StructLayout({"layer": range(L), "row": ...})))``
+    rd : ``Out(stream.Signature(StructLayout({"weights": ...})))``
+        The row asked for, as ``wb`` gives rows.
     """
 
-    def __init__(self, config: OnChipConfig, w1, w2):
+    def __init__(self, config: OnChipConfig, weights):
         if not isinstance(config, OnChipConfig):
             raise TypeError(f"Configuration must be an OnChipConfig, not {config!r}")
         self.config = c = config
-        self.w1_init = _check_weights("w1", w1, (c.hidden, c.inputs), c.w0)
-        self.w2_init = _check_weights("w2", w2, (c.classes, c.hidden), c.w0)
-        n_inputs, m_hidden, n_classes = c.inputs, c.hidden, c.classes
-        self.n_inputs, self.n_hidden, self.n_classes = n_inputs, m_hidden, n_classes
+        n_layers = c.layers
+        weights = list(weights)
+        if len(weights) != n_layers:
+            raise ValueError(f"Weights must be a list of {n_layers} arrays (one per layer, "
+                             f"sizes {c.sizes!r}), not {len(weights)}")
+        self.weights_init = [_check_weights(f"w{index + 1}", w, shape, c.w0)
+                             for index, (w, shape) in enumerate(zip(weights, c.shapes))]
+        self.sizes = c.sizes
+        self.n_layers = n_layers
         self.weight_shape = signed_shape(-c.w0, c.w0)
-        self.latency = 2 * m_hidden + n_classes + 2 + max(0, n_inputs - m_hidden - n_classes)
-        self.cycles_per_step = self.latency + 1
-
-        self.fwd1 = RowDot(n_inputs, input_kind="unsigned", input_bits=c.input_bits)
-        self.fwd2 = RowDot(m_hidden, input_kind="bipolar", input_bits=1)
-        self.hinge = HingeError(c.s2_bound, c.score_shift)
-        self.backprop = DeltaBackprop(m_hidden, delta_bound=c.d2_bound, rows=n_classes)
+        self.latency, self.cycles_per_step, self.inference_latency = step_cycles(c.sizes)
         self.max_extra = c.max_lr_extra
-        self.update1 = WeightUpdate(n_inputs, weight_bits=c.weight_bits, delta_bound=c.d1_bound,
-                                    max_shift=c.lr_shift1 + self.max_extra)
-        self.update2 = WeightUpdate(m_hidden, weight_bits=c.weight_bits, delta_bound=c.d2_bound,
-                                    max_shift=c.lr_shift2 + self.max_extra, shared=True)
-        self.qbp = QbpRounder(c.input_bits)
+        batched = c.batch_shift > 0
+        k = c.input_bits
+
+        self.fwd = [RowDot(c.sizes[index], input_kind="unsigned" if index == 0 else "bipolar",
+                           input_bits=k if index == 0 else 1, weight_kind=c.weights)
+                    for index in range(n_layers)]
+        self.hinge = HingeError(c.s_bounds[-1], c.score_shift)
+        # backprop[i] accumulates e of hidden layer i + 1 from the rows of layer i + 2.
+        self.backprop = [DeltaBackprop(c.sizes[index + 1], delta_bound=c.d_bounds[index + 1],
+                                       rows=c.sizes[index + 2], weight_kind=c.weights)
+                         for index in range(n_layers - 1)]
+        self.update = []
+        for index, ((low, high), d_bound) in enumerate(zip(c.update_shift_ranges, c.d_bounds)):
+            self.update.append(WeightUpdate(c.sizes[index], weight_bits=c.weight_bits,
+                                            delta_bound=d_bound, max_shift=high, min_shift=low,
+                                            shared=index > 0, clip=not batched))
+        self.batch = [BatchApply(c.sizes[index], weight_bits=c.weight_bits,
+                                 step_bound=self.update[index].step_bound,
+                                 batch_shift=c.batch_shift)
+                      for index in range(n_layers)] if batched else []
+        self.qbp = QbpRounder(k)
         self.lfsr = Lfsr(width=LFSR_WIDTH, taps=LFSR_TAPS, seed=c.lfsr_seed,
                          bits=max(c.random_bits, 1))
-        self.sweep1 = RowSweep(m_hidden)
-        self.sweep2 = RowSweep(n_classes)
+        self.sweep = [RowSweep(c.sizes[index + 1]) for index in range(n_layers)]
 
+        self.units = {"hinge": (self.hinge, "backward"), "qbp": (self.qbp, "backward"),
+                      "lfsr": (self.lfsr, "backward")}
+        for index in range(n_layers):
+            self.units[f"fwd{index + 1}"] = (self.fwd[index], "forward")
+            self.units[f"update{index + 1}"] = (self.update[index], "backward")
+            self.units[f"sweep{index + 1}"] = (self.sweep[index], "control")
+            if batched:
+                self.units[f"batch{index + 1}"] = (self.batch[index], "backward")
+            if index < n_layers - 1:
+                self.units[f"backprop{index + 1}"] = (self.backprop[index], "backward")
+
+        rows = max(c.sizes[1:])
+        row_weights = data.ArrayLayout(self.weight_shape, max(c.sizes[:-1]))
         sample = data.StructLayout({
-            "pixels": data.ArrayLayout(unsigned(c.input_bits), n_inputs),
-            "label": range(n_classes),
+            "pixels": data.ArrayLayout(unsigned(k), c.sizes[0]),
+            "label": range(c.sizes[-1]),
+            "train": 1,
         })
-        wb = data.StructLayout({
-            "layer": 1,
-            "row": range(max(m_hidden, n_classes)),
-            "weights": data.ArrayLayout(self.weight_shape, max(n_inputs, m_hidden)),
-        })
+        where = {"layer": range(n_layers), "row": range(rows)}
         super().__init__({
             "i": In(stream.Signature(sample)),
-            "o": Out(stream.Signature(data.StructLayout({"prediction": range(n_classes)}))),
-            "wb": Out(wiring.Signature({"valid": Out(1), "payload": Out(wb)})),
+            "o": Out(stream.Signature(data.StructLayout({"prediction": range(c.sizes[-1])}))),
+            "wb": Out(wiring.Signature({
+                "valid": Out(1),
+                "payload": Out(data.StructLayout({**where, "weights": row_weights}))})),
+            "rd_req": In(stream.Signature(data.StructLayout(where))),
+            "rd": Out(stream.Signature(data.StructLayout({"weights": row_weights}))),
         })
-
-    @staticmethod
-    def _rows(w):
-        return [[int(v) for v in row] for row in w]
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        n, hid = self.n_inputs, self.n_hidden
-        for name in ("fwd1", "fwd2", "hinge", "backprop", "update1", "update2", "qbp", "lfsr",
-                     "sweep1", "sweep2"):
-            m.submodules[name] = getattr(self, name)
-        fwd1, fwd2, hinge, backprop = self.fwd1, self.fwd2, self.hinge, self.backprop
-        update1, update2, qbp, lfsr = self.update1, self.update2, self.qbp, self.lfsr
-        sweep1, sweep2 = self.sweep1, self.sweep2
+        n_layers, sizes, last = self.n_layers, c.sizes, self.n_layers - 1
+        batched = bool(self.batch)
+        for name, (unit, _) in self.units.items():
+            m.submodules[name] = unit
+        n = sizes[0]
 
-        m.submodules.w1 = w1 = Memory(shape=data.ArrayLayout(self.weight_shape, n),
-                                      depth=hid, init=self._rows(self.w1_init))
-        m.submodules.w2 = w2 = Memory(shape=data.ArrayLayout(self.weight_shape, hid),
-                                      depth=self.n_classes, init=self._rows(self.w2_init))
-        rd1, wr1 = w1.read_port(), w1.write_port()
-        rd2, wr2 = w2.read_port(), w2.write_port()
-
+        # -- per-sample registers ---------------------------------------------------------
         pixels = Signal(data.ArrayLayout(unsigned(c.input_bits), n))
-        label = Signal(range(self.n_classes))
-        hidden = Signal(hid)        # h_j = 1 for +1
-        gate = Signal(hid)
-        amount_shape = Shape.cast(range(c.lr_shift1 + self.max_extra + 1))
+        label = Signal(range(sizes[-1]))
+        train = Signal()
+        hidden = [Signal(sizes[index + 1], name=f"h{index + 1}") for index in range(last)]
+        gate = [Signal(sizes[index + 1], name=f"gate{index + 1}") for index in range(last)]
+        low, high = c.update_shift_ranges[0]
+        amount_shape = Shape.cast(range(high + 1))
         amounts = Signal(data.ArrayLayout(amount_shape, n))   # shift of each pixel's update
-        extra = Signal(range(self.max_extra + 1))          # learning-rate decay: extra shift
+        extra = Signal(range(self.max_extra + 1))             # learning-rate decay: extra shift
         decay_count = Signal(range(max(c.lr_decay_steps, 1)))
+        batch_count = Signal(range(c.batch))
+        apply = Signal()                                      # the batch's last sample
+        m.d.comb += apply.eq(batch_count == c.batch - 1)
         qbp_busy = Signal()
         qbp_index = Signal(range(n))
-        best = Signal(fwd2.sum_shape)
-        prediction = Signal(range(self.n_classes))
+        best = Signal(self.fwd[last].sum_shape)
+        prediction = Signal(range(sizes[-1]))
+        rd_layer = Signal(range(n_layers))
+        rd_row = Signal(self.rd_req.payload.row.shape())
+        reading = Signal()                                    # the read-out port owns the address
 
-        def signs(row, width):
-            """Sign bits of a row of hidden weights: 1 where the weight is >= 0."""
-            return Cat(~row[k][-1] for k in range(width))
-
-        m.d.comb += [
-            rd1.addr.eq(sweep1.addr),
-            rd2.addr.eq(sweep2.addr),
-            wr1.addr.eq(sweep1.index),
-            wr2.addr.eq(sweep2.index),
-        ]
-
-        # QBP exponents, one pixel per cycle, shifted in from the top of `amounts`.
-        # Variable indices go through `Array` multiplexers: a view's variable index would scale it
-        # by the element width with a (constant) multiplication.
-        m.d.comb += [qbp.q.eq(Array(pixels[k] for k in range(n))[qbp_index]),
+        # -- QBP exponents, one pixel per cycle, shifted in from the top of `amounts` ------
+        # Variable indices go through `Array` multiplexers: a view's variable index would scale
+        # it by the element width with a (constant) multiplication.
+        qbp, lfsr = self.qbp, self.lfsr
+        m.d.comb += [qbp.q.eq(Array(pixels[j] for j in range(n))[qbp_index]),
                      qbp.random.eq(lfsr.bits)]
         with m.If(qbp_busy):
             if c.input_bits > 1:
                 m.d.comb += lfsr.advance.eq(1)
             m.d.sync += amounts.eq(Cat(amounts.as_value()[amount_shape.width:],
-                                       (c.lr_shift1 + extra - qbp.exponent)[:amount_shape.width]))
+                                       (c.lr_shifts[0] + extra - qbp.exponent)
+                                       [:amount_shape.width]))
             m.d.sync += qbp_index.eq(qbp_index + 1)
             with m.If(qbp_index == n - 1):
                 m.d.sync += [qbp_busy.eq(0), qbp_index.eq(0)]
+        # The exponents are all in `amounts` at the next edge.
+        qbp_done = Signal()
+        m.d.comb += qbp_done.eq(~qbp_busy | (qbp_index == n - 1))
 
-        # Layer 1 forward: h and gate shifted in from the top.
-        s1 = fwd1.sum
-        m.d.comb += [fwd1.signs.eq(signs(rd1.data, n)), fwd1.x.eq(pixels)]
-        gate_limit = 1 << c.gate_shift
+        # -- every layer's datapath, the same code for each --------------------------------
+        forward_on = [Signal(name=f"forward_on{index + 1}") for index in range(n_layers)]
+        backward_on = [Signal(name=f"backward_on{index + 1}") for index in range(n_layers)]
+        written = []          # (write enable, row, new row) per layer
+        read_data = []
+        for index in range(n_layers):
+            lanes, depth = sizes[index], sizes[index + 1]
+            fwd, upd, sweep = self.fwd[index], self.update[index], self.sweep[index]
+            init = [[int(v) for v in row] for row in self.weights_init[index]]
+            mem = Memory(shape=data.ArrayLayout(self.weight_shape, lanes), depth=depth, init=init)
+            m.submodules[f"w{index + 1}"] = mem
+            rd, wr = mem.read_port(), mem.write_port()
+            row_addr = Signal(range(depth), name=f"addr{index + 1}")
+            with m.If(reading):
+                m.d.comb += row_addr.eq(rd_row)
+            with m.Else():
+                m.d.comb += row_addr.eq(sweep.addr)
+            m.d.comb += [rd.addr.eq(row_addr), wr.addr.eq(sweep.index)]
+            read_data.append(rd.data)
 
-        # Layer 2: forward, error, back-propagation and update of the row just read.
-        row2_signs = Signal(hid)
-        m.d.comb += [
-            row2_signs.eq(signs(rd2.data, hid)),
-            fwd2.signs.eq(row2_signs), fwd2.x.eq(hidden),
-            hinge.score.eq(fwd2.sum), hinge.target.eq(label == sweep2.index),
-            backprop.signs.eq(row2_signs), backprop.delta.eq(hinge.delta),
-            update2.weights.eq(rd2.data), update2.delta.eq(hinge.delta),
-            update2.negate.eq(~hidden), update2.skip.eq(0),
-            wr2.data.eq(update2.result),
-        ]
-        m.d.comb += update2.amount.eq(c.lr_shift2 + extra)
+            masks = weight_masks(rd.data, lanes, c.weights, c.weight_bits)
+            x = pixels if index == 0 else hidden[index - 1]
+            m.d.comb += [fwd.masks.eq(Cat(*masks)), fwd.x.eq(x)]
+            s = fwd.sum
 
-        # Layer 1 update.
-        d1 = Signal(backprop.acc_shape)
-        m.d.comb += [
-            update1.weights.eq(rd1.data), update1.amount.eq(amounts), update1.negate.eq(0),
-            update1.skip.eq(Cat(pixels[k] == 0 for k in range(n))),
-            wr1.data.eq(update1.result),
-        ]
-        with m.If(gate.bit_select(sweep1.index, 1)):
-            m.d.comb += d1.eq(Array(backprop.acc[j] for j in range(hid))[sweep1.index])
-        m.d.comb += update1.delta.eq(d1)
+            # The row's error.
+            if index == last:
+                m.d.comb += [self.hinge.score.eq(s), self.hinge.target.eq(label == sweep.index)]
+                delta = self.hinge.delta
+            else:
+                # Forward: h and gate shifted in from the top.
+                limit = 1 << c.gate_shifts[index]
+                with m.If(forward_on[index] & sweep.valid):
+                    m.d.sync += [
+                        hidden[index].eq(Cat(hidden[index][1:], s >= 0)),
+                        gate[index].eq(Cat(gate[index][1:], (s < limit) & (s > -limit))),
+                    ]
+                # Backward: e_l shifted out of its accumulators, in row order, as is the gate.
+                acc = self.backprop[index]
+                delta = Signal(signed_shape(-c.d_bounds[index], c.d_bounds[index]),
+                               name=f"d{index + 1}")
+                with m.If(gate[index][0]):
+                    m.d.comb += delta.eq(round_shift(acc.head, c.backprop_shifts[index]))
+                with m.If(backward_on[index] & sweep.valid):
+                    m.d.comb += acc.shift.eq(1)
+                    m.d.sync += gate[index].eq(gate[index][1:])
+            write = Signal(name=f"write{index + 1}")
+            m.d.comb += write.eq(backward_on[index] & sweep.valid)
+            if index > 0:
+                below = self.backprop[index - 1]
+                m.d.comb += [below.masks.eq(Cat(*masks)), below.delta.eq(delta),
+                             below.en.eq(write)]
 
-        # Debug port: every row written.
-        m.d.comb += [
-            self.wb.valid.eq(wr1.en | wr2.en),
-            self.wb.payload.layer.eq(wr2.en),
-        ]
-        with m.If(wr2.en):
-            m.d.comb += [self.wb.payload.row.eq(sweep2.index),
-                         self.wb.payload.weights.eq(update2.result.as_value())]
-        with m.Else():
-            m.d.comb += [self.wb.payload.row.eq(sweep1.index),
-                         self.wb.payload.weights.eq(update1.result.as_value())]
+            # The row's update.
+            m.d.comb += [upd.weights.eq(rd.data), upd.delta.eq(delta)]
+            if index == 0:
+                m.d.comb += [upd.amount.eq(amounts), upd.negate.eq(0),
+                             upd.skip.eq(Cat(pixels[j] == 0 for j in range(n)))]
+            else:
+                m.d.comb += [upd.amount.eq(c.lr_shifts[index] + extra),
+                             upd.negate.eq(~hidden[index - 1]), upd.skip.eq(0)]
+            if batched:
+                unit = self.batch[index]
+                accs = Memory(shape=data.ArrayLayout(unit.acc_shape, lanes), depth=depth,
+                              init=[])
+                m.submodules[f"acc{index + 1}"] = accs
+                acc_rd, acc_wr = accs.read_port(), accs.write_port()
+                m.d.comb += [
+                    acc_rd.addr.eq(sweep.addr), acc_wr.addr.eq(sweep.index),
+                    unit.weights.eq(rd.data), unit.acc.eq(acc_rd.data), unit.step.eq(upd.step),
+                    unit.apply.eq(apply),
+                    acc_wr.data.eq(unit.acc_next), acc_wr.en.eq(write),
+                    wr.data.eq(unit.result), wr.en.eq(write & apply),
+                ]
+                written.append((wr.en, sweep.index, unit.result))
+            else:
+                m.d.comb += [wr.data.eq(upd.result), wr.en.eq(write)]
+                written.append((wr.en, sweep.index, upd.result))
 
+        # -- debug port: every row written (one layer at a time) ---------------------------
+        m.d.comb += self.wb.valid.eq(Cat(en for en, _, _ in written).any())
+        for index, (en, row, new) in enumerate(written):
+            with m.If(en):
+                m.d.comb += [self.wb.payload.layer.eq(index), self.wb.payload.row.eq(row),
+                             self.wb.payload.weights.eq(new.as_value())]
+
+        # -- read-out port -------------------------------------------------------------------
+        for index, value in enumerate(read_data):
+            with m.If(rd_layer == index):
+                m.d.comb += self.rd.payload.weights.eq(value.as_value())
+
+        # -- control ----------------------------------------------------------------------
         m.d.comb += self.o.payload.prediction.eq(prediction)
+        output, sweeps = self.fwd[last], self.sweep
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
+                m.d.comb += [self.rd_req.ready.eq(1), self.i.ready.eq(~self.rd_req.valid)]
+                with m.If(self.rd_req.valid):
+                    m.d.sync += [rd_layer.eq(self.rd_req.payload.layer),
+                                 rd_row.eq(self.rd_req.payload.row)]
+                    m.next = "READ"
+                with m.Elif(self.i.valid):
                     m.d.sync += [pixels.eq(self.i.payload.pixels), label.eq(self.i.payload.label),
-                                 qbp_busy.eq(1), qbp_index.eq(0)]
-                    m.d.comb += [sweep1.start.eq(1), backprop.clear.eq(1)]
-                    m.next = "FWD1"
-            with m.State("FWD1"):
-                with m.If(sweep1.valid):
-                    m.d.sync += [hidden.eq(Cat(hidden[1:], s1 >= 0)),
-                                 gate.eq(Cat(gate[1:], (s1 < gate_limit) & (s1 > -gate_limit)))]
-                with m.If(sweep1.last):
-                    m.d.comb += sweep2.start.eq(1)
-                    m.next = "OUT2"
-            with m.State("OUT2"):
-                with m.If(sweep2.valid):
-                    m.d.comb += [backprop.en.eq(1), wr2.en.eq(1)]
-                    with m.If((sweep2.index == 0) | (fwd2.sum > best)):
-                        m.d.sync += [best.eq(fwd2.sum), prediction.eq(sweep2.index)]
-                with m.If(sweep2.last):
-                    m.next = "WAIT_QBP"
+                                 train.eq(self.i.payload.train),
+                                 qbp_busy.eq(self.i.payload.train), qbp_index.eq(0)]
+                    m.d.comb += sweeps[0].start.eq(1)
+                    for acc in self.backprop:
+                        m.d.comb += acc.clear.eq(1)
+                    m.next = "FORWARD_1"
+            with m.State("READ"):
+                m.d.comb += reading.eq(1)
+                m.next = "READ_OUT"
+            with m.State("READ_OUT"):
+                m.d.comb += [reading.eq(1), self.rd.valid.eq(1)]
+                with m.If(self.rd.ready):
+                    m.next = "IDLE"
+            for index in range(last):
+                with m.State(f"FORWARD_{index + 1}"):
+                    m.d.comb += forward_on[index].eq(1)
+                    with m.If(sweeps[index].last):
+                        m.d.comb += sweeps[index + 1].start.eq(1)
+                        m.next = f"FORWARD_{index + 2}"
+            with m.State(f"FORWARD_{last + 1}"):
+                # The output layer: scores, argmax, and when training its error and update.
+                m.d.comb += backward_on[last].eq(train)
+                with m.If(sweeps[last].valid):
+                    with m.If((sweeps[last].index == 0) | (output.sum > best)):
+                        m.d.sync += [best.eq(output.sum), prediction.eq(sweeps[last].index)]
+                with m.If(sweeps[last].last):
+                    with m.If(train):
+                        self._backward_from(m, last, qbp_done)
+                    with m.Else():
+                        m.next = "DONE"
+            for index in range(last - 1, -1, -1):
+                with m.State(f"BACKWARD_{index + 1}"):
+                    m.d.comb += backward_on[index].eq(1)
+                    with m.If(sweeps[index].last):
+                        if index:
+                            self._backward_from(m, index, qbp_done)
+                        else:
+                            m.next = "DONE"
             with m.State("WAIT_QBP"):
-                with m.If(~qbp_busy):
-                    m.d.comb += sweep1.start.eq(1)
-                    m.next = "BWD1"
-            with m.State("BWD1"):
-                with m.If(sweep1.valid):
-                    m.d.comb += wr1.en.eq(1)
-                with m.If(sweep1.last):
-                    m.next = "DONE"
+                with m.If(qbp_done):
+                    m.d.comb += sweeps[0].start.eq(1)
+                    m.next = "BACKWARD_1"
             with m.State("DONE"):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
-                    if self.max_extra:
-                        m.d.sync += decay_count.eq(decay_count + 1)
-                        with m.If(decay_count == c.lr_decay_steps - 1):
-                            m.d.sync += decay_count.eq(0)
-                            with m.If(extra != self.max_extra):
-                                m.d.sync += extra.eq(extra + 1)
+                    with m.If(train):
+                        m.d.sync += batch_count.eq(Mux(apply, 0, batch_count + 1)
+                                                   if c.batch > 1 else 0)
+                        if self.max_extra:
+                            m.d.sync += decay_count.eq(decay_count + 1)
+                            with m.If(decay_count == c.lr_decay_steps - 1):
+                                m.d.sync += decay_count.eq(0)
+                                with m.If(extra != self.max_extra):
+                                    m.d.sync += extra.eq(extra + 1)
         return m
+
+    def _backward_from(self, m, index, qbp_done):
+        """At the last row of layer ``index + 1``'s sweep: start layer ``index``'s backward
+        sweep (layer 1's once its QBP exponents are all drawn)."""
+        if index - 1 > 0:
+            m.d.comb += self.sweep[index - 1].start.eq(1)
+            m.next = f"BACKWARD_{index}"
+            return
+        with m.If(qbp_done):
+            m.d.comb += self.sweep[0].start.eq(1)
+            m.next = "BACKWARD_1"
+        with m.Else():
+            m.next = "WAIT_QBP"
