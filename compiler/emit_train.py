@@ -1,12 +1,13 @@
 """``fewmul compile --train``: the on-chip training design of a spec.
 
-The spec must describe the one-hidden-layer net the trainer supports
-(binary weights, a sign hidden layer, a linear output layer, no batch norm,
-squared hinge loss). ``BUILD/`` then holds ``top.v`` (the
-:class:`~fewmul.gateware.training.OnChipTrainer`), ``init.npz`` (the initial
-hidden weights), ``train.json`` (the trainer's configuration, the data set and
-the stream layouts for the testbench), ``spec.yaml`` and ``report.json`` with
-the Yosys cell counts and the LUT/FF cost of every unit, forward beside backward.
+The spec must describe a net the trainer supports (dense layers with binary or
+ternary weights, sign hidden layers, a linear output layer, no batch norm,
+squared hinge loss; the scales under ``train.onchip``). ``BUILD/`` then holds
+``top.v`` (the :class:`~fewmul.gateware.training.OnChipTrainer`), ``init.npz``
+(the initial hidden weights ``w1`` .. ``wL``), ``train.json`` (the trainer's
+configuration, the data set, the cycles and the stream layouts for the
+testbench), ``spec.yaml`` and ``report.json`` with the Yosys cell counts and
+the LUT/FF cost of every unit, forward, backward and control.
 """
 
 from __future__ import annotations
@@ -25,15 +26,8 @@ from .folders import BuildFolder
 from .spec import NetworkSpec, dump_spec, load_spec
 from .yosys import DSP_CELLS, ECP5_SCRIPT, cell_counts, run_stat, yosys_stat
 
-__all__ = ["onchip_config", "compile_training", "unit_costs", "format_report", "UNIT_ROLES"]
+__all__ = ["onchip_config", "compile_training", "unit_costs", "format_report"]
 
-#: Role of each submodule of the trainer in the area report.
-UNIT_ROLES = {
-    "fwd1": "forward", "fwd2": "forward",
-    "hinge": "backward", "backprop": "backward", "update1": "backward", "update2": "backward",
-    "qbp": "backward", "lfsr": "backward",
-    "sweep1": "control", "sweep2": "control",
-}
 #: ECP5 cells reported per unit.
 ECP5_CELLS = {"LUT4": "LUT4", "FF": "TRELLIS_FF", "CCU2C": "CCU2C", "LUTRAM": "TRELLIS_DPR16X4",
               "BRAM": "DP16KD", "DSP": "MULT18X18D"}
@@ -84,6 +78,7 @@ def _layout(top) -> dict:
     wb = top.wb.payload.shape()
     return {
         "label_offset": sample["label"].offset,
+        "train_offset": sample["train"].offset,
         "prediction_offset": out["prediction"].offset,
         "prediction_bits": out["prediction"].width,
         "wb_layer_offset": wb["layer"].offset, "wb_layer_bits": wb["layer"].width,
@@ -102,7 +97,8 @@ def _ecp5_cells(build_dir: Path, verilog: str, top: str) -> dict[str, int]:
 def unit_costs(build_dir: Path, trainer, top: str = "top") -> dict:
     """ECP5 cells of every unit of ``trainer`` (each synthesized alone) and of the whole design.
 
-    Each submodule named in :data:`UNIT_ROLES` is converted to Verilog on its own
+    Each unit of ``trainer.units`` (its forward, backward and control units) is converted to
+    Verilog on its own
     (``BUILD/units/NAME.v``) and run through ``synth_ecp5``; the whole ``top.v`` is run too,
     and what the units do not account for (state machine, registers, weight memories,
     multiplexers between the units) is the unit ``top`` with role ``control``.
@@ -123,10 +119,10 @@ def unit_costs(build_dir: Path, trainer, top: str = "top") -> dict:
         return row
 
     units = {}
-    names = [name for name in UNIT_ROLES if hasattr(trainer, name)]
-    for name in tqdm(names, desc="ecp5 per unit", unit="unit", leave=False):
-        write_atomic(unit_dir / f"{name}.v", verilog.convert(getattr(trainer, name), name=name))
-        units[name] = summary(_ecp5_cells(unit_dir, f"{name}.v", name), UNIT_ROLES[name])
+    for name, (unit, role) in tqdm(trainer.units.items(), desc="ecp5 per unit", unit="unit",
+                                   leave=False):
+        write_atomic(unit_dir / f"{name}.v", verilog.convert(unit, name=name))
+        units[name] = summary(_ecp5_cells(unit_dir, f"{name}.v", name), role)
     total = summary(_ecp5_cells(build_dir, "top.v", top))
     units["top"] = {"role": "control", **{k: max(0, total[k] - sum(u[k] for u in units.values()))
                                            for k in total}}
@@ -151,15 +147,17 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     net = OnChipNet.init(cfg)
-    top = OnChipTrainer(cfg, net.w1, net.w2)
+    top = OnChipTrainer(cfg, net.weights)
     write_atomic(BuildFolder(build_dir).top_v, verilog.convert(top, name="top"))
-    save_npz(BuildFolder(build_dir).train_init_path, {"w1": net.w1, "w2": net.w2})
+    save_npz(BuildFolder(build_dir).train_init_path,
+             {f"w{index + 1}": w for index, w in enumerate(net.weights)})
     write_atomic(BuildFolder(build_dir).spec_path, dump_spec(spec))
     meta = {
         "kind": "onchip-training", "name": spec.name, "config": cfg.to_dict(),
         "data": {"set": spec.data.set, "input_bits": spec.data.input_bits, "dir": spec.data.dir},
         "order_seed": spec.train.seed, "layout": _layout(top),
         "latency": top.latency, "cycles_per_step": top.cycles_per_step,
+        "inference_latency": top.inference_latency,
     }
     BuildFolder(build_dir).write_json("train.json", meta)
     compile_s = time.perf_counter() - t0
@@ -170,8 +168,12 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
         yosys[target]["seconds"] = time.perf_counter() - t1
     report = {
         "name": spec.name, "mode": "train",
-        "net": f"{cfg.inputs} -> {cfg.hidden} -> {cfg.classes}", "config": cfg.to_dict(),
+        "net": " -> ".join(str(v) for v in cfg.sizes), "weights": cfg.weights,
+        "batch": cfg.batch, "config": cfg.to_dict(),
         "latency_cycles": top.latency, "cycles_per_step": top.cycles_per_step,
+        "inference_latency_cycles": top.inference_latency,
+        "cycles_formula": "max(F + H, N + M_1) + 2, F = M_1 + ... + M_L (forward rows), "
+                          "H = M_1 + ... + M_{L-1} (backward rows of the hidden layers)",
         "compile_seconds": compile_s, "yosys": yosys,
     }
     if units:
@@ -184,7 +186,9 @@ def compile_training(source: Path, build_dir: Path, *, synth: tuple[str, ...] = 
 
 def format_report(report: dict, build: Path) -> str:
     """Human-readable summary of a training build's report."""
-    lines = [f"compiled on-chip trainer {report['net']}: {Path(build) / 'top.v'}",
+    batch = report.get("batch", 1)
+    lines = [f"compiled on-chip trainer {report['net']}, {report.get('weights', 'binary')} "
+             f"weights, batch {batch}: {Path(build) / 'top.v'}",
              f"{report['cycles_per_step']} cycles per training step (one sample), latency "
              f"{report['latency_cycles']}; {report['compile_seconds']:.1f} s"]
     for target, stat in report["yosys"].items():

@@ -44,8 +44,7 @@ class TrainingBuild:
     layout: dict
     latency: int
     cycles_per_step: int
-    w1: np.ndarray
-    w2: np.ndarray
+    weights: list[np.ndarray]
 
     @classmethod
     def load(cls, build_dir: Path) -> "TrainingBuild":
@@ -54,16 +53,15 @@ class TrainingBuild:
         if not meta_path.exists():
             raise FileNotFoundError(f"{meta_path} is missing: run 'fewmul compile --train' first")
         meta = json.loads(meta_path.read_text())
+        cfg = OnChipConfig(**meta["config"])
         with np.load(folder.train_init_path) as f:
-            w1, w2 = f["w1"], f["w2"]
-        return cls(build_dir, OnChipConfig(**meta["config"]), meta["data"], meta["order_seed"],
-                   meta["layout"], meta["latency"], meta["cycles_per_step"],
-                   w1.astype(np.int64), w2.astype(np.int64))
-
-    @property
-    def weights(self) -> list[np.ndarray]:
-        """The initial hidden weights of every layer, input layer first."""
-        return [self.w1, self.w2]
+            missing = [f"w{index + 1}" for index in range(cfg.layers) if f"w{index + 1}" not in f]
+            if missing:
+                raise ValueError(f"{folder.train_init_path} lacks {', '.join(missing)}: expected "
+                                 f"w1 .. w{cfg.layers} for sizes {cfg.sizes!r}")
+            weights = [f[f"w{index + 1}"].astype(np.int64) for index in range(cfg.layers)]
+        return cls(build_dir, cfg, meta["data"], meta["order_seed"], meta["layout"],
+                   meta["latency"], meta["cycles_per_step"], weights)
 
     def dataset(self) -> Dataset:
         return load_dataset(DataConfig(**self.data))
@@ -73,7 +71,12 @@ class TrainingBuild:
         return train_order(len(self.dataset().train), steps, self.order_seed)
 
     def initial_net(self) -> OnChipNet:
-        return OnChipNet(self.cfg, self.w1.copy(), self.w2.copy(), Lfsr(self.cfg.lfsr_seed))
+        return OnChipNet(self.cfg, [w.copy() for w in self.weights], Lfsr(self.cfg.lfsr_seed))
+
+    def net_with(self, weights: list[np.ndarray]) -> OnChipNet:
+        """A golden model holding ``weights`` (to evaluate weights read from the design)."""
+        return OnChipNet(self.cfg, [np.asarray(w, np.int64).copy() for w in weights],
+                         Lfsr(self.cfg.lfsr_seed))
 
 
 def simulate_training(build_dir: Path, steps: int, *, eval_every: int = 50,
@@ -143,8 +146,8 @@ def float_twin_curve(build: TrainingBuild, steps: int, eval_every: int) -> dict:
         net.step(data.train.x[index], data.train.y[index])
         twin.step(data.train.x[index], data.train.y[index])
         if step % eval_every == 0 or step == steps:
-            w_int = np.concatenate([net.w1.ravel(), net.w2.ravel()]).astype(np.float64)
-            w_flt = np.concatenate([twin.w1.ravel(), twin.w2.ravel()])
+            w_int = np.concatenate([w.ravel() for w in net.weights]).astype(np.float64)
+            w_flt = np.concatenate([np.ravel(w) for w in twin.weights])
             points.append({
                 "step": step,
                 "golden_test_acc": net.accuracy(data.test.x, data.test.y),
