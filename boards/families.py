@@ -288,8 +288,10 @@ class Flow(ABC):
 
     def count_cells(self, cells: dict[str, int]) -> dict[str, float]:
         """``lut``, ``ff``, ``bram`` (36 kbit blocks count for two 18 kbit ones) and ``dsp``
-        of the Yosys ``cells``, by :meth:`Board.kind_of <fewmul.boards.targets.Board.kind_of>`."""
-        counts = {"lut": 0, "ff": 0, "bram": 0, "dsp": 0}
+        of the Yosys ``cells``, by :meth:`Board.kind_of <fewmul.boards.targets.Board.kind_of>`,
+        and the board's other kinds (``spram``)."""
+        counts = {"lut": 0, "ff": 0, "bram": 0, "dsp": 0,
+                  **{kind: 0 for kind in self.board.capacity}}
         for cell, n in cells.items():
             kind = self.board.kind_of(cell)
             if kind == "bram18":

@@ -31,11 +31,15 @@ from fewmul.ir.op import block_rams
 from .nets import fastest_cycles
 from .targets import Board
 
-__all__ = ["FitError", "check_fit", "check_estimate", "estimated_brams", "suggest_folding",
+__all__ = ["FitError", "check_fit", "check_estimate", "estimated_brams", "estimated_sprams",
+           "weight_memory", "spram_layers", "SPRAM_CHOICES", "suggest_folding",
            "pe_work", "cycle_targets",
            "pnr_utilisation_from_log"]
 
-KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks"}
+KIND_NAMES = {"lut": "LUTs", "ff": "flip-flops", "bram": "block RAMs", "dsp": "DSP blocks",
+              "spram": "SPRAM blocks"}
+#: ``spram_layers`` choices besides a list of layers.
+SPRAM_CHOICES = ("auto", "none", "all")
 #: Use of a resource aimed at when suggesting a folding (routing needs slack).
 FILL_TARGET = 0.85
 
@@ -146,56 +150,156 @@ def _planner_suggestion(net, plans, used, available, unit):
             f"need about {estimate:.0f} {unit}", candidate)
 
 
-def estimated_brams(board: Board, plans: list[LayerPlan]) -> int:
+def weight_memory(plan: LayerPlan) -> tuple[int, int]:
+    """``(depth, width)`` of a layer's weight memory: a word of ``pe * simd`` weights (two
+    masks each if ternary) per group of ``pe`` neurons and fold."""
+    head, folding = plan.layer.head, plan.folding
+    binding = head.binding
+    return (binding.groups(folding) * binding.folds(folding),
+            folding.pe * plan.simd * head.dot.masks)
+
+
+def _block_memories(plans: list[LayerPlan], spram=()) -> list[tuple[int, int]]:
+    """The planner's memories, less the weight memories of the ``spram`` layers."""
+    memories = []
+    for index, plan in enumerate(plans):
+        listed = list(plan.estimate().memories)
+        if index in spram and weight_memory(plan) in listed:
+            listed.remove(weight_memory(plan))
+        memories += listed
+    return memories
+
+
+def estimated_brams(board: Board, plans: list[LayerPlan], spram=()) -> int:
     """Block RAMs of ``board`` that the planner's memories take, in the units of its
-    capacity (each memory in the cheapest of the device's block configurations)."""
+    capacity (each memory in the cheapest of the device's block configurations); the weights of
+    the ``spram`` layers are in SPRAM instead."""
     blocks = sum(block_rams(depth, width, board.bram_geometries)
-                 for plan in plans for depth, width in plan.estimate().memories)
+                 for depth, width in _block_memories(plans, spram))
     return -(-blocks // board.blocks_per_bram)
 
 
+def estimated_sprams(plans: list[LayerPlan], spram) -> int:
+    """SPRAM blocks the weight memories of the ``spram`` layers take (16-bit blocks side by
+    side, 16K words deep)."""
+    from fewmul.gateware.spram import spram_blocks
+    return sum(spram_blocks(width, depth)
+               for depth, width in (weight_memory(plans[index]) for index in spram))
+
+
+def spram_layers(board: Board, plans: list[LayerPlan], choice="auto") -> list[int]:
+    """The layers whose weights go into the board's SPRAM, written at start-up over the link.
+
+    Parameters
+    ----------
+    choice : "auto", "none", "all" or sequence of int
+        ``"auto"``: none while the block RAM holds every memory by the planner's estimate, else
+        the layers with the largest weight memories, largest first, each one whose blocks are
+        still free, until the rest fits the block RAM (none on a board without SPRAM);
+        ``"none"``; ``"all"``: every layer; or the layers (indices from 0), checked by the fit
+        check (:func:`check_estimate`).
+    """
+    if isinstance(choice, str):
+        if choice not in SPRAM_CHOICES:
+            raise ValueError(f"SPRAM choice must be one of {', '.join(SPRAM_CHOICES)} or a list "
+                             f"of layers, not {choice!r}")
+        if choice == "none":
+            return []
+        if choice == "all":
+            return list(range(len(plans)))
+        free = board.spram_blocks
+        if not free or estimated_brams(board, plans) <= board.capacity["bram"]:
+            return []
+        chosen: list[int] = []
+        by_size = sorted(range(len(plans)), key=lambda i: -weight_memory(plans[i])[0]
+                         * weight_memory(plans[i])[1])
+        for index in by_size:
+            need = estimated_sprams(plans, [index])
+            if need <= free:
+                chosen.append(index)
+                free -= need
+                if estimated_brams(board, plans, chosen) <= board.capacity["bram"]:
+                    break
+        return sorted(chosen)
+    layers = sorted({int(i) for i in choice})
+    if any(not 0 <= i < len(plans) for i in layers):
+        raise ValueError(f"SPRAM layers must be between 0 and {len(plans) - 1}, not "
+                         f"{list(choice)!r}")
+    return layers
+
+
 def _bram_suggestion(board: Board, net: Graph, plans: list[LayerPlan], used: float,
-                     available: float) -> str:
+                     available: float, spram=()) -> str:
     """The fastest folding whose weight memories take at most ``available`` block RAMs (the
     weights' bits do not shrink with the folding, only how well they fill the blocks), the
-    planner's count scaled by ``used`` / its count for ``plans``."""
-    ratio = used / max(1, estimated_brams(board, plans))
+    planner's count scaled by ``used`` / its count for ``plans``; SPRAM where the device has
+    some."""
+    advice = _bram_folding(board, net, plans, used, available, spram)
+    if board.spram_blocks and not spram:
+        return (f"{advice}; or the largest weights in the SPRAM (--spram auto, or the "
+                f"layers)")
+    return advice
+
+
+def _bram_folding(board: Board, net: Graph, plans: list[LayerPlan], used: float,
+                  available: float, spram) -> str:
+    ratio = used / max(1, estimated_brams(board, plans, spram))
     for target in cycle_targets(net):
         candidate = plan_folding(net, "auto", target)
-        estimate = ratio * estimated_brams(board, candidate)
+        estimate = ratio * estimated_brams(board, candidate, spram)
         if estimate <= available:
             return (f"--pe {_pe_text(candidate)} ({_cycles_text(candidate, plans)}) is "
                     f"estimated to need about {estimate:.0f} block RAMs")
-    bits = sum(depth * width for plan in plans for depth, width in plan.estimate().memories)
+    bits = sum(depth * width for depth, width in _block_memories(plans, spram))
     return (f"the weights and buffers ({bits / 1024:.0f} kbit in block RAM at any folding) "
             f"need a smaller network (fewer hidden units or filters) or a larger board such as "
             f"--board ulx3s")
 
 
-def check_estimate(board: Board, net: Graph, plans: list[LayerPlan]) -> None:
-    """Refuse, before any synthesis, a folding whose LUTs, flip-flops or block RAMs by the
-    planner's estimate alone exceed the board's (the estimate leaves out the host link and
-    most control logic, so it is below what synthesis finds: a design refused here cannot
-    fit)."""
+def check_estimate(board: Board, net: Graph, plans: list[LayerPlan], spram=()) -> None:
+    """Refuse, before any synthesis, a folding whose LUTs, flip-flops, block RAMs or SPRAM
+    blocks (the weights of the ``spram`` layers) by the planner's estimate alone exceed the
+    board's (the estimate leaves out the host link and most control logic, so it is below what
+    synthesis finds: a design refused here cannot fit)."""
     estimates = [plan.estimate() for plan in plans]
     used = {"lut": sum(e.luts for e in estimates), "ff": sum(e.ffs for e in estimates),
-            "bram": estimated_brams(board, plans)}
+            "bram": estimated_brams(board, plans, spram),
+            "spram": estimated_sprams(plans, spram)}
     check_fit(board, used, net, plans, stage="the planner's estimate, before synthesis",
-              kinds=("lut", "ff", "bram"))
+              kinds=("lut", "ff", "bram", "spram"), spram=spram)
+
+
+def _spram_suggestion(board: Board, plans: list[LayerPlan], spram, have: int) -> str:
+    """What to change when the ``spram`` layers' words take more SPRAM blocks than ``have``."""
+    from fewmul.gateware.spram import SPRAM_WIDTH
+    if not have:
+        return (f"the {board.title} has no SPRAM: put the weights in block RAM (no SPRAM "
+                f"layers) or use a board with SPRAM such as --board icebreaker")
+    words = ", ".join(f"layer {i}: {weight_memory(plans[i])[1]}-bit words, "
+                      f"{estimated_sprams(plans, [i])} block{'s' if estimated_sprams(plans, [i]) > 1 else ''}"
+                      for i in spram)
+    return (f"each SPRAM block reads {SPRAM_WIDTH} bits a cycle ({words}): fewer SPRAM layers "
+            f"or narrower words (a smaller --pe or --simd of those layers)")
 
 
 def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
-              stage: str, kinds: tuple[str, ...] = ("lut", "ff", "bram", "dsp")) -> None:
+              stage: str, kinds: tuple[str, ...] = ("lut", "ff", "bram", "dsp", "spram"),
+              spram=()) -> None:
     """Raise :class:`FitError` for the first resource of ``used`` (of ``kinds``) over the
-    board's capacity."""
+    board's capacity (``spram``: the layers whose weights are in SPRAM)."""
     for kind in kinds:
-        have = board.capacity.get(kind)
+        have = board.spram_blocks if kind == "spram" else board.capacity.get(kind)
         need = used.get(kind)
         if have is None or need is None or need <= have:
             continue
         name = KIND_NAMES[kind]
+        if kind == "spram":
+            advice = _spram_suggestion(board, plans, spram, have)
+            raise FitError(f"the design does not fit the {board.title}: it needs {need:g} "
+                           f"{name} ({stage}) but the device has {have}. To fit: {advice}.",
+                           resource=kind, used=need, available=have, suggestion=advice)
         if kind == "bram":
-            advice = _bram_suggestion(board, net, plans, need, have)
+            advice = _bram_suggestion(board, net, plans, need, have, spram)
         else:
             advice, _ = suggest_folding(net, plans, need, have, name, kind)
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "

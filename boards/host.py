@@ -4,7 +4,9 @@ The driver speaks :mod:`fewmul.boards.protocol` through any object with
 pyserial's ``write(bytes)`` and ``read(n)`` (returning fewer bytes on a
 timeout), so it runs against a real port or a stand-in. An image goes out in one
 frame whatever the network: a convolutional network's board takes it pixel by
-pixel from its image register.
+pixel from its image register. A board whose weights are written at start-up (``weights`` in
+``link.json``: the iCE40UP5K's SPRAM) gets them first (:func:`load_weights`), each weight
+frame acknowledged.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import write_atomic
-from .protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES, RESULT_SYNC, BenchReport,
-                       LinkFormat, ProtocolError, result_checksum)
+from .protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES, RESULT_SYNC, WEIGHT_ACK,
+                       BenchReport, LinkFormat, ProtocolError, WeightMemory, result_checksum,
+                       weight_frame_check)
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board", "run_bench",
-           "read_bench_report"]
+           "read_bench_report", "load_weights"]
 
 
 class HostLinkError(RuntimeError):
@@ -87,6 +90,61 @@ def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
     return answers
 
 
+def _read_ack(port, frame: bytes, index: int, timeout: float) -> None:
+    """Wait for the acknowledgement of weight frame ``index`` (skipping other bytes) and check
+    its check byte."""
+    deadline = time.monotonic() + timeout
+    while True:
+        byte = port.read(1)
+        if byte and byte[0] == WEIGHT_ACK:
+            break
+        if time.monotonic() > deadline:
+            raise HostLinkError(f"the board did not acknowledge weight frame {index} within "
+                                f"{timeout:g} s: check the port, the baud rate and that the "
+                                f"bitstream is loaded")
+    check = b""
+    while not check:
+        check = port.read(1)
+        if not check and time.monotonic() > deadline:
+            raise HostLinkError(f"the acknowledgement of weight frame {index} stopped short")
+    if check[0] != weight_frame_check(frame):
+        raise HostLinkError(f"weight frame {index} was received damaged (check byte "
+                            f"0x{check[0]:02X}, sent 0x{weight_frame_check(frame):02X}): "
+                            f"load the weights again")
+
+
+def load_weights(port, board_dir: Path, *, timeout: float = 2.0) -> dict:
+    """Write the weight memories that ``link.json`` lists under ``weights`` (none for most
+    builds) with weight frames, each acknowledged before the next.
+
+    Returns
+    -------
+    dict
+        ``layers`` (loaded), ``frames``, ``bytes`` (sent) and ``seconds``.
+    """
+    from fewmul.nn.artifacts import read_json
+
+    from .weights import read_weight_file
+
+    board_dir = Path(board_dir)
+    info = read_json(board_dir / "link.json")
+    try:
+        entries = [WeightMemory.from_json(e) for e in info.get("weights") or []]
+    except ValueError as exc:
+        raise HostLinkError(f"{board_dir / 'link.json'}: {exc}") from None
+    baud = float(info.get("baud") or 115200)
+    t0 = time.perf_counter()
+    frames = sent = 0
+    for entry in entries:
+        for frame in entry.frames(read_weight_file(board_dir, entry)):
+            port.write(frame)
+            _read_ack(port, frame, frames, timeout + 2 * 10 * len(frame) / baud)
+            frames += 1
+            sent += len(frame)
+    return {"layers": [e.layer for e in entries], "frames": frames, "bytes": sent,
+            "seconds": time.perf_counter() - t0}
+
+
 def find_board_dir(build_dir: Path, board: str | None) -> Path:
     """``BUILD/<board>/``; with ``board`` None, the only board folder ``fewmul build`` wrote."""
     build_dir = Path(build_dir)
@@ -111,7 +169,8 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
 
     Writes and returns ``BUILD/<board>/run.json``: ``images``, ``mismatches``,
     ``first_mismatch``, ``accuracy`` (board labels against the true labels),
-    ``inferences_per_s`` over the serial link.
+    ``inferences_per_s`` over the serial link; ``weights_loaded`` (:func:`load_weights`) when
+    the board's weights were sent first.
     """
     from fewmul.nn.data import load_dataset
 
@@ -126,6 +185,7 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
                             f"but the network takes {net.in_type.size} and the board's link "
                             f"{fmt.input_count}: rebuild the board from this build folder")
     golden = net.scores(x)
+    weights = load_weights(port, board_dir, timeout=timeout)
     t0 = time.perf_counter()
     answers: list = []
     try:
@@ -139,6 +199,8 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
                             f"{board_dir / 'run.json'}") from None
     result = _result(board_dir.name, answers, golden, y, time.perf_counter() - t0)
     result.update(requested=len(x), complete=True)
+    if weights["frames"]:
+        result["weights_loaded"] = weights
     write_atomic(board_dir / "run.json", json.dumps(result, indent=2))
     return result
 
@@ -215,6 +277,7 @@ def run_bench(port, build_dir: Path, *, board: str | None = None,
     golden_checksum = result_checksum(
         [fmt.encode_result(int(p), s) for p, s in zip(predicted, scores.tolist())],
         fmt.result_bits)
+    weights = load_weights(port, board_dir, timeout=timeout)
     port.write(bytes([BENCH_COMMAND]))
     steady = int(info["bench_cycles_per_image"])
     expected = (count - 1) * steady + int(info.get("latency_cycles", 0))
@@ -227,5 +290,7 @@ def run_bench(port, build_dir: Path, *, board: str | None = None,
               "golden_correct": int((predicted == y).sum()),
               "checksum": f"{report.checksum:08x}", "golden_checksum": f"{golden_checksum:08x}",
               "checksum_ok": report.checksum == golden_checksum}
+    if weights["frames"]:
+        result["weights_loaded"] = weights
     write_atomic(board_dir / "bench.json", json.dumps(result, indent=2))
     return result

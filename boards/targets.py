@@ -41,7 +41,10 @@ class Board:
         ``"ice40"``, ``"ecp5"`` or ``"xilinx"`` (no open place and route: synthesis only),
         which selects the flow (:data:`fewmul.boards.families.FLOWS`).
     capacity : dict
-        ``lut``, ``ff``, ``bram``, ``dsp``: the device's totals.
+        ``lut``, ``ff``, ``bram``, ``dsp``: the device's totals; ``spram`` where the device has
+        single-port RAM blocks (the iCE40UP5K's four 16K x 16 ``SB_SPRAM256KA``), which hold
+        weights written at start-up (:mod:`fewmul.boards.weights`); none elsewhere
+        (:meth:`spram_blocks` is 0).
     pnr_bels : dict
         Kind -> nextpnr bel type whose use nextpnr reports.
     cell_kinds : dict
@@ -76,6 +79,11 @@ class Board:
     uart_bridge: str | None = None
     default_baud: int = 115200
 
+    @property
+    def spram_blocks(self) -> int:
+        """Single-port RAM blocks of the device (0 where it has none)."""
+        return int(self.capacity.get("spram", 0))
+
     def kind_of(self, cell: str) -> str | None:
         """The resource kind of a Yosys cell type, or None for cells that are not counted."""
         for prefix, kind in self.cell_kinds.items():
@@ -103,9 +111,12 @@ def _arty(*, target_hz: float | None = None) -> Platform:
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "iCEBreaker (Lattice iCE40UP5K)", _icebreaker, "ice40",
-          capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8},
-          pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
-          cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp"},
+          # 30 EBR of 4 kbit; 4 SPRAM of 256 kbit (16K x 16), written at start-up
+          capacity={"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8, "spram": 4},
+          pnr_bels={"lut": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP",
+                    "spram": "ICESTORM_SPRAM"},
+          cell_kinds={"SB_LUT4": "lut", "SB_DFF": "ff", "SB_RAM40": "bram", "SB_MAC16": "dsp",
+                      "SB_SPRAM256KA": "spram"},
           target_hz=40e6, bram_geometries=ICE40_EBR,
           uart_bridge="FT2232H", default_baud=3_000_000),     # 12 MHz / 4, FT2232H 12 MHz / 4
     Board("ulx3s", "ULX3S (Lattice ECP5 LFE5U-85F)", _ulx3s, "ecp5",

@@ -111,3 +111,83 @@ def test_a_conv_net_takes_no_weight_frames():
     network, _ = build_network(small_conv_net(), pe=[4, 5])
     with pytest.raises(ValueError, match="Weights loaded over the link take networks"):
         HostLink(network, 4, weights=attach_spram(network, [0]))
+
+
+def test_spram_weights_loaded_over_the_serial_pins_bit_exact_in_verilator(tmp_path):
+    """The link top's Verilog with SB_SPRAM256KA instances (the Yosys cell model): weight frames
+    on the rx pin, each acknowledged, then images whose answers equal the golden model's."""
+    from fewmul.boards.uart_sim import simulate_link
+
+    net = random_net([40, 24, 10], input_bits=2, seed=5)
+    images = np.random.default_rng(2).integers(0, 4, size=(6, 40))
+    result = simulate_link(net, images, tmp_path, pe=[2, 2], simd=[8, 24], divisor=4,
+                           spram=[0, 1])
+    assert "SB_SPRAM256KA" in (tmp_path / "link_top.v").read_text()
+    assert result["error"] is None
+    # layer 0: 12 groups x 5 folds of 16-bit words; layer 1: 5 x 1 of 48 bits, one frame each
+    assert result["weight_frames"] == 2
+    assert (result["images"], result["answers"], result["mismatches"]) == (6, 6, 0)
+
+
+class WeightBoard:
+    """A serial port with the board's side of the weight frames: it writes the words into a
+    dict per layer and acknowledges each frame (with a wrong check byte for frame ``damage``)."""
+
+    def __init__(self, memories, damage=None):
+        self.memories = {m.layer: m for m in memories}
+        self.words = {m.layer: {} for m in memories}
+        self.rx, self.tx, self.frames, self.damage = b"", bytearray(), 0, damage
+
+    def write(self, data: bytes):
+        self.rx += data
+        assert self.rx[0] == WEIGHT_SYNC
+        layer, addr = self.rx[1], int.from_bytes(self.rx[2:4], "little")
+        count = int.from_bytes(self.rx[4:6], "little") + 1
+        size = self.memories[layer].word_bytes
+        end = 6 + count * size
+        if len(self.rx) < end:
+            return
+        frame, self.rx = self.rx[:end], self.rx[end:]
+        for i in range(count):
+            self.words[layer][addr + i] = int.from_bytes(frame[6 + i * size:6 + (i + 1) * size],
+                                                         "little")
+        check = weight_frame_check(frame) ^ (1 if self.frames == self.damage else 0)
+        self.tx += bytes([0x00, WEIGHT_ACK, check])        # a stray byte, then the ack
+        self.frames += 1
+
+    def read(self, n: int) -> bytes:
+        out, self.tx = bytes(self.tx[:1]), self.tx[1:]
+        return out
+
+
+def test_host_loads_the_weights_listed_in_link_json(tmp_path):
+    import json
+
+    from fewmul.boards.host import HostLinkError, load_weights
+
+    _, network, memories, _ = spram_link()
+    entries = write_weight_files(tmp_path, network, memories)
+    (tmp_path / "link.json").write_text(json.dumps(
+        {"baud": 3_000_000, "weights": [e.to_json() for e in entries]}))
+    board = WeightBoard(entries)
+    loaded = load_weights(board, tmp_path, timeout=0.2)
+    assert loaded["layers"] == [0, 1] and loaded["frames"] == board.frames == 2
+    units = layer_units(network)
+    for entry in entries:
+        assert [board.words[entry.layer][a] for a in range(entry.words)] == \
+            units[entry.layer].rows
+    with pytest.raises(HostLinkError, match="weight frame 1 was received damaged"):
+        load_weights(WeightBoard(entries, damage=1), tmp_path, timeout=0.2)
+
+    class Silent:
+        def write(self, data):
+            pass
+
+        def read(self, n):
+            return b""
+
+    with pytest.raises(HostLinkError, match="did not acknowledge weight frame 0"):
+        load_weights(Silent(), tmp_path, timeout=0.05)
+    # a build without SPRAM weights sends nothing
+    (tmp_path / "link.json").write_text(json.dumps({"baud": 3_000_000}))
+    assert load_weights(Silent(), tmp_path)["frames"] == 0
