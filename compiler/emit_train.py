@@ -23,6 +23,7 @@ from fewmul.nn.data import load_dataset
 from fewmul.nn.onchip import OnChipNet
 
 from .folders import BuildFolder
+from .onchip_config import onchip_config
 from .spec import NetworkSpec, dump_spec, load_spec
 from .yosys import DSP_CELLS, ECP5_SCRIPT, cell_counts, run_stat, yosys_stat
 
@@ -39,37 +40,6 @@ def _spec_of(source: Path) -> tuple[NetworkSpec, Path]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: give a spec file or a run folder")
     return load_spec(path), path
-
-
-def onchip_config(spec: NetworkSpec, where: str, **overrides) -> OnChipConfig:
-    """The trainer configuration of ``spec``; a clear error if the spec does not fit it."""
-    problems = []
-    if len(spec.layers) != 2:
-        problems.append(f"layers: on-chip training supports one hidden layer and an output "
-                        f"layer (2 layers), got {len(spec.layers)}")
-    else:
-        for index, (layer, act) in enumerate(zip(spec.layers, ("sign", "none"))):
-            if layer.kind != "dense":
-                problems.append(f"layers[{index}].kind: on-chip training takes fully-connected "
-                                f"layers; expected dense, got {layer.kind!r}")
-            if layer.weights != "binary":
-                problems.append(f"layers[{index}].weights: expected binary, got {layer.weights!r}")
-            if layer.act != act:
-                problems.append(f"layers[{index}].act: expected {act}, got {layer.act!r}")
-            if layer.bn:
-                problems.append(f"layers[{index}].bn: on-chip training runs without batch "
-                                f"norm; expected false, got true")
-    if spec.train.loss != "squared_hinge":
-        problems.append(f"train.loss: on-chip training uses squared_hinge, got "
-                        f"{spec.train.loss!r}")
-    if problems:
-        raise ValueError(f"{where}: not an on-chip training spec:\n  " + "\n  ".join(problems))
-    data = load_dataset(spec.data)
-    if spec.layers[1].units != data.classes:
-        raise ValueError(f"{where}: layers[1].units: expected {data.classes} classes, got "
-                         f"{spec.layers[1].units}")
-    return OnChipConfig(inputs=data.inputs, hidden=spec.layers[0].units, classes=data.classes,
-                        input_bits=spec.data.input_bits, seed=spec.train.seed, **overrides)
 
 
 def _layout(top) -> dict:

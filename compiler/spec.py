@@ -70,7 +70,8 @@ import yaml
 from fewmul.arith.ranges import divisors
 from fewmul.nn.config import (
     ACTIVATIONS, BN_KINDS, DATA_SETS, LAYER_KINDS, LOSSES, OPTIMIZERS, PADDINGS, POOL_INPUTS,
-    QUANTIZE_MODES, WEIGHT_MODES, DataConfig, LayerConfig, OptimizerConfig, TrainConfig,
+    QUANTIZE_MODES, WEIGHT_MODES, DataConfig, LayerConfig, OnChipTrainConfig, OptimizerConfig,
+    TrainConfig,
 )
 from fewmul.nn.data import SHAPES
 
@@ -82,7 +83,7 @@ from .schema import (
 __all__ = [
     "BOARDS", "DATA_CLASSES", "DIR_SETS", "WEIGHTED_KINDS", "HardwareConfig", "NetworkSpec",
     "SpecError", "SpecIssue", "SPEC_SCHEMA", "LAYER_SCHEMA", "DENSE_LAYER_SCHEMA",
-    "CONV_LAYER_SCHEMA", "MAXPOOL_LAYER_SCHEMA", "RULES", "load_spec", "parse_spec", "read_spec_text",
+    "CONV_LAYER_SCHEMA", "MAXPOOL_LAYER_SCHEMA", "ONCHIP_SCHEMA", "RULES", "load_spec", "parse_spec", "read_spec_text",
     "dump_spec", "layer_to_dict", "layer_output_shape", "layer_shapes", "weighted_layers",
 ]
 
@@ -247,6 +248,41 @@ OPTIMIZER_SCHEMA = Map({
     "lr_pow2": Field(Bool(), _default(OptimizerConfig, "lr_pow2"), "round learning rates to powers of two"),
 })
 
+def _per_layer(which: str, most: int) -> Nullable:
+    """An int for every layer, a list with one per layer, or null (chosen from the sizes)."""
+    return Nullable(OneOf(Int(min=0, max=most), List(Int(min=0, max=most), min_len=1),
+                          expected=f"an integer in 0..{most} or a list of them (one per {which})"))
+
+
+#: ``train.onchip:`` -- fixed-point scales of on-chip training (``fewmul compile --train``).
+ONCHIP_SCHEMA = Map({
+    "lr_shift": Field(_per_layer("layer with weights", 31), _default(OnChipTrainConfig, "lr_shift"),
+                      "right shift of the error in each layer's update (learning rate 2^-shift); "
+                      "null: from the sizes"),
+    "lr_decay_steps": Field(Int(min=0), _default(OnChipTrainConfig, "lr_decay_steps"),
+                            "every learning-rate shift grows by one after this many training "
+                            "samples (0: never)"),
+    "lr_decay_max": Field(Int(min=0, max=16), _default(OnChipTrainConfig, "lr_decay_max"),
+                          "at most this many times"),
+    "margin_shift": Field(Int(min=0, max=24), _default(OnChipTrainConfig, "margin_shift"),
+                          "squared hinge margin 2^margin_shift in units of the output sums"),
+    "gate_shift": Field(_per_layer("hidden layer", 31), _default(OnChipTrainConfig, "gate_shift"),
+                        "straight-through gate of each hidden layer: open where |s| < 2^shift; "
+                        "null: from the sizes"),
+    "backprop_shift": Field(_per_layer("hidden layer", 31),
+                            _default(OnChipTrainConfig, "backprop_shift"),
+                            "right shift of the error back-propagated into each hidden layer; "
+                            "null: from the sizes"),
+    "clip_bits": Field(Int(min=1, max=15), _default(OnChipTrainConfig, "clip_bits"),
+                       "hidden weights are clipped to [-2^clip_bits, 2^clip_bits]"),
+    "batch": Field(Int(min=1, max=1 << 16), _default(OnChipTrainConfig, "batch"),
+                   "samples per mini-batch, a power of two"),
+}, instead={"lr": "lr_shift", "learning_rate": "lr_shift", "margin": "margin_shift",
+            "gate": "gate_shift", "backprop": "backprop_shift", "clip": "clip_bits",
+            "weight_bits": "clip_bits", "batch_size": "batch", "score_shift": "margin_shift",
+            "lr_shifts": "lr_shift", "gate_shifts": "gate_shift",
+            "backprop_shifts": "backprop_shift"})
+
 #: ``train:``.
 TRAIN_SCHEMA = Map({
     "epochs": Field(Int(min=1), _default(TrainConfig, "epochs"), "passes over the training set"),
@@ -264,6 +300,7 @@ TRAIN_SCHEMA = Map({
     "qbp_exp_min": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_min"), "smallest QBP exponent"),
     "qbp_exp_max": Field(Int(min=-126, max=127), _default(TrainConfig, "qbp_exp_max"), "largest QBP exponent"),
     "bn_kind": Field(Enum(BN_KINDS), _default(TrainConfig, "bn_kind"), "standard or shift-based (AP2) batch norm"),
+    "onchip": Field(ONCHIP_SCHEMA, doc="fixed-point scales of on-chip training (compile --train)"),
 })
 
 #: ``hardware:``.
@@ -456,6 +493,38 @@ def _rule_optimizer(spec: dict, chk: Checker) -> None:
         chk.mismatch(None, ("train", "qbp_exp_max"), f"an integer >= qbp_exp_min ({lo})", f"{hi}")
 
 
+def _rule_onchip(spec: dict, chk: Checker) -> None:
+    """``train.onchip``: per-layer lists have one entry per layer they apply to, the first
+    learning-rate shift covers the largest QBP exponent, the batch is a power of two."""
+    train, layers, data = spec["train"], spec["layers"], spec["data"]
+    if not _ok(train) or not _ok(train["onchip"]):
+        return
+    onchip = train["onchip"]
+    where = ("train", "onchip")
+    batch = onchip["batch"]
+    if _ok(batch) and batch & (batch - 1):
+        lower = 1 << (batch.bit_length() - 1)
+        chk.mismatch(None, (*where, "batch"), f"a power of two (the average is a shift; "
+                     f"{lower} or {2 * lower})", str(batch))
+    if not _ok(layers) or not all(_ok(l) for l in layers):
+        return
+    weighted = sum(l["kind"] in WEIGHTED_KINDS for l in layers)
+    for key, count, what in (("lr_shift", weighted, "layer with weights"),
+                             ("gate_shift", weighted - 1, "hidden layer"),
+                             ("backprop_shift", weighted - 1, "hidden layer")):
+        value = onchip[key]
+        if isinstance(value, list) and len(value) != count:
+            chk.mismatch(None, (*where, key), f"a list with one entry per {what} "
+                         f"({_entries(count)})", _entries(len(value)))
+    lr, bits = onchip["lr_shift"], data["input_bits"] if _ok(data) else INVALID
+    first = lr[0] if isinstance(lr, list) else lr
+    if _ok(first, bits) and first is not None and bits is not None and first < bits:
+        path = (*where, "lr_shift", 0) if isinstance(lr, list) else (*where, "lr_shift")
+        chk.mismatch(None, path, f"an integer >= data.input_bits ({bits}) for the first layer "
+                     "(a pixel's QBP exponent, up to input_bits, is subtracted from it)",
+                     str(first))
+
+
 def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
@@ -509,7 +578,7 @@ def _rule_hardware(spec: dict, chk: Checker) -> None:
 #: Each may fill dependent defaults and report problems; fields that failed
 #: their own check are :data:`~fewmul.compiler.schema.INVALID` and skipped.
 RULES: list[Callable[[dict, Checker], None]] = [_rule_data, _rule_layers, _rule_shapes, _rule_optimizer,
-                                                _rule_hardware]
+                                                _rule_onchip, _rule_hardware]
 
 
 # --------------------------------------------------------------------------- layers
@@ -610,6 +679,7 @@ def _default_name(filename: str) -> str:
 def _build(spec: dict, filename: str) -> NetworkSpec:
     train = dict(spec["train"])
     train["optimizer"] = OptimizerConfig(**train["optimizer"])
+    train["onchip"] = OnChipTrainConfig(**train["onchip"])
     hw = dict(spec["hardware"])
     return NetworkSpec(
         name=spec["name"] if spec["name"] is not None else _default_name(filename),

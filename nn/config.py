@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "WEIGHT_MODES", "QUANTIZE_MODES", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DATA_SETS", "BN_KINDS",
     "LAYER_KINDS", "PADDINGS", "POOL_INPUTS",
-    "DataConfig", "LayerConfig", "OptimizerConfig", "TrainConfig",
+    "DataConfig", "LayerConfig", "OptimizerConfig", "OnChipTrainConfig", "TrainConfig",
 ]
 
 #: Weight quantizers: ``float`` keeps full precision, ``binary`` is BinaryConnect,
@@ -90,6 +90,33 @@ class OptimizerConfig:
 
 
 @dataclass
+class OnChipTrainConfig:
+    """Fixed-point scales of on-chip training (``fewmul compile --train``), as the spec gives them.
+
+    Shifts are powers of two: a shift ``s`` is a factor ``2**-s`` (learning rates, the
+    back-propagated error) or a scale ``2**s`` (the margin, the gate). A per-layer key is an
+    int for every layer it applies to, a list with one entry per such layer, or ``None``
+    (the default): chosen from the net's sizes (:mod:`fewmul.compiler.onchip_config`).
+    """
+    #: Right shift of the error in each layer's weight update (one per layer with weights).
+    lr_shift: int | list[int] | None = None
+    #: Every learning-rate shift grows by one after this many training samples (0: never) ...
+    lr_decay_steps: int = 300
+    #: ... at most this many times.
+    lr_decay_max: int = 2
+    #: The squared hinge's margin is ``2**margin_shift`` in units of the output sums.
+    margin_shift: int = 4
+    #: Straight-through gate of hidden layer ``l``: open where ``|s_l| < 2**gate_shift``.
+    gate_shift: int | list[int] | None = None
+    #: Right shift of the error back-propagated into each hidden layer.
+    backprop_shift: int | list[int] | None = None
+    #: Hidden weights are clipped to ``[-2**clip_bits, 2**clip_bits]``.
+    clip_bits: int = 6
+    #: Samples per mini-batch (a power of two): their updates are summed, then averaged.
+    batch: int = 1
+
+
+@dataclass
 class TrainConfig:
     """Everything the trainer needs besides the architecture."""
     epochs: int = 60
@@ -109,3 +136,5 @@ class TrainConfig:
     qbp_exp_max: int = 3
     #: ``standard`` or ``shift`` (AP2) batch norm.
     bn_kind: str = "standard"
+    #: Scales of on-chip training (``fewmul compile --train``); the float trainer ignores them.
+    onchip: OnChipTrainConfig = field(default_factory=OnChipTrainConfig)

@@ -16,7 +16,7 @@ from fewmul.compiler.spec import (
     LAYER_SCHEMA, SPEC_SCHEMA, HardwareConfig, NetworkSpec, SpecError, SpecIssue, dump_spec,
     layer_output_shape, layer_shapes, layer_to_dict, load_spec, parse_spec, weighted_layers,
 )
-from fewmul.nn.config import DataConfig, LayerConfig, OptimizerConfig, TrainConfig
+from fewmul.nn.config import DataConfig, LayerConfig, OnChipTrainConfig, OptimizerConfig, TrainConfig
 from fewmul.nn.data import SHAPES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -54,11 +54,13 @@ def test_example_round_trips():
     text = dump_spec(spec)
     assert parse_spec(text) == spec
     assert yaml.safe_load(text) == spec.to_dict()
-    # The example writes out every key but act_bits (1 for sign/none by default).
+    # The example writes out every key but act_bits (1 for sign/none by default) and the
+    # scales of on-chip training (train.onchip, for compile --train).
     written = yaml.safe_load(EXAMPLE.read_text())
     full = spec.to_dict()
     for layer in full["layers"]:
         assert layer.pop("act_bits") == 1
+    assert full["train"].pop("onchip") == dataclasses.asdict(OnChipTrainConfig())
     assert written == full
 
 
@@ -94,7 +96,10 @@ def test_defaults_filled():
                   "optimizer": {"name": "adam", "lr": 0.01, "lr_final": 0.0003, "batch": 100,
                                 "lr_pow2": False},
                   "bn_momentum": 0.1, "bn_eps": 0.0001, "bn_recompute": 0, "qbp_exp_min": -4, "qbp_exp_max": 3,
-                  "bn_kind": "standard"},
+                  "bn_kind": "standard",
+                  "onchip": {"lr_shift": None, "lr_decay_steps": 300, "lr_decay_max": 2,
+                             "margin_shift": 4, "gate_shift": None, "backprop_shift": None,
+                             "clip_bits": 6, "batch": 1}},
         "hardware": {"pe": "auto", "target_cycles": None, "board": "none"},
     }
     assert list(d) == ["name", "data", "layers", "train", "hardware"]
