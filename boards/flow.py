@@ -22,10 +22,11 @@ from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.artifacts import write_atomic
 
 from .families import BuildError, Timing, flow_for
-from .fit import FitError, check_estimate, check_fit
+from .fit import FitError, check_estimate, check_fit, spram_layers
 from .link import BoardTop
 from .nets import plan_network
 from .targets import Board, get_board
+from .weights import attach_spram, write_weight_files
 from .uart import BaudError, check_baud
 
 if TYPE_CHECKING:
@@ -212,7 +213,8 @@ def layer_entries(network, plans: list[LayerPlan]) -> list[dict]:
 def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=None,
                  simd=None, pipeline: int | str | None = None, baud: int | None = None,
                  target_hz: float | None = None, progress: bool = True,
-                 bench: tuple | None = None, bench_images: int | None = 0) -> BuildResult:
+                 bench: tuple | None = None, bench_images: int | None = 0,
+                 spram="auto") -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
@@ -240,6 +242,10 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         How many of ``bench`` the image store holds: None for as many as fit in half of the
         block RAM the planner leaves free, 0 for no benchmark mode; refused (one line) before
         synthesis when they do not fit.
+    spram : "auto", "none", "all" or list of int
+        Layers whose weights go into the SPRAM (:func:`~fewmul.boards.fit.spram_layers`:
+        ``"auto"``, only on a device with SPRAM and only when the block RAM cannot hold them);
+        they are loaded over the link at start-up (``weights`` in ``link.json``).
 
     Returns
     -------
@@ -273,9 +279,11 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     (out / "report.json").unlink(missing_ok=True)   # written last: marks a complete build
     plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
                          clock_hz=target_hz)
-    check_estimate(board, net, plans)       # a design far too large stops before synthesis
-    count = _bench_count(board, net, plans, bench, bench_images)
+    in_spram = spram_layers(board, plans, spram)
+    check_estimate(board, net, plans, in_spram)  # a design far too large stops before synthesis
+    count = _bench_count(board, net, plans, bench, bench_images, in_spram)
     network = lower(net, plans)
+    memories = attach_spram(network, in_spram)
     unit = steady = None
     if count:
         from .bench import BenchUnit, bench_cycles_per_image, feed_bytes
@@ -286,16 +294,17 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
                          feed_bytes(fmt.in_bytes, network.cycles_per_inference, limit))
         steady = bench_cycles_per_image(fmt, network.cycles_per_inference, limit)
     top = BoardTop(network, baud, board.uart_bridge, clock_hz=platform.default_clk_frequency,
-                   bench=unit)
+                   bench=unit, weights=memories)
+    weights = write_weight_files(out, network, memories)
     write_atomic(out / "link.json", top.format.to_json(
         baud=baud, divisor=str(divisor), clock_hz=platform.default_clk_frequency,
         bench_images=count, bench_cycles_per_image=steady,
         cycles_per_inference=network.cycles_per_inference,
-        latency_cycles=network.latency_cycles))
+        latency_cycles=network.latency_cycles, weights=[w.to_json() for w in weights]))
     flow = flow_for(board)(board, out)
 
     def check(used: dict, stage: str) -> None:
-        check_fit(board, used, net, plans, stage=stage)
+        check_fit(board, used, net, plans, stage=stage, spram=in_spram)
 
     steps = tqdm(total=flow.steps, desc=f"build {board.name}", unit="step",
                  disable=not progress, leave=False)
@@ -309,14 +318,15 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         cycles_per_inference=network.cycles_per_inference,
         latency_cycles=network.latency_cycles, frame_bytes=tuple(top.format.frame_bytes),
         synth_cells=made.synth_cells, synth=made.synth, used={**made.synth, **made.pnr_used},
-        timing=made.timing, bitstream=made.bitstream, extra=made.extra,
+        timing=made.timing, bitstream=made.bitstream,
+        extra={**made.extra, "spram_layers": in_spram},
         seconds=time.perf_counter() - t0, tool_seconds=made.tool_seconds,
         bench_images=count, bench_cycles_per_image=steady)
     result.write()
     return result
 
 
-def _bench_count(board: Board, net: Graph, plans, bench, images: int | None) -> int:
+def _bench_count(board: Board, net: Graph, plans, bench, images: int | None, spram=()) -> int:
     """The images of the benchmark mode's store, decided before the network is lowered: 0
     without a data set or for a convolutional network (its image goes in pixel by pixel), and
     by default on the ECP5 (see below), else :func:`~fewmul.boards.bench.bench_fit` against the block RAM the planner leaves
@@ -344,7 +354,8 @@ def _bench_count(board: Board, net: Graph, plans, bench, images: int | None) -> 
     classes = net.layers[-1].out_type.size
     store = SimpleNamespace(in_bytes=(net.in_type.size * net.in_type.bits + 7) // 8,
                             label_bits=max(1, (classes - 1).bit_length()))
-    free = (board.capacity["bram"] - estimated_brams(board, plans)) * board.blocks_per_bram
+    free = ((board.capacity["bram"] - estimated_brams(board, plans, spram))
+            * board.blocks_per_bram)
     return bench_fit(store, images, free, board.bram_geometries, available=len(bench[0]),
                      board=f"the {board.title}",
                      cycles_per_inference=max(plan.cycles for plan in plans),
@@ -364,7 +375,7 @@ def _fast(board: str) -> bool:
 def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                 pipeline: int | str | None = None, baud: int | None = None,
                 target_hz: float | None = None, progress: bool = True,
-                bench_images: int | None = None) -> BuildResult:
+                bench_images: int | None = None, spram="auto") -> BuildResult:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
     The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
@@ -387,4 +398,4 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                         pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
                         default=build.folding(), baud=baud,
                         target_hz=target_hz, progress=progress, bench=bench,
-                        bench_images=bench_images)
+                        bench_images=bench_images, spram=spram)

@@ -50,8 +50,25 @@ def register(sub) -> None:
                    help="clock frequency place and route aims for, its timing constraint "
                         "(default: the goal for the device, 40 MHz on the iCE40UP5K, 150 MHz on "
                         "the ECP5); the design still runs on the board's clock")
+    b.add_argument("--spram", type=spram_arg, default="auto", metavar="auto|none|all|L,L",
+                   help="layers whose weights go into the iCE40UP5K's SPRAM, loaded over the "
+                        "link by 'fewmul run' at start-up (default auto: the largest weight "
+                        "memories when the block RAM cannot hold them all; none on boards "
+                        "without SPRAM)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run)
+
+
+def spram_arg(text: str):
+    """``auto``, ``none``, ``all`` or a comma-separated list of layers."""
+    import argparse
+    if text in ("auto", "none", "all"):
+        return text
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none, all or layers such as 0,1, "
+                                         f"not {text!r}") from None
 
 
 def print_board(report: dict, out: Path) -> None:
@@ -74,6 +91,10 @@ def print_board(report: dict, out: Path) -> None:
         path = report.get("critical_path")
         if path:
             print(f"critical path: {path['from']} -> {path['to']}, {path['delay_ns']:.1f} ns")
+        if report.get("spram_layers"):
+            print(f"SPRAM: {used.get('spram', 0):g}/{cap.get('spram', 0)} blocks hold the "
+                  f"weights of layers {', '.join(map(str, report['spram_layers']))}, loaded "
+                  f"by 'fewmul run' over the link")
         if report.get("synthesis_fallback"):
             print(f"synthesis: {report['synthesis_fallback']}")
         if report.get("bench_images"):
@@ -94,7 +115,8 @@ def run(args) -> int:
         report = build_board(args.build, args.board, pe=args.pe, simd=args.simd,
                              pipeline=args.pipeline, baud=args.baud,
                              target_hz=args.target_mhz and args.target_mhz * 1e6,
-                             progress=not args.quiet, bench_images=args.bench_images)
+                             progress=not args.quiet, bench_images=args.bench_images,
+                             spram=args.spram)
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1
