@@ -155,13 +155,19 @@ def rshift_round(a: np.ndarray, shift) -> np.ndarray:
     return np.where(a < 0, -mag, mag)
 
 
-def effective_weights(w: np.ndarray, cfg: OnChipConfig) -> np.ndarray:
+def effective_weights(w: np.ndarray, cfg: OnChipConfig, dtype=np.int8) -> np.ndarray:
     """``T(w)``: the sign (``+1`` for ``w >= 0``), or for ternary weights
-    ``sign(w)`` where ``|w| > W0/2`` and 0 elsewhere (``int8``)."""
+    ``sign(w)`` where ``|w| > W0/2`` and 0 elsewhere (``int8`` unless ``dtype`` says)."""
     w = np.asarray(w)
     if cfg.weights == "ternary":
-        return (np.sign(w) * (np.abs(w) > cfg.ternary_threshold)).astype(np.int8)
-    return np.where(w >= 0, 1, -1).astype(np.int8)
+        threshold = cfg.ternary_threshold
+        t = (w > threshold).astype(dtype)
+        t -= w < -threshold
+        return t
+    t = (w >= 0).astype(dtype)
+    t *= 2
+    t -= 1
+    return t
 
 
 @dataclass
@@ -180,6 +186,11 @@ class StepTrace:
     d: list[np.ndarray] = field(default_factory=list)
     exponents: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     applied: bool = False
+
+
+def _clip(w: np.ndarray, w0: int) -> np.ndarray:
+    """``w`` clipped to ``[-w0, w0]`` in place (a new array the caller made)."""
+    return np.clip(w, -w0, w0, out=w)
 
 
 class _Trainer:
@@ -203,7 +214,7 @@ class _Trainer:
     # -- effective weights, cached until the weights change -------------------
     def _effective(self) -> list[np.ndarray]:
         if self._t is None:
-            self._t = [effective_weights(w, self.cfg).astype(np.float64) for w in self.weights]
+            self._t = [effective_weights(w, self.cfg, self._dot) for w in self.weights]
         return self._t
 
     def _changed(self) -> None:
@@ -212,13 +223,13 @@ class _Trainer:
     # -- inference ------------------------------------------------------------
     def scores(self, q: np.ndarray) -> list[np.ndarray]:
         """Every layer's sums ``s_l`` for a batch of pixel vectors ``q`` (``(n, N)``)."""
-        x = np.asarray(q, np.float64)
+        x = np.asarray(q, self._dot)
         out = []
         t = self._effective()
         for i, ti in enumerate(t):
             s = np.rint(x @ ti.T).astype(np.int64)
             out.append(s)
-            x = np.where(s >= 0, 1.0, -1.0)
+            x = np.where(s >= 0, 1, -1).astype(self._dot)
         return out
 
     def predict(self, q: np.ndarray) -> np.ndarray:
@@ -237,7 +248,7 @@ class _Trainer:
     def _forward(self, q: np.ndarray) -> StepTrace:
         cfg = self.cfg
         t = self._effective()
-        x = np.asarray(q, np.float64)
+        x = np.asarray(q, self._dot)
         s, h, gates = [], [], []
         for i, ti in enumerate(t):
             si = np.rint(ti @ x).astype(np.int64)
@@ -245,7 +256,7 @@ class _Trainer:
             if i < len(t) - 1:
                 h.append(np.where(si >= 0, 1, -1))
                 gates.append(np.abs(si) < (1 << cfg.gate_shifts[i]))
-                x = h[-1].astype(np.float64)
+                x = h[-1].astype(self._dot)
         return StepTrace(s, h, gates, int(np.argmax(s[-1])))
 
     def errors(self, q: np.ndarray, label: int) -> StepTrace:
@@ -263,7 +274,7 @@ class _Trainer:
         d[-1] = target * np.maximum(0, margin - target * trace.s[-1])
         t = self._effective()
         for i in range(cfg.layers - 2, -1, -1):
-            back = t[i + 1].T @ d[i + 1]
+            back = t[i + 1].T @ d[i + 1].astype(self._dot)
             e[i] = np.rint(back).astype(np.int64) if self._integer else back
             d[i] = np.where(trace.gates[i], self._shift(e[i], cfg.backprop_shifts[i]), 0)
         trace.d, trace.e = d, e
@@ -291,10 +302,10 @@ class _Trainer:
         table[:, -1] = 0
         column = np.where(np.asarray(q) > 0, cfg.max_exponent - trace.exponents,
                           cfg.max_exponent + 1)
-        out = [table[:, column]]
+        out = [table.astype(self._wtype)[:, column]]
         for i in range(1, cfg.layers):
-            out.append(np.multiply.outer(self._shift(trace.d[i], cfg.lr_shifts[i] + x),
-                                         trace.h[i - 1]))
+            shifted = self._shift(trace.d[i], cfg.lr_shifts[i] + x).astype(self._wtype)
+            out.append(np.multiply.outer(shifted, trace.h[i - 1].astype(self._wtype)))
         return out
 
     def step(self, q: np.ndarray, label: int) -> StepTrace:
@@ -309,13 +320,13 @@ class _Trainer:
         updates = self.updates(q, trace)
         w0 = cfg.w0
         if cfg.batch_shift == 0:
-            self.weights = [np.clip(w + u, -w0, w0) for w, u in zip(self.weights, updates)]
+            self.weights = [_clip(w + u, w0) for w, u in zip(self.weights, updates)]
             trace.applied = True
         else:
             for a, u in zip(self.acc, updates):
                 a += u
             if (self.steps + 1) % cfg.batch == 0:
-                self.weights = [np.clip(w + self._shift(a, cfg.batch_shift), -w0, w0)
+                self.weights = [_clip(w + self._shift(a, cfg.batch_shift).astype(self._wtype), w0)
                                 for w, a in zip(self.weights, self.acc)]
                 for a in self.acc:
                     a[...] = 0
@@ -388,6 +399,10 @@ class OnChipNet(_Trainer):
             steps = acc if isinstance(acc, int) else 0
             acc = None
         self.cfg = cfg
+        # Sums are exact in float32 below 2**24 (BLAS is fast), weights and updates in int32.
+        exact32 = max(cfg.s_bounds + cfg.e_bounds) < (1 << 24)
+        self._dot = np.float32 if exact32 else np.float64
+        self._wtype = np.int32 if max(cfg.acc_bounds) + cfg.w0 < (1 << 31) else np.int64
         self.weights = self._check_weights(weights, integer=True)
         self.lfsr = lfsr if lfsr is not None else Lfsr(cfg.lfsr_seed)
         if not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -408,23 +423,18 @@ class OnChipNet(_Trainer):
             w = np.asarray(w)
             if w.shape != shape:
                 raise ValueError(f"Weights of layer {i + 1} must have shape {shape}, not {w.shape}")
-            if integer:
-                if w.dtype.kind not in "iu" and not np.array_equal(w, np.rint(w)):
-                    raise ValueError(f"Weights of layer {i + 1} must be integers")
-                w = w.astype(np.int64)
-            else:
-                w = w.astype(np.float64)
+            if integer and w.dtype.kind not in "iu" and not np.array_equal(w, np.rint(w)):
+                raise ValueError(f"Weights of layer {i + 1} must be integers")
             if np.abs(w).max(initial=0) > cfg.w0:
                 raise ValueError(f"Weights of layer {i + 1} must lie in [-{cfg.w0}, {cfg.w0}]")
-            out.append(w)
+            out.append(w.astype(self._wtype if integer else np.float64))
         return out
 
     @classmethod
     def init(cls, cfg: OnChipConfig) -> "OnChipNet":
         """Uniform integers in ``[-W0, W0]`` from ``cfg.seed``, layer by layer."""
         rng = np.random.default_rng(cfg.seed)
-        weights = [rng.integers(-cfg.w0, cfg.w0 + 1, size=shape).astype(np.int64)
-                   for shape in cfg.shapes]
+        weights = [rng.integers(-cfg.w0, cfg.w0 + 1, size=shape) for shape in cfg.shapes]
         return cls(cfg, weights, Lfsr(cfg.lfsr_seed))
 
     def copy(self) -> "OnChipNet":
@@ -449,6 +459,8 @@ class FloatTwin(_Trainer):
     """
 
     _integer = False
+    _dot = np.float64
+    _wtype = np.float64
 
     def __init__(self, net: OnChipNet):
         self.cfg = net.cfg
