@@ -19,9 +19,16 @@ SYNTH = {
     "ecp5": ECP5_SCRIPT,
     "xilinx": XILINX_SCRIPT,
 }
-#: Cell types counted as LUTs, flip-flops, 18 Kbit block RAMs (weight), LUT RAM, carry cells
-#: and DSPs.
+#: iCE40 flip-flop cells (enable, synchronous or asynchronous set or reset, negative edge).
+ICE40_FFS = [f"SB_DFF{edge}{enable}{kind}" for edge in ("", "N") for enable in ("", "E")
+             for kind in ("", "SR", "R", "SS", "S")]
+#: Cell types counted as LUTs, flip-flops, 18 Kbit block RAMs (weight; 4 Kbit EBR on the
+#: iCE40), LUT RAM, carry cells and DSPs, and on the iCE40UP5K the 256 Kbit single-port RAM
+#: blocks that hold weights written at start-up (``spram``).
 CELL_CLASSES = {
+    "ice40": {"lut": {"SB_LUT4": 1}, "ff": {cell: 1 for cell in ICE40_FFS},
+              "bram": {"SB_RAM40_4K": 1}, "spram": {"SB_SPRAM256KA": 1}, "lutram": {},
+              "carry": {"SB_CARRY": 1}, "dsp": {"SB_MAC16": 1, "$mul": 1}},
     "ecp5": {"lut": {"LUT4": 1}, "ff": {"TRELLIS_FF": 1}, "bram": {"DP16KD": 1, "PDPW16KD": 1},
              "lutram": {"TRELLIS_DPR16X4": 1}, "carry": {"CCU2C": 1},
              "dsp": {"MULT18X18D": 1, "ALU54B": 1, "$mul": 1}},

@@ -82,3 +82,11 @@ def test_synthesized_and_placed_spram_are_counted(tmp_path):
                    "Info: \t         ICESTORM_LC:  4800/ 5280    90%\n"
                    "Info: \t     ICESTORM_SPRAM:     4/    4   100%\n")
     assert pnr_utilisation_from_log(board, log) == {"lut": 4800, "spram": 4}
+
+
+def test_ice40_cell_classes_count_spram():
+    from fewmul.compiler.area import classify
+    counts = classify({"SB_SPRAM256KA": 3, "SB_LUT4": 5, "SB_DFFE": 2, "SB_DFFNESR": 1,
+                       "SB_RAM40_4K": 7, "SB_CARRY": 4}, "ice40")
+    assert (counts["spram"], counts["lut"], counts["ff"], counts["bram"], counts["carry"]) == \
+        (3, 5, 3, 7, 4)
