@@ -11,7 +11,7 @@ replaces in a :class:`~.mvu.MatrixVectorUnit`:
   the clock edge where ``en`` is high and keeps it otherwise (an ``SB_SPRAM256KA`` keeps its
   output while its chip select is low);
 * as a :class:`~.registered_rom.RegisteredRom` (``registered=True``): the word at ``addr`` two
-  clock edges later, through an output register.
+  enabled clock edges later, through an output register (``en`` high when left undriven).
 
 The write port (``w_en``, ``w_addr``, ``w_data``) shares the blocks' one address port and takes
 it over in the cycle it writes; ``data`` is undefined after that cycle until the next read.
@@ -62,8 +62,8 @@ class SpramMemory(wiring.Component):
     width, depth : int
         Word width and number of words.
     registered : bool
-        Read as a :class:`~.registered_rom.RegisteredRom` (two clock edges, no enable) rather
-        than as a :class:`~.rom.WeightRom` (one edge, ``en``).
+        Read as a :class:`~.registered_rom.RegisteredRom` (two clock edges) rather than as a
+        :class:`~.rom.WeightRom` (one edge).
     cells : bool or None
         ``SB_SPRAM256KA`` instances (True), the behavioural memory (False), or instances on an
         iCE40 platform only (None).
@@ -81,8 +81,8 @@ class SpramMemory(wiring.Component):
     -------
     addr : ``In(range(depth))``
         Read address.
-    en : ``In(1)``
-        Read enable (not when registered): ``data`` keeps its value while low.
+    en : ``In(1, init=1)``
+        Read enable: the blocks and the output register keep their values while low.
     data : ``Out(width)``
         The word read.
     w_en : ``In(1)``
@@ -102,19 +102,15 @@ class SpramMemory(wiring.Component):
         self.registered, self.cells = registered, cells
         self.latency = 2 if registered else 1
         self.shape = unsigned(width)
-        members = {"addr": In(range(depth)), "data": Out(width), "w_en": In(1),
-                   "w_addr": In(range(depth)), "w_data": In(width)}
-        if not registered:
-            members["en"] = In(1)
-        super().__init__(members)
+        super().__init__({"addr": In(range(depth)), "en": In(1, init=1), "data": Out(width),
+                          "w_en": In(1), "w_addr": In(range(depth)), "w_data": In(width)})
 
     def elaborate(self, platform):
         m = Module()
         address = Signal(range(self.depth))
         read = Signal()        # the blocks read at this edge (a write takes the port over)
-        en = Const(1) if self.registered else self.en
         m.d.comb += [address.eq(Mux(self.w_en, self.w_addr, self.addr)),
-                     read.eq(en & ~self.w_en)]
+                     read.eq(self.en & ~self.w_en)]
         raw = Signal(self.width)
         if self.cells or (self.cells is None and _uses_cells(platform)):
             self._blocks(m, address, read, raw)
@@ -127,7 +123,8 @@ class SpramMemory(wiring.Component):
                          write.en.eq(self.w_en),
                          port.addr.eq(address), port.en.eq(read), raw.eq(port.data)]
         if self.registered:
-            m.d.sync += self.data.eq(raw)
+            with m.If(self.en):
+                m.d.sync += self.data.eq(raw)
         else:
             m.d.comb += self.data.eq(raw)
         return m

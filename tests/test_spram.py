@@ -49,8 +49,6 @@ def test_writes_then_reads_match_a_dict(width, depth, registered):
             ctx.set(dut.w_data, word)
             await ctx.tick()
         ctx.set(dut.w_en, 0)
-        if not registered:
-            ctx.set(dut.en, 1)
         seen = []
         for addr in reads + [0, 0]:
             ctx.set(dut.addr, addr)
@@ -62,8 +60,9 @@ def test_writes_then_reads_match_a_dict(width, depth, registered):
     _run(dut, testbench)
 
 
-def test_data_holds_while_not_enabled_and_a_write_takes_the_port():
-    dut = SpramMemory(20, 50)
+@pytest.mark.parametrize("registered", [False, True])
+def test_data_holds_while_not_enabled_and_a_write_takes_the_port(registered):
+    dut = SpramMemory(20, 50, registered=registered)
 
     async def testbench(ctx):
         for addr, word in ((3, 0x12345), (4, 0xABCDE)):
@@ -74,13 +73,16 @@ def test_data_holds_while_not_enabled_and_a_write_takes_the_port():
         ctx.set(dut.w_en, 0)
         ctx.set(dut.en, 1)
         ctx.set(dut.addr, 3)
-        await ctx.tick()
+        await ctx.tick().repeat(dut.latency)
         assert ctx.get(dut.data) == 0x12345
         ctx.set(dut.en, 0)
         ctx.set(dut.addr, 4)
         for _ in range(3):
             await ctx.tick()
             assert ctx.get(dut.data) == 0x12345      # held: no read without en
+        ctx.set(dut.en, 1)
+        await ctx.tick().repeat(dut.latency)
+        assert ctx.get(dut.data) == 0xABCDE
         # a write in the same cycle as a read request writes, and reads nothing
         ctx.set(dut.en, 1)
         ctx.set(dut.w_en, 1)
@@ -88,7 +90,7 @@ def test_data_holds_while_not_enabled_and_a_write_takes_the_port():
         ctx.set(dut.w_data, 7)
         await ctx.tick()
         ctx.set(dut.w_en, 0)
-        await ctx.tick()
+        await ctx.tick().repeat(dut.latency)
         assert ctx.get(dut.data) == 7
 
     _run(dut, testbench)
