@@ -6,7 +6,9 @@ vector file in ``FEWMUL_LINK_VECTORS`` and the result path in
 8N1 frames bit by bit (``divisor`` clock cycles per bit), keeps at most the
 link's ``window`` images unanswered as the host driver does (sending the frames
 back to back), decodes every frame on ``tx`` by sampling the middle of each bit, and
-compares labels and scores with the golden model. Before the images it sends
+compares labels and scores with the golden model. It first loads the weight memories
+written at run time (``weight_frames`` in the vectors), waiting for each frame's
+acknowledgement and checking its check byte. Before the images it sends
 a stray byte and a frame cut short, which the link must drop. With a bench
 (``"bench": true`` in the vectors) it then sends the bench command and decodes
 the report frame into ``bench``. It records the
@@ -27,7 +29,7 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdg
 from cocotb.utils import get_sim_time
 
 from fewmul.boards.protocol import (BENCH_COMMAND, BENCH_REPORT_BYTES, IDLE_TIMEOUT_BITS,
-                                   BenchReport, LinkFormat)
+                                   WEIGHT_ACK, BenchReport, LinkFormat, weight_frame_check)
 
 PERIOD_NS = 10
 
@@ -61,6 +63,10 @@ async def recv_byte(dut, divisor: int) -> int:
     return byte
 
 
+async def recv_two(dut, divisor: int) -> list[int]:
+    return [await recv_byte(dut, divisor) for _ in range(2)]
+
+
 @cocotb.test()
 async def uart_link_matches_golden_model(dut):
     vec = json.loads(Path(os.environ["FEWMUL_LINK_VECTORS"]).read_text())
@@ -74,6 +80,15 @@ async def uart_link_matches_golden_model(dut):
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
+
+    acks = []
+    for frame in vec.get("weight_frames", []):     # the weights first, each acknowledged
+        ack = cocotb.start_soon(recv_two(dut, divisor))
+        for byte in frame:
+            await send_byte(dut, byte, divisor)
+        acks.append(await ack)
+        assert acks[-1] == [WEIGHT_ACK, weight_frame_check(bytes(frame))], \
+            f"weight frame {len(acks) - 1} acknowledged with {bytes(acks[-1]).hex()}"
 
     answers: list[tuple[int, list[int]]] = []
     answer_cycles: list[int] = []
@@ -144,6 +159,7 @@ async def uart_link_matches_golden_model(dut):
               if n > 1 else None,
               "line_cycles_per_image": 10 * divisor * max(fmt.frame_bytes),
               "bench": report[0].__dict__ if report else None,
+              "weight_frames": len(acks),
               "wall_s": time.perf_counter() - t0,
               "error": None if len(answers) == len(images) and (report or not vec.get("bench"))
               else f"{len(answers)} answers to {len(images)} images"
