@@ -1,0 +1,183 @@
+# amaranth: UnusedElaboratable=no
+"""The training link: its frames, the link in the Amaranth simulator through the serial pins
+against the golden model, the host driver against a stand-in board, and the board build's
+wrapper."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from fewmul.arith.onchip import OnChipConfig
+from fewmul.boards.protocol import RESULT_SYNC, ProtocolError, STREAM_WINDOW, WINDOW
+from fewmul.boards.train_link import FrameSender, TrainLink
+from fewmul.boards.train_protocol import (INFER_SYNC, READ_SYNC, READ_WINDOW, ROW_SYNC,
+                                          TRAIN_SYNC, TrainLinkFormat)
+from fewmul.gateware.training import OnChipTrainer
+from fewmul.nn.onchip import Lfsr, OnChipNet
+
+from test_uart import recv_byte, send_byte
+
+
+def small_config(sizes=(12, 8, 6, 3), **overrides) -> OnChipConfig:
+    """A small two-hidden-layer trainer whose every path is busy in a few steps."""
+    layers = len(sizes) - 1
+    settings = dict(sizes=sizes, input_bits=4, weight_bits=4, score_shift=2,
+                    gate_shifts=(5,) * (layers - 1), backprop_shifts=(1,) * (layers - 1),
+                    lr_shifts=(5,) + (1,) * (layers - 1), lr_decay_steps=4, lr_decay_max=2,
+                    weights="ternary")
+    settings.update(overrides)
+    return OnChipConfig(**settings)
+
+
+def initial_weights(cfg, seed=1):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-cfg.w0, cfg.w0 + 1, size=shape).astype(np.int64)
+            for shape in cfg.shapes]
+
+
+def golden(cfg, weights):
+    return OnChipNet(cfg, [w.copy() for w in weights], Lfsr(cfg.lfsr_seed))
+
+
+def test_frame_layout():
+    cfg = small_config()
+    trainer = OnChipTrainer(cfg, initial_weights(cfg))
+    fmt = TrainLinkFormat.of(trainer)
+    assert (fmt.in_bytes, fmt.row_weights, fmt.weight_bits, fmt.row_bytes) == (6, 12, 6, 9)
+    assert fmt.rows == (8, 6, 3) and fmt.inputs == (12, 8, 6) and fmt.window == WINDOW
+    pixels = list(range(12))
+    frame = fmt.encode_sample(pixels, 2)
+    # sync, label, then pixel j in bits [4j, 4j + 4)
+    assert frame == bytes([TRAIN_SYNC, 2, 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA])
+    assert fmt.encode_infer(pixels) == bytes([INFER_SYNC]) + frame[2:]
+    assert fmt.encode_read(1, 5) == bytes([READ_SYNC, 1, 5, 0])
+    row = [-16, 15, 0, -1, 3, 7, -8, 1]
+    answer = fmt.encode_row(row)
+    assert answer[0] == ROW_SYNC and len(answer) == 2 + fmt.row_bytes
+    assert answer[1] == 0b11110000                          # -16 is 0b110000, 15 from bit 6
+    assert fmt.decode_row(answer, 1) == row
+    damaged = answer[:3] + bytes([answer[3] ^ 4]) + answer[4:]
+    with pytest.raises(ProtocolError, match="check byte"):
+        fmt.decode_row(damaged, 1)
+    assert fmt.decode_prediction(bytes([RESULT_SYNC, 2])) == 2
+    with pytest.raises(ProtocolError, match="not one of the 3 classes"):
+        fmt.decode_prediction(bytes([RESULT_SYNC, 3]))
+    with pytest.raises(ValueError, match="Label must be between 0 and 2, not 3"):
+        fmt.encode_sample(pixels, 3)
+    with pytest.raises(ValueError, match="Pixel 1 must be between 0 and 15, not 16"):
+        fmt.encode_infer([0, 16] + [0] * 10)
+    with pytest.raises(ValueError, match="Layer 3 row 0 is not in"):
+        fmt.encode_read(3, 0)
+    # a trainer that keeps up with the line gets the streaming window
+    assert TrainLinkFormat.of(trainer, 4).window == STREAM_WINDOW
+    assert fmt.keeps_up(4) and not replace(fmt, cycles_per_step=10 * 4 * 6 + 1).keeps_up(4)
+
+
+def test_link_json_round_trip_and_kind(tmp_path):
+    from fewmul.boards.train_protocol import link_kind
+    from fewmul.nn.artifacts import ArtifactError
+    cfg = small_config()
+    fmt = TrainLinkFormat.of(OnChipTrainer(cfg, initial_weights(cfg)), 4)
+    path = tmp_path / "link.json"
+    path.write_text(fmt.to_json(baud=115200))
+    assert link_kind(path) == "onchip-training"
+    assert TrainLinkFormat.load(path) == fmt
+    assert json.loads(path.read_text())["frame_bytes"]["read"] == [4, 11]
+    path.write_text(json.dumps({"format": 2, "input_count": 3}))
+    assert link_kind(path) == "inference"
+    with pytest.raises(ArtifactError, match="describes an inference board"):
+        TrainLinkFormat.load(path)
+
+
+def test_frame_sender_sends_frames_with_and_without_check_byte():
+    dut = FrameSender(4)
+    sent = []
+
+    async def source(ctx):
+        for data, length, check in [(0x44332211, 4, 1), (0x5A07, 2, 0)]:
+            ctx.set(dut.load.payload, {"data": data, "length": length, "check": check})
+            ctx.set(dut.load.valid, 1)
+            await ctx.tick().until(dut.load.ready)
+            ctx.set(dut.load.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.tx.ready, 1)
+        for _ in range(40):
+            _, _, valid, payload = await ctx.tick().sample(dut.tx.valid, dut.tx.payload)
+            if valid:
+                sent.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source, background=True)
+    sim.add_testbench(sink)
+    sim.run()
+    assert sent == [0x11, 0x22, 0x33, 0x44, 0x22 ^ 0x33 ^ 0x44, 0x07, 0x5A]
+
+
+def talk(link, frames, answers, divisor=4, gap=0):
+    """Send ``frames`` on the link's ``rx`` and collect ``answers`` frames, each as many bytes
+    as ``answers`` gives, from its ``tx``. A frame is ``(bytes, n)``: sent once ``n`` answers
+    have come (a host's window), or ``None``: a pause of ``gap`` bit times."""
+    got = []
+
+    async def host(ctx):
+        await ctx.tick().repeat(4)
+        for frame in frames:
+            if frame is None:
+                await ctx.tick().repeat(gap * divisor)
+                continue
+            frame, after = frame
+            while len(got) < after:
+                await ctx.tick()
+            for byte in frame:
+                await send_byte(ctx, link.rx, byte, divisor)
+
+    async def listen(ctx):
+        for size in answers:
+            got.append(bytes([await recv_byte(ctx, link.tx, divisor, 20_000)
+                              for _ in range(size)]))
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host, background=True)
+    sim.add_testbench(listen)
+    sim.run()
+    return got
+
+
+def test_train_link_trains_infers_and_reads_weights_bit_exact():
+    """Over the serial pins: a stray byte and a sample cut short (dropped), training samples
+    sent back to back, an inference request, then every weight row read back: the predictions
+    and the rows equal the golden model's after the same steps, and the inference changes
+    nothing."""
+    cfg = small_config(batch_shift=1)
+    weights = initial_weights(cfg)
+    link = TrainLink(OnChipTrainer(cfg, weights), 4)
+    fmt = link.format
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 16, size=(5, 12))
+    y = rng.integers(0, 3, size=5)
+    net = golden(cfg, weights)
+    predictions = [net.step(q, int(label)).prediction for q, label in zip(x[:4], y[:4])]
+    inferred = net.infer(x[4])
+    frames = [(bytes([0x00]), 0), (fmt.encode_sample(x[0], y[0])[:3], 0), None]
+    frames += [(fmt.encode_sample(q, label), 0) for q, label in zip(x[:4], y[:4])]
+    frames.append((fmt.encode_infer(x[4]), 0))
+    rows = [(layer, row) for layer in range(fmt.layers) for row in range(fmt.rows[layer])]
+    # the reads after the answers, at most READ_WINDOW unanswered
+    frames += [(fmt.encode_read(layer, row), 5 + max(0, i + 1 - READ_WINDOW))
+               for i, (layer, row) in enumerate(rows)]
+    answers = [2] * 5 + [2 + fmt.row_bytes] * len(rows)
+    got = talk(link, frames, answers, gap=80)
+    assert [fmt.decode_prediction(f) for f in got[:4]] == predictions
+    assert fmt.decode_prediction(got[4]) == inferred
+    read = [np.zeros(shape, np.int64) for shape in cfg.shapes]
+    for (layer, row), frame in zip(rows, got[5:]):
+        read[layer][row] = fmt.decode_row(frame, layer)
+    for layer, (ours, theirs) in enumerate(zip(read, net.weights)):
+        assert ours.tolist() == theirs.tolist(), f"layer {layer + 1}"
+    assert any((a != b).any() for a, b in zip(read, weights)), "no weight changed"
