@@ -93,6 +93,15 @@ def im2col(x: np.ndarray, kernel: int, stride: int = 1, pad: int = 0,
     xp = _padded(x, pad, value)
     _, hp, wp, _ = xp.shape
     oh, ow = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
+    if c == 1:
+        # one strided slice per kernel offset: the copies run along image rows (the
+        # window view's innermost run would be `kernel` pixels)
+        cols = np.empty((n, oh, ow, kernel * kernel), xp.dtype)
+        for kh in range(kernel):
+            for kw in range(kernel):
+                cols[..., kh * kernel + kw] = xp[:, kh:kh + stride * (oh - 1) + 1:stride,
+                                                 kw:kw + stride * (ow - 1) + 1:stride, 0]
+        return cols.reshape(n * oh * ow, kernel * kernel)
     s_n, s_h, s_w, s_c = xp.strides
     # the windows as a (n, OH, OW, kh, kw, C) view (what sliding_window_view gives, without
     # its per-call cost), then one copy into the row layout
@@ -152,10 +161,11 @@ def block_max_grad(g_out: np.ndarray, first: np.ndarray, size: int) -> np.ndarra
     """The gradient of :func:`block_max`'s input: ``g_out`` routed to each block's first maximum."""
     g_out = g_out.reshape(first.shape)
     n, h, w, c = first.shape
-    g = np.empty((n, h * size, w * size, c), g_out.dtype)
-    for k, view in enumerate(_block_views(g, size)):      # together the views cover g
-        np.multiply(g_out, first == k, out=view)
-    return g
+    g = np.empty((n, h, size, w, size, c), g_out.dtype)   # (n, H, W, C) with its blocks apart
+    for i in range(size):                                 # together the slices cover g
+        for j in range(size):
+            np.multiply(g_out, first == i * size + j, out=g[:, :, i, :, j])
+    return g.reshape(n, h * size, w * size, c)
 
 
 def _hwc(shape: Shape) -> tuple[int, int, int]:

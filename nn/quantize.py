@@ -21,8 +21,12 @@ def glorot_scale(fan_in: int, fan_out: int) -> float:
 
 def sign(x: np.ndarray) -> np.ndarray:
     """``+1`` where ``x >= 0``, ``-1`` elsewhere (``sign(0) = +1``, as the hardware does)."""
-    # copysign is several times faster than where(); adding +0.0 turns -0.0 into +0.0
-    return np.copysign(np.float32(1), np.asarray(x, np.float32) + np.float32(0))
+    # copysign is several times faster than where(); adding +0.0 turns -0.0 into +0.0 (in a
+    # fresh array that copysign then overwrites: one array allocated, not two)
+    out = np.add(x, np.float32(0), dtype=np.float32)
+    if not isinstance(out, np.ndarray):         # a scalar
+        return np.copysign(np.float32(1), out)
+    return np.copysign(np.float32(1), out, out=out)
 
 
 def quantize_weights(w: np.ndarray, w0: float, mode: str, stochastic: bool = False,

@@ -158,6 +158,21 @@ def test_col2im_is_the_adjoint_of_im2col(kernel, stride, pad):
     np.testing.assert_allclose(col2im(offset_major, x.shape, kernel, stride, pad), back, rtol=1e-12)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kernel, stride, pad", [(3, 1, 0), (3, 1, 1), (3, 2, 1), (2, 2, 0), (5, 1, 2)])
+def test_im2col_rows_are_the_windows(channels, kernel, stride, pad):
+    """One channel takes its own path (a slice per kernel offset): the same rows as any other."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(3, 7, 6, channels)).astype(F32)
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-1.0)
+    view = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(1, 2))
+    view = view[:, ::stride, ::stride].transpose(0, 1, 2, 4, 5, 3)     # (n, OH, OW, kh, kw, C)
+    expect = view.reshape(-1, kernel * kernel * channels)
+    cols = im2col(x, kernel, stride, pad, value=-1.0)
+    assert cols.dtype == x.dtype
+    np.testing.assert_array_equal(cols, expect)
+
+
 @pytest.mark.parametrize("padding, stride, pad_value", [("valid", 1, 0.0), ("same", 1, -1.0),
                                                         ("same", 2, 0.0), ("valid", 2, -1.0)])
 def test_conv_forward_is_a_direct_convolution(padding, stride, pad_value):
