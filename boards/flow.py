@@ -388,6 +388,10 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
     as fit, see :func:`build_design`; without the build's ``spec.yaml`` none).
     """
     build = BuildFolder(build_dir)
+    if build.trains_on_chip:    # 'fewmul compile --train': the trainer behind its training link
+        from .train_build import build_training_board
+        return build_training_board(build_dir, board, baud=baud, target_hz=target_hz,
+                                    progress=progress)
     bench = None
     if bench_images != 0 and build.spec_path.exists():
         from fewmul.nn.data import load_dataset

@@ -120,5 +120,9 @@ def run(args) -> int:
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1
+    if report.get("kind") == "onchip-training":     # a training build ('compile --train')
+        from fewmul.boards.train_build import format_training_report
+        print(format_training_report(report, args.build / args.board))
+        return 0
     print_board(report, args.build / args.board)
     return 0

@@ -29,6 +29,16 @@ def register(sub) -> None:
                    help="run the benchmark mode (a build with --bench-images): inferences/s at "
                         "the board clock without the link in the way, accuracy, and whether "
                         "the results' checksum matches the golden model")
+    r.add_argument("--train", action="store_true",
+                   help="a board built from 'fewmul compile --train': stream the training "
+                        "samples in the golden model's order, check every prediction, read all "
+                        "weights back and compare them bit for bit with the golden model's, "
+                        "then send the test set as inference requests (BUILD/<board>/"
+                        "train_run.json); the board must be freshly programmed")
+    r.add_argument("--steps", type=positive_int, default=None,
+                   help="with --train: training samples (default: --epochs of the training set)")
+    r.add_argument("--epochs", type=positive_int, default=None,
+                   help="with --train: passes over the training set, reshuffled each (default 1)")
     r.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=run)
@@ -58,12 +68,32 @@ def run(args) -> int:
 
     from fewmul.boards.host import HostLinkError, check_board, find_board_dir, run_bench
     from fewmul.boards.protocol import LinkFormat
+    from fewmul.boards.train_protocol import TRAIN_LINK_KIND, TrainLinkFormat, link_kind
     board_dir = find_board_dir(args.build, args.board)
-    LinkFormat.load(board_dir / "link.json")    # a bad file is named before the port is opened
+    training = link_kind(board_dir / "link.json") == TRAIN_LINK_KIND
+    if training != args.train:
+        print(f"fewmul run: error: {board_dir} is "
+              + ("a training board: give --train" if training else
+                 "an inference board: --train takes a board built from 'fewmul compile --train'"),
+              file=sys.stderr)
+        return 2
+    if (args.steps or args.epochs) and not args.train:
+        print("fewmul run: error: --steps and --epochs go with --train", file=sys.stderr)
+        return 2
+    # a bad file is named before the port is opened
+    (TrainLinkFormat if training else LinkFormat).load(board_dir / "link.json")
     baud = args.baud or _built_baud(board_dir)
     try:
         with serial.Serial(args.port, baud, timeout=0.1, exclusive=True) as port:
             port.reset_input_buffer()
+            if training:
+                from fewmul.boards.train_host import format_training_run, run_training
+                result = run_training(port, args.build, steps=args.steps, epochs=args.epochs,
+                                      board=board_dir.name, timeout=args.timeout,
+                                      progress=not args.quiet)
+                print(format_training_run(result, baud))
+                return 0 if (result["prediction_mismatches"] == 0 and result["weights_equal"]
+                             and result["inference_mismatches"] == 0) else 1
             if args.bench:
                 return _print_bench(run_bench(port, args.build, board=board_dir.name,
                                               timeout=args.timeout))

@@ -181,3 +181,106 @@ def test_train_link_trains_infers_and_reads_weights_bit_exact():
     for layer, (ours, theirs) in enumerate(zip(read, net.weights)):
         assert ours.tolist() == theirs.tolist(), f"layer {layer + 1}"
     assert any((a != b).any() for a, b in zip(read, weights)), "no weight changed"
+
+
+class FakeTrainBoard:
+    """A serial port with a training board's side of the protocol, computed by the golden
+    model; it answers in chunks of 3 bytes, may damage one weight of a row it reads out and
+    may go silent after some answers."""
+
+    def __init__(self, net, fmt: TrainLinkFormat, *, damage_row=None, silent_after=None):
+        self.net, self.fmt = net, fmt
+        self.damage_row, self.silent_after = damage_row, silent_after
+        self.rx, self.tx, self.answers = b"", bytearray(b"\x00"), 0
+
+    def _pixels(self, body: bytes) -> np.ndarray:
+        word = int.from_bytes(body, "little")
+        bits = self.fmt.input_bits
+        return np.array([(word >> (j * bits)) & ((1 << bits) - 1)
+                         for j in range(self.fmt.input_count)])
+
+    def write(self, data: bytes):
+        self.rx += data
+        fmt = self.fmt
+        sizes = {TRAIN_SYNC: 2 + fmt.in_bytes, INFER_SYNC: 1 + fmt.in_bytes, READ_SYNC: 4}
+        while self.rx and len(self.rx) >= sizes[self.rx[0]]:
+            frame, self.rx = self.rx[:sizes[self.rx[0]]], self.rx[sizes[self.rx[0]]:]
+            if self.silent_after is not None and self.answers >= self.silent_after:
+                continue
+            if frame[0] == TRAIN_SYNC:
+                answer = bytes([RESULT_SYNC, self.net.step(self._pixels(frame[2:]),
+                                                           frame[1]).prediction])
+            elif frame[0] == INFER_SYNC:
+                answer = bytes([RESULT_SYNC, self.net.infer(self._pixels(frame[1:]))])
+            else:
+                layer, row = frame[1], int.from_bytes(frame[2:], "little")
+                weights = self.net.weights[layer][row].copy()
+                if (layer, row) == self.damage_row:
+                    weights[0] = -weights[0] - 1
+                answer = fmt.encode_row(weights)
+            self.tx += answer
+            self.answers += 1
+
+    def read(self, n: int) -> bytes:
+        n = min(n, 3)
+        out, self.tx = bytes(self.tx[:n]), self.tx[n:]
+        return out
+
+
+@pytest.fixture
+def train_build(tmp_path):
+    """A training build folder of a small digits trainer (64 -> 8 -> 6 -> 10) and its board
+    folder's link.json, written as 'fewmul compile --train' and 'fewmul build' write them."""
+    from dataclasses import asdict
+    from fewmul.gateware.training.top import step_cycles
+    from fewmul.sim.train_runner import TrainingBuild
+    cfg = small_config((64, 8, 6, 10))
+    weights = initial_weights(cfg)
+    latency, cycles, inference = step_cycles(cfg.sizes)
+    (tmp_path / "train.json").write_text(json.dumps({
+        "kind": "onchip-training", "name": "tiny", "config": asdict(cfg),
+        "data": {"set": "digits", "input_bits": 4, "dir": None}, "order_seed": 0,
+        "layout": {}, "latency": latency, "cycles_per_step": cycles,
+        "inference_latency": inference}, default=list))
+    np.savez(tmp_path / "init.npz", **{f"w{i + 1}": w for i, w in enumerate(weights)})
+    build = TrainingBuild.load(tmp_path)
+    fmt = TrainLinkFormat.of(OnChipTrainer(build.cfg, build.weights), 25)
+    (tmp_path / "ulx3s").mkdir()
+    (tmp_path / "ulx3s" / "link.json").write_text(fmt.to_json(baud=3_000_000))
+    return tmp_path, build, fmt
+
+
+def test_host_trains_the_board_and_checks_weights_and_inference(train_build):
+    from fewmul.boards.train_host import format_training_run, run_training
+    path, build, fmt = train_build
+    assert fmt.window == STREAM_WINDOW
+    result = run_training(FakeTrainBoard(build.initial_net(), fmt), path, steps=40,
+                          test_images=30, progress=False)
+    assert result["complete"] and result["steps_done"] == 40
+    assert result["prediction_mismatches"] == 0 and result["weights_equal"]
+    assert result["inference_mismatches"] == 0 and result["test_images"] == 30
+    reference = build.initial_net()
+    for index in build.order(40):
+        reference.step(build.dataset().train.x[index], build.dataset().train.y[index])
+    test = build.dataset().test
+    assert result["test_accuracy"] == reference.accuracy(test.x[:30], test.y[:30])
+    assert json.loads((path / "ulx3s" / "train_run.json").read_text())["weights_equal"]
+    assert "board training OK" in format_training_run(result, 3_000_000)
+
+
+def test_host_reports_a_damaged_weight_and_a_silent_board(train_build):
+    from fewmul.boards.host import HostLinkError
+    from fewmul.boards.train_host import run_training
+    path, build, fmt = train_build
+    result = run_training(FakeTrainBoard(build.initial_net(), fmt, damage_row=(1, 4)), path,
+                          steps=10, test_images=5, progress=False)
+    assert not result["weights_equal"] and result["first_weight_mismatch"] == "w2[4]"
+    assert result["weight_mismatch_rows"] == 1
+    with pytest.raises(HostLinkError, match=r"training, 7 of 10 samples answered: no answer "
+                                            r"from the board to training sample 7 .*last "
+                                            r"received: the answer to training sample 6"):
+        run_training(FakeTrainBoard(build.initial_net(), fmt, silent_after=7), path, steps=10,
+                     timeout=0.2, progress=False)
+    partial = json.loads((path / "ulx3s" / "train_run.json").read_text())
+    assert partial["steps_done"] == 7 and partial["prediction_mismatches"] == 0
+    assert not partial["complete"]
