@@ -284,3 +284,54 @@ def test_host_reports_a_damaged_weight_and_a_silent_board(train_build):
     partial = json.loads((path / "ulx3s" / "train_run.json").read_text())
     assert partial["steps_done"] == 7 and partial["prediction_mismatches"] == 0
     assert not partial["complete"]
+
+
+def test_fewmul_build_wraps_a_training_build_in_the_training_link(train_build, monkeypatch):
+    """``build_board`` of a training build elaborates the trainer behind the training link on
+    the board's platform and writes link.json and the training report (the tools stood in
+    for: the real flow is the slow test below)."""
+    from fewmul.boards import train_build as module
+    from fewmul.boards.families import FlowResult
+    from fewmul.boards.flow import build_board
+    path, build, _ = train_build
+    seen = {}
+
+    class Flow:
+        steps = 1
+
+        def __init__(self, board, out):
+            self.out = out
+
+        def run(self, platform, top, *, check, progress):
+            plan = platform.prepare(top, name="top")
+            seen["rtlil"] = plan.files["top.il"]
+            check({"lut": 10, "ff": 10, "bram": 0, "dsp": 0}, "yosys")
+            return FlowResult(synth_cells={"LUT4": 10}, synth={"lut": 10, "ff": 10,
+                                                                "bram": 0, "dsp": 0})
+
+    monkeypatch.setattr(module, "flow_for", lambda board: Flow)
+    report = build_board(path, "ulx3s", progress=False)
+    assert report["kind"] == "onchip-training" and report["net"] == [64, 8, 6, 10]
+    assert report["cycles_per_step"] == build.cycles_per_step
+    assert report["training_steps_per_s"]["compute_at_board_clock"] == \
+        25e6 / build.cycles_per_step
+    assert "uart_rx" in seen["rtlil"] and "trainer" in seen["rtlil"]
+    fmt = TrainLinkFormat.load(path / "ulx3s" / "link.json")
+    assert fmt.rows == (8, 6, 10) and fmt.window == STREAM_WINDOW
+    assert json.loads((path / "ulx3s" / "report.json").read_text())["multipliers"] == 0
+    from fewmul.boards.fit import FitError
+    with pytest.raises(FitError, match="the trainer does not fit the .*: it needs 100000 LUTs"):
+        module._check_fit(module.get_board("icebreaker"), {"lut": 100000}, "yosys")
+
+
+@pytest.mark.slow
+def test_fewmul_build_of_a_small_trainer_for_the_icebreaker(train_build, capsys):
+    """The real flow: Yosys, nextpnr-ice40 and icepack, a bitstream and its timing."""
+    from fewmul.cli import main
+    path, build, _ = train_build
+    assert main(["build", str(path), "--board", "icebreaker", "-q"]) == 0
+    report = json.loads((path / "icebreaker" / "report.json").read_text())
+    assert report["kind"] == "onchip-training" and report["fmax_mhz"] > 0
+    assert report["multipliers"] == 0 and report["used"]["lut"] > 0
+    assert (path / "icebreaker" / report["bitstream"]).exists()
+    assert "steps/s at" in capsys.readouterr().out
