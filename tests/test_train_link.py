@@ -335,3 +335,19 @@ def test_fewmul_build_of_a_small_trainer_for_the_icebreaker(train_build, capsys)
     assert report["multipliers"] == 0 and report["used"]["lut"] > 0
     assert (path / "icebreaker" / report["bitstream"]).exists()
     assert "steps/s at" in capsys.readouterr().out
+
+
+def test_fewmul_run_train_errors_a_user_can_act_on(train_build, tmp_path_factory, capsys):
+    from fewmul.cli import main
+    path, _, _ = train_build
+    assert main(["run", str(path), "--port", "/dev/null-no-such-port"]) == 2
+    assert "is a training board: give --train" in capsys.readouterr().err
+    assert main(["run", str(path), "--port", "/dev/null-no-such-port", "--train",
+                 "--steps", "5"]) == 2
+    assert "cannot use /dev/null-no-such-port" in capsys.readouterr().err
+    other = tmp_path_factory.mktemp("inference") / "ulx3s"
+    other.mkdir()
+    (other / "link.json").write_text(json.dumps({"format": 2, "input_count": 4}))
+    assert main(["run", str(other.parent), "--port", "/dev/null-no-such-port", "--train"]) == 2
+    assert "an inference board: --train takes a board built from 'fewmul compile --train'" \
+        in capsys.readouterr().err
