@@ -161,10 +161,10 @@ def block_max_grad(g_out: np.ndarray, first: np.ndarray, size: int) -> np.ndarra
     """The gradient of :func:`block_max`'s input: ``g_out`` routed to each block's first maximum."""
     g_out = g_out.reshape(first.shape)
     n, h, w, c = first.shape
-    g = np.empty((n, h, size, w, size, c), g_out.dtype)   # (n, H, W, C) with its blocks apart
-    for i in range(size):                                 # together the slices cover g
-        for j in range(size):
-            np.multiply(g_out, first == i * size + j, out=g[:, :, i, :, j])
+    # (n, H, W, C) with its blocks apart, (n, H / size, size, W / size, size, C): one
+    # broadcast product of the gradients and where each was, for every block position at once
+    at = np.arange(size * size, dtype=first.dtype).reshape(1, 1, size, 1, size, 1)
+    g = np.multiply(g_out[:, :, None, :, None], first[:, :, None, :, None] == at)
     return g.reshape(n, h * size, w * size, c)
 
 
