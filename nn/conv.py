@@ -151,9 +151,12 @@ def block_max(x: np.ndarray, size: int, train: bool) -> tuple[np.ndarray, np.nda
         return out, None
     # index of the first maximum: f_k = (v_k != max) (1 + f_(k+1)), f_last = 0
     first = np.zeros(out.shape, np.min_scalar_type(len(views)))
+    ne = np.empty(out.shape, bool)
+    ne_int = ne.view(first.dtype) if first.itemsize == 1 else ne    # multiplied without a cast
     for k in range(len(views) - 2, -1, -1):
         first += 1
-        first *= views[k] != out
+        np.not_equal(views[k], out, out=ne)
+        first *= ne_int
     return out, first
 
 
