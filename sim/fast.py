@@ -164,14 +164,26 @@ def build_fast(build_dir: Path, *, opt: str = "-O3 -march=native", extra_args: t
     wrapper = work / "fast_top.v"
     wrapper.write_text(_WRAPPER.replace("@IN_MSB@", str(_port_width(verilog, "i__payload") - 1))
                        .replace("@OUT_MSB@", str(_port_width(verilog, "o__payload") - 1)))
+    return _verilate(work, wrapper, "fewmul_fast_top", build.top_v, harness, opt=opt,
+                     extra_args=extra_args, obj=obj, exe_name="fewmul_fast")
+
+
+def _verilate(work: Path, wrapper: Path, wrapper_top: str, top_v: Path, harness: Path, *,
+              opt: str, extra_args: tuple[str, ...], obj: str, exe_name: str,
+              log_name: str = "build.log") -> Path:
+    """Compile ``wrapper`` (module ``wrapper_top`` around ``top_v``) and the C++ ``harness``
+    into ``work/obj/exe_name`` (the model's class is ``Vtop``); returns the executable.
+
+    Shared with :mod:`fewmul.sim.train_fast`.
+    """
     env = {**os.environ, **verilator_env()}
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module",
-           "fewmul_fast_top", "--prefix", "Vtop", str(wrapper),
+           wrapper_top, "--prefix", "Vtop", str(wrapper),
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast",
            "--x-initial", "fast", "-CFLAGS", opt, "-Mdir", str(work / obj), *extra_args,
-           "-o", "fewmul_fast", str(build.top_v), str(harness)]
-    log = work / "build.log"
-    exe = work / obj / "fewmul_fast"
+           "-o", exe_name, str(top_v), str(harness)]
+    log = work / log_name
+    exe = work / obj / exe_name
     exe.unlink(missing_ok=True)        # an interrupted or failed build leaves no stale harness
     run_tool(cmd, tool="Verilator (fast harness)", log=log, cwd=work, env=env,
              error=SimulationError)
