@@ -56,27 +56,31 @@ def sfc_row(report: dict, board_dir: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=Path("build/bench-sfc"))
+    parser.add_argument("--sizes", default=",".join(map(str, SFC_SIZES)),
+                        help="inputs, then the units of each layer (default: the SFC's)")
     parser.add_argument("--simd", default="48,16,16,16")
     parser.add_argument("--pipeline", default="auto")
     parser.add_argument("--bench-images", type=int, default=0)
     args = parser.parse_args(argv)
-    net = random_net(SFC_SIZES, input_bits=SFC_INPUT_BITS, seed=0)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    net = random_net(sizes, input_bits=SFC_INPUT_BITS, seed=0)
     simd = [int(s) for s in args.simd.split(",")]
     pipeline = args.pipeline if args.pipeline == "auto" else int(args.pipeline)
     bench = None
     if args.bench_images:
         rng = np.random.default_rng(1)
-        images = rng.integers(0, 2, size=(args.bench_images, SFC_SIZES[0]))
+        images = rng.integers(0, 2, size=(args.bench_images, sizes[0]))
         bench = (images, net.scores(images).argmax(1))
     t0 = time.perf_counter()
     out = args.output / "icebreaker"
-    result = build_design(net, "icebreaker", out, pe=[1] * 4, simd=simd, pipeline=pipeline,
+    result = build_design(net, "icebreaker", out, pe=[1] * len(simd), simd=simd,
+                          pipeline=pipeline,
                           bench=bench, bench_images=args.bench_images)
     row = sfc_row(result.to_json(), out)
     row["wall_s"] = time.perf_counter() - t0
     (args.output / "sfc.json").write_text(json.dumps(row, indent=2))
-    print(f"SFC 784-256-256-256-10 (1-bit input) on the iCEBreaker, --pe 1 --simd {args.simd} "
-          f"--pipeline {args.pipeline}:")
+    print(f"{'-'.join(map(str, sizes))} (1-bit input) on the iCEBreaker, --pe 1 --simd "
+          f"{args.simd} --pipeline {args.pipeline}:")
     print(f"  LUT {row['lut']:g}, FF {row['ff']:g}, EBR {row['ebr']:g}/30, SPRAM "
           f"{row['spram']:g}/4 (layers {row['spram_layers']})")
     print(f"  Fmax {row['fmax_mhz']:.1f} MHz (goal 40), {row['cycles_per_inference']} "

@@ -90,3 +90,27 @@ def test_ice40_cell_classes_count_spram():
                        "SB_RAM40_4K": 7, "SB_CARRY": 4}, "ice40")
     assert (counts["spram"], counts["lut"], counts["ff"], counts["bram"], counts["carry"]) == \
         (3, 5, 3, 7, 4)
+
+
+@pytest.mark.slow
+def test_an_mnist_size_net_fits_the_icebreaker_with_its_input_layer_in_spram(tmp_path):
+    """784-256-10 with 1-bit inputs (SFC's input layer, 200 kbit of weights) on the iCEBreaker:
+    the input layer's 48-bit words in three SPRAM blocks, the output layer in EBR; it places and
+    routes, and link.json lists the weights the host sends. (The whole SFC's weights fit the
+    SPRAM and EBR, see above, but its registers need 6970 logic cells of the 5280.)"""
+    import json
+
+    from fewmul.boards.flow import build_design
+
+    net = random_net([784, 256, 10], input_bits=1, seed=0)
+    result = build_design(net, "icebreaker", tmp_path, pe=[1, 1], simd=[48, 16],
+                          pipeline="auto", progress=False)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["spram_layers"] == [0]
+    assert report["synth_cells"]["SB_SPRAM256KA"] == 3 and report["used"]["spram"] == 3
+    assert report["used"]["bram"] <= 30 and report["used"]["lut"] <= 5280
+    assert report["multipliers"] == 0 and report["fmax_mhz"] > 0
+    assert report["cycles_per_inference"] == 4352
+    link = json.loads((tmp_path / "link.json").read_text())
+    assert [(w["layer"], w["word_bits"], w["words"]) for w in link["weights"]] == [(0, 48, 4352)]
+    assert result.bitstream_path.stat().st_size > 100_000
