@@ -145,7 +145,8 @@ def test_compile_train_lists_the_reasons(tmp_path, capsys):
     assert err.count("on-chip training runs without batch norm") == 3
 
 
-@pytest.mark.parametrize("path", ["examples/digits-onchip.yaml"])
+@pytest.mark.parametrize("path", ["examples/digits-onchip.yaml", "examples/digits-onchip-deep.yaml",
+                                  "examples/fashion-onchip.yaml"])
 def test_examples_give_a_config(path):
     spec = load_spec(path)
     assert onchip_problems(spec) == []
