@@ -9,8 +9,14 @@ from amaranth.lib.wiring import In, Out
 from .compare import greater
 from .mvu import check_pe, signed_shape
 from .popcount import popcount
+from .registered_rom import RegisteredRom
 
-__all__ = ["ThresholdUnit", "ScoreUnit"]
+__all__ = ["ThresholdUnit", "ScoreUnit", "TABLE_GROUPS"]
+
+#: Groups of neurons above which an activation's constants come from a block-RAM table read
+#: through registers (see :meth:`_GroupwiseUnit._table`); up to this many, from a multiplexer of
+#: constants into a register.
+TABLE_GROUPS = 32
 
 
 def _check_bound_and_pe(count, sum_bound, pe):
@@ -33,8 +39,10 @@ class _GroupwiseUnit(wiring.Component):
 
     Lane ``p`` of beat ``g`` carries the sum of neuron ``g * pe + p``. A beat counter tracks
     ``g`` so that each lane can select its neuron's constants (held in registers, loaded one beat
-    ahead); the stream itself passes through combinationally (``o.valid = i.valid``,
-    ``i.ready = o.ready``).
+    ahead; with more than :data:`TABLE_GROUPS` groups, the output register of a table in block
+    RAM read two beats ahead); the stream itself passes through combinationally
+    (``o.valid = i.valid``, ``i.ready = o.ready``, except in the two cycles after reset in which
+    a table reads its first words).
 
     Subclasses implement :meth:`lane`.
     """
@@ -69,31 +77,74 @@ class _GroupwiseUnit(wiring.Component):
         # own, so that the look-ahead of the constants starts from a register.
         group = Signal(range(self.groups))
         next_group = Signal(range(self.groups), init=1 % self.groups)
+        table = self.groups > TABLE_GROUPS
+        primed = Signal(init=not table)       # the constants' table has its first two words
         step = self.i.valid & self.i.ready
         m.d.comb += [
-            self.o.valid.eq(self.i.valid),
-            self.i.ready.eq(self.o.ready),
+            self.o.valid.eq(self.i.valid & primed),
+            self.i.ready.eq(self.o.ready & primed),
         ]
         with m.If(step):
             m.d.sync += [
                 group.eq(next_group),
                 next_group.eq(Mux(next_group == self.groups - 1, 0, next_group + 1)),
             ]
+        slots = []    # (register, per-group values) of the constants from the table
         for p in range(self.pe):
             def select(f, p=p):
                 values = [Value.cast(f(g * self.pe + p)) for g in range(self.groups)]
                 chosen = Array(values)[group]
                 if self.groups == 1 or not all(isinstance(v, Const) for v in values):
                     return chosen
+                shape = Value.cast(chosen).shape()
+                if table:
+                    slot = Signal(shape, name=f"constant_{p}_{len(slots)}")
+                    slots.append((slot, [v.value for v in values]))
+                    return slot
                 # Constants are looked up one beat ahead, into a register: the lane's logic
                 # then starts from a register rather than from a multiplexer of the groups.
-                ahead = Signal(Value.cast(chosen).shape(), init=values[0].value,
-                               name=f"constant_{p}")
+                ahead = Signal(shape, init=values[0].value, name=f"constant_{p}")
                 with m.If(step):
                     m.d.sync += ahead.eq(Array(values)[next_group])
                 return ahead
             m.d.comb += self.o.payload[p].eq(self.lane(self.i.payload[p], select))
+        if slots:
+            self._table(m, step, primed, slots)
         return m
+
+    def _table(self, m, step, primed, slots):
+        """The constants of many groups, from a table read two beats ahead.
+
+        Yosys turns a large multiplexer of constants followed by a register into a block-RAM
+        ROM without its output register (on the ECP5 5.6 ns from clock to data, then the
+        comparisons: the critical path of a large network). So the constants of every lane
+        are one word per group of a :class:`~.registered_rom.RegisteredRom` (the block RAM's
+        output register on the ECP5), its output the current group's constants, its first
+        register the next group's, its address the group after that; all three move on each
+        beat. After reset the table reads its first two words, and until then the unit takes
+        and offers nothing.
+        """
+        widths = [len(slot) for slot, _ in slots]
+        words = []
+        for g in range(self.groups):
+            word, lo = 0, 0
+            for (_, values), width in zip(slots, widths):
+                word |= (values[g] & ((1 << width) - 1)) << lo
+                lo += width
+            words.append(word)
+        m.submodules.constants = rom = RegisteredRom(sum(widths), self.groups, words)
+        address = Signal(range(self.groups))
+        filled = Signal()    # the first word is in the table's first register
+        en = step | ~primed
+        m.d.comb += [rom.addr.eq(address), rom.en.eq(en)]
+        with m.If(en):
+            m.d.sync += address.eq(Mux(address == self.groups - 1, 0, address + 1))
+        with m.If(~primed):
+            m.d.sync += [filled.eq(1), primed.eq(filled)]
+        lo = 0
+        for (slot, _), width in zip(slots, widths):
+            m.d.comb += slot.eq(rom.data[lo:lo + width])
+            lo += width
 
 
 class ThresholdUnit(_GroupwiseUnit):

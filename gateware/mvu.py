@@ -20,6 +20,11 @@ __all__ = [
 
 #: Pipeline stages from which a :class:`MatrixVectorUnit` is stall-free unless told otherwise.
 STALL_FREE_STAGES = 5
+#: Bits of an input plane's slice whose fold multiplexers share a copy of the fold counter.
+SELECT_GROUP = 32
+#: The most folds whose slices are chosen in one stage when there are two (an 8-way
+#: multiplexer is one level of the ECP5's wide multiplexers); more are chosen in two.
+ONE_STAGE_FOLDS = 8
 
 
 def check_pe(count: int, pe: int) -> int:
@@ -276,7 +281,7 @@ class MatrixVectorUnit(wiring.Component):
         m = Module()
         rd, queue, advance, credit = self._output_stage(m)
         issue, fold, fold_last, planes = self._issue(m, rd, queue, credit)
-        self._datapath(m, rd, queue, advance, issue, fold, fold_last, planes)
+        self._datapath(m, rd, queue, advance, issue, fold_last, planes)
         return m
 
     def _output_stage(self, m):
@@ -375,7 +380,53 @@ class MatrixVectorUnit(wiring.Component):
             m.d.comb += self.i.ready.eq(free)
         return issue, fold, fold_last, planes
 
-    def _datapath(self, m, rd, queue, advance, issue, fold, fold_last, planes):
+    def _slices(self, m, stage, issue, fold_last, planes):
+        """The slice of each bit-plane that the issued fold reads, through registers: one stage
+        without pipeline registers, else two (the second is the first pipeline stage).
+
+        A case over the folds, not ``word_select`` (its variable offset would be a multiply).
+        Its select is not the issue controller's fold counter, which would fan out to every
+        multiplexer of every plane (thousands of them in an 8-bit input layer), but a copy of
+        that counter per :data:`SELECT_GROUP` bits of each plane's slice, each counting by itself
+        (Yosys cannot merge counters that feed back on themselves), so that each copy drives a
+        few hundred multiplexer inputs near it. With the two stages and more than
+        :data:`ONE_STAGE_FOLDS` folds, the multiplexer is split: the first stage chooses by the
+        fold's low bits among each run of folds, the second by its high bits (registered with
+        the first) among the runs: a level of wide multiplexers a stage.
+        """
+        simd, folds = self.simd, self.folds
+        if folds == 1:
+            slices = [stage(plane, f"slice_{i}") for i, plane in enumerate(planes)]
+            return [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)] if self.pipeline \
+                else slices
+        bits = (folds - 1).bit_length()
+        split = self.pipeline > 0 and folds > ONE_STAGE_FOLDS
+        low = -(-bits // 2) if split else bits     # select bits of the first stage
+        run = 1 << low                              # folds a first-stage multiplexer chooses from
+        runs = -(-folds // run)
+        slices = []
+        for i, plane in enumerate(planes):
+            groups = []                             # the plane's slice in groups of bits
+            for index, start in enumerate(range(0, simd, SELECT_GROUP)):
+                end = min(simd, start + SELECT_GROUP)
+                name = f"{i}_{index}"
+                copy = Signal(range(folds), name=f"fold_copy_{name}")
+                with m.If(issue):
+                    m.d.sync += copy.eq(Mux(fold_last, 0, copy + 1))
+                chunks = [plane[f * simd + start:f * simd + end] for f in range(folds)]
+                if not split:
+                    groups.append(stage(Array(chunks)[copy], f"slice_{name}"))
+                    continue
+                partial = [stage(Array(chunks[r * run:(r + 1) * run])[copy[:low]],
+                                 f"slice_{name}_run{r}")
+                           for r in range(runs)]
+                groups.append(Array(partial)[stage(copy[low:], f"fold_high_{name}")])
+            slices.append(Cat(*groups))
+        if self.pipeline:
+            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        return slices
+
+    def _datapath(self, m, rd, queue, advance, issue, fold_last, planes):
         """Slices, pipeline registers, popcounts, combining adders, accumulators, and the
         sums into the output register or the queue."""
         dot, simd, folds = self.dot, self.simd, self.folds
@@ -386,13 +437,8 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
-        # --- Stage 1: the weight word and the matching slice of every input bit-plane ----------
-        slices = []
-        for i, plane in enumerate(planes):
-            # A case over the folds, not `word_select`: its variable offset would be a multiply.
-            chosen = Array(plane[f * simd:(f + 1) * simd] for f in range(folds))[fold] \
-                if folds > 1 else plane
-            slices.append(stage(chosen, f"slice_{i}"))
+        # --- Stages 1 and 2: the matching slice of every input bit-plane, and the weight word --
+        slices = self._slices(m, stage, issue, fold_last, planes)
         valid, last = stage(issue, "valid_1"), stage(fold_last, "last_1")
         for index in range(self.pipeline):  # the control follows the datapath's registers
             valid, last = stage(valid, f"valid_{index + 2}"), stage(last, f"last_{index + 2}")
@@ -400,10 +446,8 @@ class MatrixVectorUnit(wiring.Component):
         # --- Pipeline: the first register holds the memory's word (the block RAM's slow
         # clock-to-output then has a cycle of its own), the others go in the popcount trees ----
         word = rd.data   # stall-free: already through the memory's output register
-        if self.pipeline:
-            if not self.stall_free:
-                word = stage(word, "word_2")
-            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        if self.pipeline and not self.stall_free:
+            word = stage(word, "word_2")
         if self.word_stage:   # the memory's outputs get a cycle of routing of their own
             word = stage(word, "word_3")
             slices = [stage(q, f"slice_{i}_3") for i, q in enumerate(slices)]

@@ -4,11 +4,12 @@ import pytest
 from amaranth.hdl import signed, unsigned
 
 from fewmul.gateware import ScoreUnit, ThresholdUnit, signed_shape
+from fewmul.gateware.activation import TABLE_GROUPS
 
 from gateware_helpers import ref_scores, ref_threshold, simulate
 
-# (M, pe, sum_bound)
-CASES = [(6, 1, 10), (6, 6, 10), (6, 3, 150), (8, 2, 7), (1, 1, 1)]
+# (M, pe, sum_bound); the last two have more than TABLE_GROUPS groups: constants from a table
+CASES = [(6, 1, 10), (6, 6, 10), (6, 3, 150), (8, 2, 7), (1, 1, 1), (40, 1, 30), (70, 2, 90)]
 
 
 def random_sums(rng, vectors, m, bound):
@@ -37,6 +38,7 @@ def test_threshold(case, stalls):
         thresholds[:2] = [bound + 1, -bound]
     sums = random_sums(rng, 5, m, bound)
     dut = ThresholdUnit(thresholds.tolist(), sum_bound=bound, pe=pe)
+    assert (dut.groups > TABLE_GROUPS) == (m // pe >= 35)
     assert dut.o.payload.shape().elem_shape == unsigned(1)
     assert dut.i.payload.shape().elem_shape == signed_shape(-bound, bound)
     got = run(dut, sums, seed=m if stalls else None)
@@ -90,9 +92,10 @@ def test_errors():
 
 @pytest.mark.parametrize("levels", [3, 7])
 @pytest.mark.parametrize("stalls", [False, True])
-def test_multi_threshold(levels, stalls):
+@pytest.mark.parametrize("m", [6, 3 * TABLE_GROUPS + 9])   # the second from a table
+def test_multi_threshold(levels, stalls, m):
     """``2^k - 1`` thresholds per neuron give the ``k``-bit level, the count of those reached."""
-    m, pe, bound = 6, 3, 40
+    pe, bound = 3, 40
     rng = np.random.default_rng(levels)
     thresholds = np.sort(rng.integers(-bound - 2, bound + 3, size=(m, levels)), axis=1)
     thresholds[0] = bound + 1          # never reached: level 0

@@ -30,6 +30,12 @@ CASES = [
     (6, 11, "unsigned", 2, "ternary", 2, 4, 2),
     (4, 9, "unsigned", 8, "ternary", 4, 9, 0),
     (3, 5, "unsigned", 2, "binary", 3, 2, 0),
+    # many folds: the slices chosen in two stages, by the low bits of the fold in its run
+    (4, 40, "unsigned", 3, "binary", 2, 3, 1),      # 14 folds: 4 runs of 4
+    (2, 40, "bipolar", 1, "binary", 1, 1, 6),       # 40 folds, stall-free: 5 runs of 8
+    (2, 45, "unsigned", 2, "binary", 2, 5, 2),      # 9 folds: runs of 4, 4 and 1
+    (3, 70, "bipolar", 1, "binary", 3, 35, 0),      # 2 folds; 35 inputs: two select groups
+    (2, 99, "unsigned", 2, "binary", 1, 33, 6),     # 3 folds of 33: two select groups
     # compressor-tree popcounts
     (6, 10, "bipolar", 1, "binary", 3, 7, 2, "compressor"),
     (4, 13, "unsigned", 8, "binary", 2, 13, 0, "compressor"),
