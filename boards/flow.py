@@ -328,9 +328,8 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
 
 def _bench_count(board: Board, net: Graph, plans, bench, images: int | None, spram=()) -> int:
     """The images of the benchmark mode's store, decided before the network is lowered: 0
-    without a data set or for a convolutional network (its image goes in pixel by pixel), and
-    by default on the ECP5 (see below), else :func:`~fewmul.boards.bench.bench_fit` against the block RAM the planner leaves
-    free."""
+    without a data set or for a convolutional network (its image goes in pixel by pixel), else
+    :func:`~fewmul.boards.bench.bench_fit` against the block RAM the planner leaves free."""
     from types import SimpleNamespace
 
     from .bench import bench_fit
@@ -339,11 +338,6 @@ def _bench_count(board: Board, net: Graph, plans, bench, images: int | None, spr
         if images:
             raise ValueError("--bench-images needs the build's data set (spec.yaml of "
                              "'fewmul compile'), for the test images and their labels")
-        return 0
-    if images is None and board.family == "ecp5":
-        # the store's block-RAM read is not registered: at the ECP5's 150 MHz it is the
-        # critical path (DP16KD clock to data, 5.6 ns, then the image register's multiplexer),
-        # so the benchmark mode is there only on request
         return 0
     _, height, width = net.in_type.shape
     if height * width > 1:

@@ -42,10 +42,8 @@ def register(sub) -> None:
                    help="test images in the benchmark mode's block-RAM store, which 'fewmul run "
                         "--bench' streams through the network back to back (at the network's rate; "
                         "on the iCEBreaker at a byte of image a cycle at most) (default: as many "
-                        "as fit in half of the block RAM the weights leave free on the "
-                        "iCEBreaker, none on the ULX3S, where the store's read limits Fmax to "
-                        "about 110 MHz; 0: no benchmark mode); too many is refused before "
-                        "synthesis")
+                        "as fit in half of the block RAM the weights leave free; 0: no "
+                        "benchmark mode); too many is refused before synthesis")
     b.add_argument("--target-mhz", type=positive_float, default=None, metavar="F",
                    help="clock frequency place and route aims for, its timing constraint "
                         "(default: the goal for the device, 40 MHz on the iCE40UP5K, 150 MHz on "

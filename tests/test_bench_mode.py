@@ -369,9 +369,9 @@ def test_build_refuses_a_store_too_large_before_synthesis(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_store_is_there_by_default_on_the_ice40_only_on_request_on_the_ecp5():
-    """On the ECP5 the store's unregistered block-RAM read would set Fmax (about 110 MHz),
-    so by default the ULX3S builds no benchmark mode; asked for, it does."""
+def test_the_store_is_there_by_default_on_both_boards():
+    """The store reads through registers (the DP16KD's output register on the ECP5), so it is
+    there by default on the ULX3S as on the iCEBreaker; 0 asks for none."""
     from fewmul.boards.flow import _bench_count
     from fewmul.boards.nets import plan_network
     from fewmul.boards.targets import get_board
@@ -380,8 +380,9 @@ def test_the_store_is_there_by_default_on_the_ice40_only_on_request_on_the_ecp5(
     rng = np.random.default_rng(0)
     bench = (rng.integers(0, 16, size=(200, 64)), rng.integers(0, 10, size=200))
     assert _bench_count(get_board("icebreaker"), net, plans, bench, None) > 0
-    assert _bench_count(get_board("ulx3s"), net, plans, bench, None) == 0
+    assert _bench_count(get_board("ulx3s"), net, plans, bench, None) == 200   # all of them
     assert _bench_count(get_board("ulx3s"), net, plans, bench, 50) == 50
+    assert _bench_count(get_board("ulx3s"), net, plans, bench, 0) == 0
 
 
 @pytest.mark.slow
