@@ -6,7 +6,10 @@ fit, a smaller digits network (``--small``, 64-64-10 by default, trained
 here) at one PE per layer. Then, per board
 with a place and route flow (``--largest``), the largest 64-H-H-10 network
 that fits at one PE per layer, searched by halving the gap between a size
-that fits and one that does not.
+that fits and one that does not. With ``--lfc``, the 784-1024x3-10 network (FINN's "LFC":
+binary weights, sign activations, 8-bit input) on the ULX3S at ``--target-cycles`` 2048 and 1024,
+with random trained-like parameters (:func:`fewmul.boards.nets.random_net`; the weights change
+the timing little) and the benchmark store of random images by default.
 
 Every design but the largest is built with ``--pipeline auto`` (a register on each weight
 memory's output and one every 2 adder levels of the popcount trees, more on
@@ -25,6 +28,7 @@ Usage::
 
     python bench/boards.py [-o build/bench-boards] [--boards icebreaker ulx3s arty]
                            [--build BUILD] [--largest icebreaker] [--serial | --scheduler A]
+    python bench/boards.py --lfc [2048 1024]     # only the 784-1024x3-10 rows
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from fewmul.sweep.points import DONE, FAILED, Point, Stages, point_id
 from fewmul.sweep.run import run_points
 
 GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
+#: The 784-1024x3-10 network (FINN's LFC) and its input bits.
+LFC_SIZES, LFC_INPUT_BITS = (784, 1024, 1024, 1024, 10), 8
 SMALL_SPEC = """\
 name: digits-small
 data: {set: digits, input_bits: 4}
@@ -57,14 +63,7 @@ train: {epochs: 60, seed: 0}
 
 def golden_rate(build: Path, seconds: float = 1.0) -> float:
     """NumPy golden model inferences/s, one image per call (as a board answers them)."""
-    net = BuildFolder(build).net()
-    x = np.random.default_rng(0).integers(0, 1 << net.input_bits,
-                                          size=(1, net.layers[0].inputs))
-    count, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        net.forward(x)
-        count += 1
-    return count / (time.perf_counter() - t0)
+    return golden_rate_of(BuildFolder(build).net(), seconds)
 
 
 def demo_build(out: Path, spec: Path | str, name: str, **run) -> Path:
@@ -110,7 +109,38 @@ def row(label: str, board: str, report: dict, cpu_rate: float) -> dict:
          "cpu_golden_inf_per_s": cpu_rate, "build_s": report["seconds"]}
     if board in GOAL_MHZ and fmax:
         r["fmax_vs_goal"] = fmax / GOAL_MHZ[board]
+    r.update(tool_s=report.get("tool_seconds", {}), bench_images=report.get("bench_images", 0),
+             critical_path=report.get("critical_path"))
     return r
+
+
+def lfc_row(out: Path, target_cycles: int, cpu_rate: float | None = None) -> dict:
+    """The 784-1024x3-10 network (random, trained-like) built for the ULX3S with the folding
+    ``fewmul compile --target-cycles`` gives and ``--pipeline auto``, with the benchmark store's
+    default images (random 8-bit images, labelled by the golden model)."""
+    net = random_net(list(LFC_SIZES), input_bits=LFC_INPUT_BITS, seed=0)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 1 << LFC_INPUT_BITS, size=(1000, LFC_SIZES[0]))
+    labels = net.scores(images).argmax(1)
+    print(f"== 784-1024x3-10 at --target-cycles {target_cycles} on ulx3s")
+    report = build_design(net, "ulx3s", out / f"lfc-{target_cycles}",
+                          default={"pe": "auto", "target_cycles": target_cycles},
+                          pipeline="auto", bench=(images, labels), bench_images=None,
+                          progress=True).to_json()
+    if cpu_rate is None:
+        cpu_rate = golden_rate_of(net)
+    return row(f"784-1024x3-10 (LFC) t{target_cycles}", "ulx3s", report, cpu_rate)
+
+
+def golden_rate_of(net, seconds: float = 1.0) -> float:
+    """NumPy golden model inferences/s of ``net``, one image per call."""
+    x = np.random.default_rng(0).integers(0, 1 << net.input_bits,
+                                          size=(1, net.layers[0].inputs))
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        net.forward(x)
+        count += 1
+    return count / (time.perf_counter() - t0)
 
 
 def print_rows(rows: list[dict], header: bool = True) -> None:
@@ -178,9 +208,27 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler to use")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster")
     p.add_argument("--serial", action="store_true", help="build one board after the other here")
+    p.add_argument("--lfc", nargs="*", type=int, metavar="CYCLES",
+                   help="only the 784-1024x3-10 network on the ULX3S, at these --target-cycles "
+                        "(default 2048 1024)")
     args = p.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
+    if args.lfc is not None:
+        rows = []
+        for cycles in args.lfc or [2048, 1024]:
+            rows.append(lfc_row(out, cycles))
+            (out / "lfc.json").write_text(json.dumps(rows, indent=2))
+        print()
+        print_rows(rows)
+        for r in rows:
+            tools = ", ".join(f"{k} {v:.0f} s" for k, v in r["tool_s"].items())
+            path = r["critical_path"]
+            print(f"{r['design']}: build {r['build_s']:.0f} s ({tools}); "
+                  f"the link carries {r['inf_per_s_uart']:,.0f} images/s; "
+                  f"{r['bench_images']} images in the benchmark store"
+                  + (f"; critical path {path['from']} -> {path['to']}" if path else ""))
+        return 0
     run = {"scheduler": args.scheduler, "workers": args.workers, "serial": args.serial}
     from fewmul.cli.demo import example_spec
     demo = args.build or demo_build(out, example_spec(), "demo", **run)
