@@ -39,13 +39,6 @@ LFSR_WIDTH = 32
 #: Effective weights the trainer can use: the sign of a hidden weight, or its ternarization.
 WEIGHT_KINDS = ("binary", "ternary")
 
-# Names the one-hidden-layer configuration had, accepted by the constructor for now (see
-# OnChipConfig): keyword -> (new field, index in it).
-_LEGACY_KEYWORDS = {"inputs": ("sizes", 0), "hidden": ("sizes", 1), "classes": ("sizes", 2),
-                    "lr_shift1": ("lr_shifts", 0), "lr_shift2": ("lr_shifts", 1),
-                    "gate_shift": ("gate_shifts", 0)}
-
-
 def rshift_round_int(a: int, shift: int) -> int:
     """``a / 2**shift`` rounded to nearest, ties away from zero (one integer).
 
@@ -102,14 +95,6 @@ class OnChipConfig:
         Seed of the initial hidden weights (uniform in ``[-W0, W0]``, layer by layer).
     lfsr_seed : int
         Non-zero initial state of the LFSR (:data:`LFSR_WIDTH` bits, taps :data:`LFSR_TAPS`).
-
-    Notes
-    -----
-    For now the constructor also takes the keywords of the one-hidden-layer configuration
-    (``inputs``, ``hidden``, ``classes``, ``lr_shift1``, ``lr_shift2``, ``gate_shift``), and a
-    two-layer configuration has read-only properties of those names and of its old bounds
-    (``s1_bound``, ``s2_bound``, ``d1_bound``, ``d2_bound``): a compatibility layer for code
-    written for that trainer, to be removed once nothing uses it.
     """
     sizes: tuple[int, ...] = (64, 64, 10)
     input_bits: int = 4
@@ -277,87 +262,3 @@ class OnChipConfig:
         """The fields by name, JSON-able (tuples as lists); ``OnChipConfig(**d) == config``."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in fields(self)}
-
-    # -- compatibility with the one-hidden-layer trainer (to be removed) ---------
-    def _one_hidden(self, name: str) -> None:
-        if self.layers != 2:
-            raise AttributeError(f"{name} is only defined for one hidden layer (sizes "
-                                 f"{self.sizes!r}); use the per-layer fields")
-
-    @property
-    def inputs(self) -> int:
-        """``N`` (compatibility: ``sizes[0]``)."""
-        return self.sizes[0]
-
-    @property
-    def classes(self) -> int:
-        """``C`` (compatibility: ``sizes[-1]``)."""
-        return self.sizes[-1]
-
-    @property
-    def hidden(self) -> int:
-        """``M`` of a one-hidden-layer net (compatibility: ``sizes[1]``)."""
-        self._one_hidden("hidden")
-        return self.sizes[1]
-
-    @property
-    def lr_shift1(self) -> int:
-        """Compatibility: ``lr_shifts[0]`` of a one-hidden-layer net."""
-        self._one_hidden("lr_shift1")
-        return self.lr_shifts[0]
-
-    @property
-    def lr_shift2(self) -> int:
-        """Compatibility: ``lr_shifts[1]`` of a one-hidden-layer net."""
-        self._one_hidden("lr_shift2")
-        return self.lr_shifts[1]
-
-    @property
-    def gate_shift(self) -> int:
-        """Compatibility: ``gate_shifts[0]`` of a one-hidden-layer net."""
-        self._one_hidden("gate_shift")
-        return self.gate_shifts[0]
-
-    @property
-    def s1_bound(self) -> int:
-        """Compatibility: ``s_bounds[0]``."""
-        self._one_hidden("s1_bound")
-        return self.s_bounds[0]
-
-    @property
-    def s2_bound(self) -> int:
-        """Compatibility: ``s_bounds[1]``."""
-        self._one_hidden("s2_bound")
-        return self.s_bounds[1]
-
-    @property
-    def d2_bound(self) -> int:
-        """Compatibility: ``d_bounds[1]``."""
-        self._one_hidden("d2_bound")
-        return self.d_bounds[1]
-
-    @property
-    def d1_bound(self) -> int:
-        """Compatibility: ``e_bounds[0]``, the back-propagated error before its shift."""
-        self._one_hidden("d1_bound")
-        return self.e_bounds[0]
-
-
-_dataclass_init = OnChipConfig.__init__
-
-
-def _init(self, *args, **kwargs):
-    legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in _LEGACY_KEYWORDS}
-    if legacy:
-        defaults = {f.name: f.default for f in fields(OnChipConfig)}
-        for key, value in legacy.items():
-            name, index = _LEGACY_KEYWORDS[key]
-            current = list(kwargs.get(name, defaults[name]))
-            current[index] = value
-            kwargs[name] = tuple(current)
-    _dataclass_init(self, *args, **kwargs)
-
-
-_init.__doc__ = _dataclass_init.__doc__
-_init.__signature__ = __import__("inspect").signature(_dataclass_init)
-OnChipConfig.__init__ = _init

@@ -263,10 +263,10 @@ class _Trainer:
         """Forward pass, output error and back-propagated errors of one sample (no update,
         no random draw)."""
         cfg = self.cfg
-        if not 0 <= int(label) < cfg.classes:
-            raise ValueError(f"Label must be in 0..{cfg.classes - 1}, not {label!r}")
+        if not 0 <= int(label) < cfg.sizes[-1]:
+            raise ValueError(f"Label must be in 0..{cfg.sizes[-1] - 1}, not {label!r}")
         trace = self._forward(q)
-        target = np.full(cfg.classes, -1, np.int64)
+        target = np.full(cfg.sizes[-1], -1, np.int64)
         target[int(label)] = 1
         margin = 1 << cfg.score_shift
         d = [None] * cfg.layers
@@ -313,8 +313,8 @@ class _Trainer:
         last sample of a batch, the weights, in place."""
         cfg = self.cfg
         q = np.asarray(q)
-        if q.shape != (cfg.inputs,):
-            raise ValueError(f"Sample must have {cfg.inputs} pixels, not shape {q.shape}")
+        if q.shape != (cfg.sizes[0],):
+            raise ValueError(f"Sample must have {cfg.sizes[0]} pixels, not shape {q.shape}")
         trace = self.errors(q, label)
         trace.exponents = self.draw_exponents(q)
         updates = self.updates(q, trace)
@@ -336,31 +336,6 @@ class _Trainer:
         self.steps += 1
         return trace
 
-    # -- compatibility with the one-hidden-layer model (to be removed) --------
-    @property
-    def w1(self) -> np.ndarray:
-        """Compatibility: ``weights[0]``."""
-        return self.weights[0]
-
-    @w1.setter
-    def w1(self, value: np.ndarray) -> None:
-        self.weights[0] = value
-        self._changed()
-
-    @property
-    def w2(self) -> np.ndarray:
-        """Compatibility: ``weights[1]`` of a one-hidden-layer net."""
-        if self.cfg.layers != 2:
-            raise AttributeError("w2 is only defined for one hidden layer; use weights[1]")
-        return self.weights[1]
-
-    @w2.setter
-    def w2(self, value: np.ndarray) -> None:
-        if self.cfg.layers != 2:
-            raise AttributeError("w2 is only defined for one hidden layer; use weights[1]")
-        self.weights[1] = value
-        self._changed()
-
 
 class OnChipNet(_Trainer):
     """Hidden weights of the on-chip net and its integer training step.
@@ -379,12 +354,6 @@ class OnChipNet(_Trainer):
         ``cfg.batch``-th).
     acc : list of numpy.ndarray, optional
         The batch sums ``A_l`` (zeros by default).
-
-    Notes
-    -----
-    For now ``OnChipNet(cfg, w1, w2, lfsr)`` (the one-hidden-layer form) is accepted too, and
-    ``w1``, ``w2`` read and set ``weights[0]``, ``weights[1]``: a compatibility layer to be
-    removed once nothing uses it.
     """
 
     _integer = True
@@ -393,11 +362,6 @@ class OnChipNet(_Trainer):
                  steps: int = 0, acc: list[np.ndarray] | None = None):
         if not isinstance(cfg, OnChipConfig):
             raise TypeError(f"Configuration must be an OnChipConfig, not {cfg!r}")
-        if isinstance(weights, np.ndarray) and isinstance(lfsr, np.ndarray):
-            # OnChipNet(cfg, w1, w2, lfsr[, steps]): the one-hidden-layer form.
-            weights, lfsr = [weights, lfsr], steps if isinstance(steps, Lfsr) else None
-            steps = acc if isinstance(acc, int) else 0
-            acc = None
         self.cfg = cfg
         # Sums are exact in float32 below 2**24 (BLAS is fast), weights and updates in int32.
         exact32 = max(cfg.s_bounds + cfg.e_bounds) < (1 << 24)

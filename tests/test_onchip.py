@@ -232,9 +232,9 @@ def test_step_matches_an_explicit_loop_reference(kind, batch_shift, hidden, inpu
         cfg.lfsr_seed
     applied = 0
     for done in range(16):
-        q = rng.integers(0, 1 << input_bits, cfg.inputs)
-        q[rng.random(cfg.inputs) < 0.2] = 0
-        label = int(rng.integers(cfg.classes))
+        q = rng.integers(0, 1 << input_bits, cfg.sizes[0])
+        q[rng.random(cfg.sizes[0]) < 0.2] = 0
+        label = int(rng.integers(cfg.sizes[-1]))
         weights, acc, state, d, prediction = _reference_sample(cfg, weights, acc, q, label,
                                                                state, done)
         trace = net.step(q, label)
@@ -281,8 +281,8 @@ def test_batch_one_is_todays_step():
     net = OnChipNet.init(cfg)
     rng = np.random.default_rng(3)
     for step in range(30):
-        q = rng.integers(0, 16, cfg.inputs)
-        label = int(rng.integers(cfg.classes))
+        q = rng.integers(0, 16, cfg.sizes[0])
+        label = int(rng.integers(cfg.sizes[-1]))
         w1, w2 = (w.copy() for w in net.weights)
         trace = net.step(q, label)
         rw1, rw2 = _todays_step(w1, w2, q, label, trace.exponents, step, 5, 1, 5, 3, cfg.w0, 7, 2)
@@ -301,7 +301,7 @@ def _deep_config(**kwargs) -> OnChipConfig:
 
 def _samples(cfg, n, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 1 << cfg.input_bits, (n, cfg.inputs)), rng.integers(cfg.classes, size=n)
+    return rng.integers(0, 1 << cfg.input_bits, (n, cfg.sizes[0])), rng.integers(cfg.sizes[-1], size=n)
 
 
 def _state(net):
@@ -379,7 +379,7 @@ def test_values_stay_within_the_configured_bounds(batch_shift, kind, input_bits,
     net = OnChipNet.init(cfg)
     rng = np.random.default_rng(seed)
     for _ in range(12):
-        q = rng.integers(0, 1 << input_bits, cfg.inputs)
+        q = rng.integers(0, 1 << input_bits, cfg.sizes[0])
         trace = net.errors(q, int(rng.integers(3)))
         trace.exponents = net.draw_exponents(q)
         updates = net.updates(q, trace)
