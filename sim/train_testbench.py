@@ -19,49 +19,82 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
 
 from fewmul.sim.cocotb_common import start_clock_and_reset
 from fewmul.sim.train_runner import TrainingBuild
-from fewmul.sim.vectors import pack, unpack
+from fewmul.sim.vectors import pack
 
 
 class StepTimeout(Exception):
     pass
 
 
+#: Clock period of :func:`start_clock_and_reset`, in ns.
+PERIOD_NS = 10
+
+
+def _signed_row(word: int, bits: int, count: int) -> np.ndarray:
+    """``count`` two's-complement fields of ``bits`` bits of ``word``, field 0 lowest
+    (:func:`fewmul.sim.vectors.unpack`, vectorized)."""
+    word &= (1 << (count * bits)) - 1
+    raw = np.frombuffer(word.to_bytes((count * bits + 7) // 8, "little"), np.uint8)
+    fields = np.unpackbits(raw, bitorder="little")[:count * bits].reshape(count, bits)
+    values = fields.astype(np.int64) @ (np.int64(1) << np.arange(bits, dtype=np.int64))
+    return np.where(values >> (bits - 1) > 0, values - (1 << bits), values)
+
+
 async def _one_step(dut, build: TrainingBuild, q, label: int, hw: list[np.ndarray],
                     max_cycles: int) -> tuple[int, int]:
-    """Stream one sample; apply every written row to ``hw``; return (prediction, latency).
+    """Stream one training sample; apply every written row to ``hw``; return
+    (prediction, latency in cycles).
 
-    Called, and returns, just after a rising edge (signals may be driven).
+    Called, and returns, just after a rising edge (signals may be driven). The design is
+    read in every cycle in which it writes a weight row (``wb.valid``); between those runs of
+    writes the testbench waits for ``wb.valid`` or ``o.valid`` to rise, so the cycles of the
+    forward pass cost no Python.
     """
     lay = build.layout
-    dut.i__payload.value = pack(q, build.cfg.input_bits) | (int(label) << lay["label_offset"])
+    dut.i__payload.value = (pack(q, build.cfg.input_bits) | (int(label) << lay["label_offset"])
+                            | (1 << lay["train_offset"]))
     dut.i__valid.value = 1
-    accepted = None
-    for cycle in range(max_cycles):
-        await ReadOnly()
-        if accepted is None:
-            if int(dut.i__ready.value):
-                accepted = cycle            # the transfer happens at the coming edge
-        else:
-            if int(dut.wb__valid.value):
-                word = int(dut.wb__payload.value)
-                layer = (word >> lay["wb_layer_offset"]) & ((1 << lay["wb_layer_bits"]) - 1)
-                row = (word >> lay["wb_row_offset"]) & ((1 << lay["wb_row_bits"]) - 1)
-                target = hw[layer]
-                target[row] = unpack(word >> lay["wb_weights_offset"], lay["weight_bits"],
-                                     target.shape[1], signed=True)
-            if int(dut.o__valid.value):
-                prediction = (int(dut.o__payload.value) >> lay["prediction_offset"]) & \
-                    ((1 << lay["prediction_bits"]) - 1)
-                await RisingEdge(dut.clk)   # o.ready is high: the result is taken here
-                return prediction, cycle - accepted
+    start = get_sim_time("ns")
+    await ReadOnly()
+    while not int(dut.i__ready.value):
+        if get_sim_time("ns") - start > max_cycles * PERIOD_NS:
+            raise StepTimeout(f"sample not accepted within {max_cycles} cycles")
         await RisingEdge(dut.clk)
-        if accepted is not None:
-            dut.i__valid.value = 0
-    raise StepTimeout(f"no result within {max_cycles} cycles")
+        await ReadOnly()
+    accepted = get_sim_time("ns")            # the transfer happens at the coming edge
+    await RisingEdge(dut.clk)
+    dut.i__valid.value = 0
+    layer_mask = (1 << lay["wb_layer_bits"]) - 1
+    row_mask = (1 << lay["wb_row_bits"]) - 1
+    while True:
+        await ReadOnly()
+        now = get_sim_time("ns")
+        if int(dut.o__valid.value):
+            prediction = (int(dut.o__payload.value) >> lay["prediction_offset"]) & \
+                ((1 << lay["prediction_bits"]) - 1)
+            await RisingEdge(dut.clk)       # o.ready is high: the result is taken here
+            return prediction, round((now - accepted) / PERIOD_NS)
+        if now - accepted > max_cycles * PERIOD_NS:
+            raise StepTimeout(f"no result within {max_cycles} cycles")
+        if int(dut.wb__valid.value):
+            word = int(dut.wb__payload.value)
+            layer = (word >> lay["wb_layer_offset"]) & layer_mask
+            row = (word >> lay["wb_row_offset"]) & row_mask
+            if layer >= len(hw) or row >= hw[layer].shape[0]:
+                raise StepTimeout(f"the design wrote row {row} of layer {layer}, which does "
+                                  f"not exist")
+            target = hw[layer]
+            target[row] = _signed_row(word >> lay["wb_weights_offset"], lay["weight_bits"],
+                                      target.shape[1])
+            await RisingEdge(dut.clk)
+        else:
+            await First(RisingEdge(dut.wb__valid), RisingEdge(dut.o__valid),
+                        Timer(max_cycles * PERIOD_NS, unit="ns"))
 
 
 @cocotb.test()
@@ -73,14 +106,14 @@ async def trainer_matches_golden_model(dut):
     data = build.dataset()
     order = build.order(steps)
     golden = build.initial_net()
-    hw = [golden.w1.copy(), golden.w2.copy()]
-    view = build.initial_net()
+    hw = [w.copy() for w in golden.weights]
 
     await start_clock_and_reset(dut, out_ready=1)
+    dut.rd_req__valid.value = 0
+    dut.rd__ready.value = 0
 
     def test_accuracy() -> float:
-        view.w1, view.w2 = hw
-        return view.accuracy(data.test.x, data.test.y)
+        return build.net_with(hw).accuracy(data.test.x, data.test.y)
 
     result = {"steps": steps, "steps_done": 0, "weight_mismatch_steps": 0,
               "prediction_mismatch_steps": 0, "first_mismatch": None, "error": None,
@@ -100,7 +133,8 @@ async def trainer_matches_golden_model(dut):
             if prediction != trace.prediction:
                 result["prediction_mismatch_steps"] += 1
                 bad.append(f"prediction {prediction}, golden model says {trace.prediction}")
-            for name, mine, want in (("w1", hw[0], golden.w1), ("w2", hw[1], golden.w2)):
+            for layer, (mine, want) in enumerate(zip(hw, golden.weights)):
+                name = f"w{layer + 1}"
                 if not np.array_equal(mine, want):
                     rows, cols = np.nonzero(mine != want)
                     bad.append(f"{name} differs at {len(rows)} weights, first [{rows[0]}, "
@@ -110,7 +144,7 @@ async def trainer_matches_golden_model(dut):
                 result["weight_mismatch_steps"] += any(b.startswith("w") for b in bad)
                 if result["first_mismatch"] is None:
                     result["first_mismatch"] = f"step {step}: " + "; ".join(bad)
-                    hw = [golden.w1.copy(), golden.w2.copy()]   # resynchronise, keep counting
+                    hw = [w.copy() for w in golden.weights]   # resynchronise, keep counting
             result["steps_done"] = step
             if step % eval_every == 0 or step == steps:
                 result["curve"].append({"step": step, "test_acc": test_accuracy(),
