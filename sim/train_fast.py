@@ -907,24 +907,16 @@ def check_training_fast(build_dir: Path, steps: int, *, eval_every: int | None =
     ``simulator_steps_per_s``, ``replay_steps_per_s``, ``steps_per_s``, the inference requests)
     and ``BUILD/train_curve.png``.
     """
-    from . import train_runner
-
     steps = _positive("Step count", steps)
     _load(build_dir)
     fast: dict = {}
 
-    def simulate(build_dir, steps, *, eval_every=50, log_file=None):
+    def simulate(build_dir, steps, *, eval_every=50):
         fast.update(simulate_training_fast(build_dir, steps, eval_every=eval_every, mode=mode,
                                            inference=inference))
         return fast
 
-    # check_training's simulator, replaced for this call (it has no parameter for it).
-    original = train_runner.simulate_training
-    train_runner.simulate_training = simulate
-    try:
-        result = check_training(build_dir, steps, eval_every=eval_every)
-    finally:
-        train_runner.simulate_training = original
+    result = check_training(build_dir, steps, eval_every=eval_every, simulate=simulate)
     result["simulator"] = "fast harness"
     for key in ("mode", "mismatch", "digest_first_mismatch", "inference_requests",
                 "inference_mismatches", "inference_latency_cycles", "cycles",

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -185,13 +186,19 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
     plt.close(fig)
 
 
-def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None) -> dict:
-    """Simulate ``steps`` training steps; write ``BUILD/sim.json`` and ``BUILD/train_curve.png``."""
+def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None,
+                   simulate: Callable[..., dict] | None = None) -> dict:
+    """Simulate ``steps`` training steps; write ``BUILD/sim.json`` and ``BUILD/train_curve.png``.
+
+    ``simulate(build_dir, steps, eval_every=...)`` runs the simulator and returns
+    :func:`simulate_training`'s keys; by default it is :func:`simulate_training` (the cocotb
+    testbench).
+    """
     build_dir = Path(build_dir)
     build = TrainingBuild.load(build_dir)
     eval_every = eval_every or max(1, steps // 20)
     t0 = time.perf_counter()
-    sim = simulate_training(build_dir, steps, eval_every=eval_every)
+    sim = (simulate or simulate_training)(build_dir, steps, eval_every=eval_every)
     twin = float_twin_curve(build, steps, eval_every)
     result = {
         "mode": "train", "steps": steps, "steps_done": sim["steps_done"],
