@@ -36,8 +36,9 @@ def register(sub) -> None:
                    choices=["generic", "ecp5", "ice40", "xilinx"],
                    help="Yosys statistics to report (default: generic; ecp5/ice40/xilinx take longer)")
     c.add_argument("--train", action="store_true",
-                   help="emit the on-chip training design of the spec instead (one hidden layer, "
-                        "no batch norm; see examples/digits-onchip.yaml); the report lists the "
+                   help="emit the on-chip training design of the spec instead (hidden sign layers, "
+                        "binary or ternary weights, no batch norm, settings under train.onchip; "
+                        "see examples/digits-onchip*.yaml); the report lists the "
                         "LUT/FF cost of every forward and backward unit (ECP5)")
     c.add_argument("--no-area", action="store_true",
                    help="with --train: skip the per-unit ECP5 synthesis (a few minutes)")
