@@ -38,7 +38,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
-from fewmul.nn.artifacts import ArtifactError, read_versioned_json
+from fewmul.nn.artifacts import ArtifactError, read_json, read_versioned_json
 
 from .protocol import (LINK_FORMAT, RESULT_SYNC, STREAM_WINDOW, WINDOW, ProtocolError,
                        weight_frame_check)
@@ -67,10 +67,7 @@ def link_kind(path: Path) -> str:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run 'fewmul build' first")
-    try:
-        fields = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not JSON ({exc})") from None
+    fields = read_json(path)       # a damaged file is named as every other reader names it
     return str(fields.get("kind", "inference")) if isinstance(fields, dict) else "inference"
 
 
