@@ -153,7 +153,9 @@ class OnChipTrainer(wiring.Component):
     (index ``l - 1`` below) keeps its hidden weights in a :class:`~amaranth.lib.memory.Memory`
     ``w{l}`` of ``M_l`` rows of ``M_{l-1}`` signed integers in ``[-W0, W0]``; the forward pass
     uses their effective weights ``T(w)`` (sign, or ternarization), as masks. Every phase
-    handles one memory row per cycle, and every layer's units are the same code:
+    handles one memory row per cycle, each row going down a pipeline of registered stages
+    (:data:`READ` to :data:`NEW`, followed by the layer's :class:`RowSweep`), and every
+    layer's units are the same code:
 
     1. accept a sample; with ``train`` set, the QBP exponents of its pixels are drawn, one
        pixel per cycle, from the :class:`Lfsr` through the :class:`QbpRounder`, in parallel
@@ -173,8 +175,8 @@ class OnChipTrainer(wiring.Component):
        ``lr_shifts[l-1] + x``, negated where ``h_{l-1}`` is -1);
     5. the prediction is offered on ``o``.
 
-    A row's update is written back in the cycle the row is used, after its old weights
-    served the forward or backward pass. With ``batch_shift = 0`` it is applied at once; with
+    A row's update is written back when the row leaves the pipeline (stage :data:`NEW`),
+    after its old weights served the forward or backward pass. With ``batch_shift = 0`` it is applied at once; with
     mini-batches it is added into an accumulator memory ``acc{l}`` beside the weights
     (:class:`BatchApply` ``batch{l}``), and the batch's last sample writes
     ``clip(w + round(A / 2**batch_shift))`` and clears ``A``. Every weight row written appears
