@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
 from fewmul.gateware.training import (BarrelShifter, BatchApply, DeltaBackprop, HingeError,
                                       Lfsr, OnChipTrainer, QbpRounder, RowDot, RowSweep,
-                                      WeightUpdate, round_shift, step_cycles, weight_masks)
+                                      WeightUpdate, clip, round_shift,
+                                      round_shift_magnitude, step_cycles, weight_masks)
 from fewmul.nn.onchip import Lfsr as GoldenLfsr
 from fewmul.nn.onchip import OnChipNet, qbp_exponents, rshift_round
 
@@ -89,26 +90,38 @@ def _effective(w, kind, w0):
     return np.where(np.abs(w) > w0 // 2, np.sign(w), 0)
 
 
-@pytest.mark.parametrize("kind,bits,weights", [("bipolar", 1, "binary"), ("unsigned", 1, "binary"),
-                                               ("unsigned", 4, "binary"),
-                                               ("bipolar", 1, "ternary"),
-                                               ("unsigned", 8, "ternary")])
-def test_row_dot_matches_numpy(kind, bits, weights):
+@pytest.mark.parametrize("kind,bits,weights,stages", [
+    ("bipolar", 1, "binary", 0), ("unsigned", 1, "binary", 1), ("unsigned", 4, "binary", 2),
+    ("bipolar", 1, "ternary", 2), ("unsigned", 8, "ternary", 0), ("unsigned", 8, "ternary", 3)])
+def test_row_dot_matches_numpy(kind, bits, weights, stages):
     n = 23
-    dut = RowDot(n, input_kind=kind, input_bits=bits, weight_kind=weights)
+    dut = RowDot(n, input_kind=kind, input_bits=bits, weight_kind=weights, stages=stages)
     rng = np.random.default_rng(bits)
+    rows = []
+    for _ in range(100):
+        w = rng.integers(-1, 2, n) if weights == "ternary" else 2 * rng.integers(0, 2, n) - 1
+        x = rng.integers(0, 1 << bits, n)
+        rows.append((w, x, int(w @ (2 * x - 1 if kind == "bipolar" else x))))
 
     async def testbench(ctx):
-        for _ in range(100):
-            w = rng.integers(-1, 2, n) if weights == "ternary" else 2 * rng.integers(0, 2, n) - 1
-            x = rng.integers(0, 1 << bits, n)
-            masks = [w == 1] if weights == "binary" else [w == 1, w == -1]
-            ctx.set(dut.masks, [_bits(mask) for mask in masks])
-            ctx.set(dut.x, [int(v) for v in x])
-            xv = 2 * x - 1 if kind == "bipolar" else x
-            assert ctx.get(dut.sum) == int(w @ xv)
+        # A new row every cycle: its sum comes out `stages` cycles later.
+        for cycle in range(len(rows) + stages):
+            if cycle < len(rows):
+                w, x, _ = rows[cycle]
+                masks = [w == 1] if weights == "binary" else [w == 1, w == -1]
+                ctx.set(dut.masks, [_bits(mask) for mask in masks])
+                ctx.set(dut.x, [int(v) for v in x])
+            if cycle >= stages:
+                assert ctx.get(dut.sum) == rows[cycle - stages][2], cycle
+            if stages:
+                await ctx.tick()
 
-    run(dut, testbench)
+    run(dut, testbench, clocked=stages > 0)
+
+
+def test_row_dot_rejects_bad_stages():
+    with pytest.raises(TypeError, match="Stages must be a non-negative integer, not -1"):
+        RowDot(4, input_kind="bipolar", input_bits=1, stages=-1)
 
 
 @pytest.mark.parametrize("kind", ["binary", "ternary"])
@@ -158,7 +171,10 @@ def test_hinge_error_matches_numpy():
                 ctx.set(dut.score, s)
                 ctx.set(dut.target, target)
                 t = 1 if target else -1
-                assert ctx.get(dut.delta) == t * max(0, 16 - t * s)
+                want = t * max(0, 16 - t * s)
+                assert ctx.get(dut.delta) == want
+                assert ctx.get(dut.magnitude) == abs(want)
+                assert ctx.get(dut.negative) == (not target)
 
     run(dut, testbench)
 
@@ -204,20 +220,18 @@ def test_delta_backprop_matches_numpy(kind):
     run(dut, testbench, clocked=True)
 
 
-@pytest.mark.parametrize("max_shift,min_shift,shared,clip",
-                         [(0, 0, False, True), (3, 0, False, True), (7, 2, False, True),
-                          (3, 1, True, True), (4, 0, True, False), (6, 2, False, False)])
-def test_weight_update_matches_numpy(max_shift, min_shift, shared, clip):
-    lanes, wbits, bound = 13, 6, 800
-    dut = WeightUpdate(lanes, weight_bits=wbits, delta_bound=bound, max_shift=max_shift,
-                       min_shift=min_shift, shared=shared, clip=clip)
+@pytest.mark.parametrize("max_shift,min_shift,shared",
+                         [(0, 0, False), (3, 0, False), (7, 2, False), (3, 1, True), (4, 0, True),
+                          (6, 2, False)])
+def test_weight_update_matches_numpy(max_shift, min_shift, shared):
+    lanes, bound = 13, 800
+    dut = WeightUpdate(lanes, delta_bound=bound, max_shift=max_shift, min_shift=min_shift,
+                       shared=shared)
     assert dut.step_bound == int(rshift_round(bound, min_shift))
-    w0 = 1 << wbits
     rng = np.random.default_rng(max_shift)
 
     async def testbench(ctx):
         for trial in range(150):
-            w = rng.integers(-w0, w0 + 1, lanes)
             delta = int(rng.integers(-bound, bound + 1)) >> int(rng.integers(0, 8))
             amount = rng.integers(min_shift, max_shift + 1, lanes)
             if trial < 2:
@@ -225,18 +239,35 @@ def test_weight_update_matches_numpy(max_shift, min_shift, shared, clip):
             if shared:
                 amount[:] = amount[0]
             negate, skip = rng.integers(0, 2, lanes), rng.integers(0, 2, lanes)
-            ctx.set(dut.weights, [int(v) for v in w])
-            ctx.set(dut.delta, delta)
+            ctx.set(dut.magnitude, abs(delta))
+            ctx.set(dut.negative, delta < 0)
             ctx.set(dut.amount, int(amount[0]) if shared else [int(v) for v in amount])
             ctx.set(dut.negate, _bits(negate))
             ctx.set(dut.skip, _bits(skip))
             sign = np.where(negate == 1, -1, 1) * np.where(skip == 1, 0, 1)
             step = sign * rshift_round(delta, amount)
             assert ctx.get(dut.step) == step.tolist()
-            if clip:
-                assert ctx.get(dut.result) == np.clip(w + step, -w0, w0).tolist()
 
     run(dut, testbench)
+
+
+@pytest.mark.parametrize("width,shift", [(6, 0), (6, 2), (9, 4)])
+def test_round_shift_magnitude_and_clip_match_numpy(width, shift):
+    value = Signal(signed(width))
+    negative, magnitude, clipped = Signal(), Signal(width), Signal(signed(width))
+    m = Module()
+    bound = 1 << (width - 3)
+    neg, mag = round_shift_magnitude(value, shift)
+    m.d.comb += [negative.eq(neg), magnitude.eq(mag), clipped.eq(clip(value, bound))]
+
+    async def testbench(ctx):
+        for v in range(-(1 << (width - 1)), 1 << (width - 1)):
+            ctx.set(value, v)
+            assert ctx.get(negative) == (v < 0)
+            assert ctx.get(magnitude) == abs(int(rshift_round(v, shift))), v
+            assert ctx.get(clipped) == int(np.clip(v, -bound, bound))
+
+    run(m, testbench)
 
 
 @pytest.mark.parametrize("batch_shift", [1, 2, 3])
@@ -286,6 +317,37 @@ def test_row_sweep_timing():
     run(dut, testbench, clocked=True)
 
 
+@pytest.mark.parametrize("depth,stages", [(1, 1), (4, 3), (5, 8)])
+def test_row_sweep_follows_rows_down_the_stages(depth, stages):
+    dut = RowSweep(depth, stages=stages)
+
+    async def testbench(ctx):
+        seen = {s: [] for s in range(stages + 1)}
+        busy = []
+        for cycle in range(3 * depth + stages + 6):
+            start = cycle in (1, depth + 2)              # two sweeps, writing and not
+            ctx.set(dut.start, start)
+            ctx.set(dut.write, cycle == 1)
+            if start:
+                assert ctx.get(dut.addr) == 0
+            for s in range(stages + 1):
+                row = ctx.get(dut.rows[s])
+                if row.valid:
+                    seen[s].append((cycle - s, row.index, row.last, row.write))
+            busy.append(ctx.get(dut.busy))
+            await ctx.tick()
+            ctx.set(dut.write, 0)
+        for s in range(stages + 1):
+            want = [(first + r, r, int(r == depth - 1), write)
+                    for first, write in ((1, 1), (depth + 2, 0)) for r in range(depth)]
+            assert seen[s] == want, s
+        end = depth + 2 + depth - 1 + stages              # the second sweep's last row leaves
+        assert busy[2] and busy[depth + 3:end + 1] == [1] * (end - depth - 2)
+        assert not any(busy[end + 1:])
+
+    run(dut, testbench, clocked=True)
+
+
 def _config(sizes=(12, 8, 3), **overrides) -> OnChipConfig:
     """A small trainer configuration: quick to simulate, scales that make every path busy."""
     layers = len(sizes) - 1
@@ -309,10 +371,12 @@ def golden_net(cfg, weights):
 
 
 def test_step_cycles_formula():
-    # max(F + H, N + M_1) + 1, F the forward rows, H the hidden layers' backward rows.
-    assert step_cycles((64, 64, 10)) == (2 * 64 + 10 + 1, 2 * 64 + 10 + 2, 64 + 10 + 1)
-    assert step_cycles((64, 128, 128, 10)) == (266 + 256 + 1, 266 + 256 + 2, 266 + 1)
-    assert step_cycles((100, 4, 3)) == (100 + 4 + 1, 100 + 4 + 2, 4 + 3 + 1)
+    # Forward sweeps 4 cycles apart, backward sweeps 2, the result 9 cycles after layer 1's
+    # last backward row (8 stages and a cycle), an inference 6 after the output layer's last.
+    assert step_cycles((64, 64, 10)) == (139 + 3 + 8, 139 + 3 + 9, 74 + 3 + 5)
+    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 8, 522 + 8 + 9, 266 + 6 + 5)
+    # N + 1 QBP cycles longer than the forward and backward sweeps before layer 1's.
+    assert step_cycles((100, 4, 3)) == (101 + 4 + 8, 101 + 4 + 9, 7 + 3 + 5)
 
 
 def test_trainer_is_sized_from_the_config():

@@ -15,12 +15,12 @@ from .forward import RowDot
 from .delta import HingeError, DeltaBackprop
 from .update import WeightUpdate
 from .batch import BatchApply
-from .fixed import round_shift, weight_masks
+from .fixed import clip, round_shift, round_shift_magnitude, weight_masks
 from .sweep import RowSweep
 from .top import OnChipTrainer, step_cycles
 
 __all__ = [
     "BarrelShifter", "Lfsr", "QbpRounder", "RowDot", "HingeError", "DeltaBackprop",
     "WeightUpdate", "BatchApply", "RowSweep", "OnChipTrainer", "step_cycles", "round_shift",
-    "weight_masks",
+    "round_shift_magnitude", "clip", "weight_masks",
 ]

@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..widths import signed_shape
-from .fixed import round_shift
+from .fixed import clip, round_shift
 
 __all__ = ["BatchApply"]
 
@@ -78,6 +78,6 @@ class BatchApply(wiring.Component):
                 mean.eq(round_shift(total, self.batch_shift)),
                 new.eq(self.weights[k] + mean),
                 self.acc_next[k].eq(Mux(self.apply, 0, total)),
-                self.result[k].eq(Mux(new > self.w0, self.w0, Mux(new < -self.w0, -self.w0, new))),
+                self.result[k].eq(clip(new, self.w0)),
             ]
         return m

@@ -14,7 +14,9 @@ class HingeError(wiring.Component):
 
     With target ``t = +1`` for the true class and ``-1`` otherwise and the margin
     ``2**margin_shift`` in units of the score, ``delta = t * max(0, 2**margin_shift - t * score)``
-    (proportional to minus the gradient of the loss). Combinational, compare and subtract only.
+    (proportional to minus the gradient of the loss), also given as ``negative`` and
+    ``magnitude`` (``|delta|``, computed beside ``delta`` rather than from it, for the weight
+    update). Combinational, compare and subtract only.
 
     Parameters
     ----------
@@ -30,6 +32,10 @@ class HingeError(wiring.Component):
         1 for the true class.
     delta : ``Out(delta_shape)``
         ``|delta| <= 2**margin_shift + score_bound``.
+    negative : ``Out(1)``
+        ``delta < 0`` or ``delta = 0`` (any sign of a zero error gives a zero update).
+    magnitude : ``Out(unsigned)``
+        ``|delta|``.
     """
 
     def __init__(self, score_bound: int, margin_shift: int):
@@ -44,16 +50,23 @@ class HingeError(wiring.Component):
             "score": In(signed_shape(-score_bound, score_bound)),
             "target": In(1),
             "delta": Out(self.delta_shape),
+            "negative": Out(1),
+            "magnitude": Out(range(self.delta_bound + 1)),
         })
 
     def elaborate(self, platform):
         m = Module()
         pos = Signal(self.delta_shape)     # max(0, margin - score), true class
         neg = Signal(self.delta_shape)     # -max(0, margin + score), other classes
+        neg_magnitude = Signal(self.magnitude.shape())
+        above = self.score > -self.margin
         m.d.comb += [
             pos.eq(Mux(self.score < self.margin, self.margin - self.score, 0)),
-            neg.eq(Mux(self.score > -self.margin, -self.margin - self.score, 0)),
+            neg.eq(Mux(above, -self.margin - self.score, 0)),
+            neg_magnitude.eq(Mux(above, self.margin + self.score, 0)),
             self.delta.eq(Mux(self.target, pos, neg)),
+            self.negative.eq(~self.target),
+            self.magnitude.eq(Mux(self.target, pos, neg_magnitude)),
         ]
         return m
 

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from fewmul.arith.dot import DotProduct
 
-from ..popcount import popcount
+from ..popcount import pipelined_popcount
 from ..widths import signed_shape
 
 __all__ = ["RowDot"]
@@ -21,7 +21,9 @@ class RowDot(wiring.Component):
     ``2 popcount(XNOR(x, masks[0])) - N``; for ``k``-bit unsigned inputs, bit-plane by bit-plane,
     ``sum_i 2^i (2 popcount(x_i AND masks[0]) - popcount(x_i))``. Ternary weights (``+1`` where
     ``masks[0]`` is set, ``-1`` where ``masks[1]`` is set, else 0): a positive and a negative
-    popcount per plane. Combinational.
+    popcount per plane. The popcounts go through ``stages`` registers
+    (:func:`~fewmul.gateware.popcount.pipelined_popcount`): ``sum`` is that many cycles after its
+    ``masks`` and ``x``; the final weighted sum is combinational.
 
     Parameters
     ----------
@@ -33,6 +35,8 @@ class RowDot(wiring.Component):
         ``k`` (1 for bipolar inputs).
     weight_kind : str
         ``"binary"`` (one mask) or ``"ternary"`` (two masks).
+    stages : int
+        Registers in each popcount tree (0: combinational).
 
     Attributes
     ----------
@@ -49,7 +53,10 @@ class RowDot(wiring.Component):
     """
 
     def __init__(self, n_inputs: int, *, input_kind: str, input_bits: int,
-                 weight_kind: str = "binary"):
+                 weight_kind: str = "binary", stages: int = 0):
+        if not isinstance(stages, int) or stages < 0:
+            raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
+        self.stages = stages
         self.dot = DotProduct(input_kind, input_bits, weight_kind)
         self.bound = self.dot.sum_bound(n_inputs)
         self.n_inputs, self.input_kind, self.input_bits = n_inputs, input_kind, input_bits
@@ -69,7 +76,8 @@ class RowDot(wiring.Component):
         def count(term, plane, i):
             bits = Signal(n, name=f"{term.name}_{i}")
             m.d.comb += bits.eq(term.bits(plane, masks))
-            return popcount(bits)
+            return pipelined_popcount(m, bits, stages=self.stages, enable=1,
+                                      name=f"{term.name}_count_{i}")
 
         # The positive and the negative popcounts are weighted by their planes and added
         # apart, and subtracted once; the true sum fits `sum_shape`.

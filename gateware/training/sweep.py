@@ -1,34 +1,53 @@
-"""Row sweep: reads the rows of a memory one per cycle through a synchronous read port."""
+"""Row sweep: reads the rows of a memory one per cycle and follows them down a pipeline."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["RowSweep"]
 
 
 class RowSweep(wiring.Component):
-    """Issues addresses ``0 .. depth - 1`` on consecutive cycles after a ``start`` pulse.
+    """Issues addresses ``0 .. depth - 1`` on consecutive cycles after a ``start`` pulse, and
+    follows each row through ``stages`` pipeline stages.
 
-    A synchronous read port returns row ``r`` one cycle after its address, so ``valid`` and
-    ``index`` follow ``addr`` one cycle later; ``last`` marks the valid cycle of the last row.
-    ``busy`` is set from the cycle after ``start`` to the ``last`` cycle.
+    The address of the first row is issued in the ``start`` cycle. ``rows[s]`` describes the
+    row that is ``s`` cycles past its address (stage ``s``): ``valid``, its ``index``, ``last``
+    for the sweep's last row, and ``write``, the ``write`` input sampled at ``start`` (a row
+    that will be updated, carried with it so that a sweep started later cannot change it).
+    A synchronous read port returns row ``r`` one cycle after its address: in stage 1.
+    ``valid``, ``index`` and ``last`` are those of stage 1; ``busy`` is set from the cycle after
+    ``start`` until the last row has left the last stage.
+
+    Parameters
+    ----------
+    depth : int
+        Rows in the sweep.
+    stages : int
+        Deepest stage followed (at least 1).
 
     Members
     -------
-    start : ``In(1)``
+    start, write : ``In(1)``
     addr : ``Out(range(depth))``
+    rows : ``Out(ArrayLayout(StructLayout({"valid": 1, "last": 1, "write": 1, "index": range(depth)}), stages + 1))``
     valid, last, busy : ``Out(1)``
     index : ``Out(range(depth))``
     """
 
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, stages: int = 1):
         if not isinstance(depth, int) or depth <= 0:
             raise TypeError(f"Depth must be a positive integer, not {depth!r}")
-        self.depth = depth
+        if not isinstance(stages, int) or stages <= 0:
+            raise TypeError(f"Stages must be a positive integer, not {stages!r}")
+        self.depth, self.stages = depth, stages
+        self.row_layout = data.StructLayout({"valid": 1, "last": 1, "write": 1,
+                                             "index": range(depth)})
         super().__init__({
             "start": In(1),
+            "write": In(1),
             "addr": Out(range(depth)),
+            "rows": Out(data.ArrayLayout(self.row_layout, stages + 1)),
             "valid": Out(1),
             "last": Out(1),
             "busy": Out(1),
@@ -39,15 +58,35 @@ class RowSweep(wiring.Component):
         m = Module()
         addr = Signal(range(self.depth))
         issuing = Signal()
+        write = Signal()
+        issued = Signal(self.row_layout)            # stage 0: the row whose address is out
         m.d.comb += [
-            self.addr.eq(addr),
-            self.last.eq(self.valid & (self.index == self.depth - 1)),
-            self.busy.eq(issuing | self.valid),
+            issued.valid.eq(issuing | self.start),
+            issued.index.eq(addr),
+            issued.last.eq(addr == self.depth - 1),
+            issued.write.eq(Mux(self.start, self.write, write)),
         ]
-        m.d.sync += [self.valid.eq(issuing | self.start), self.index.eq(addr)]
-        with m.If(issuing | self.start):
-            with m.If(addr == self.depth - 1):
+        with m.If(self.start):
+            m.d.sync += write.eq(self.write)
+        with m.If(issued.valid):
+            with m.If(issued.last):
                 m.d.sync += [addr.eq(0), issuing.eq(0)]
             with m.Else():
                 m.d.sync += [addr.eq(addr + 1), issuing.eq(1)]
+
+        stages, busy = [issued], issuing
+        for s in range(1, self.stages + 1):
+            row = Signal(self.row_layout, name=f"stage{s}")
+            m.d.sync += row.eq(stages[-1])
+            stages.append(row)
+            busy = busy | row.valid
+        for s, row in enumerate(stages):
+            m.d.comb += [self.rows[s].eq(row), self.rows[s].last.eq(row.valid & row.last)]
+        m.d.comb += [
+            self.addr.eq(addr),
+            self.valid.eq(stages[1].valid),
+            self.index.eq(stages[1].index),
+            self.last.eq(self.rows[1].last),
+            self.busy.eq(busy),
+        ]
         return m

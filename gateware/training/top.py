@@ -1,7 +1,9 @@
 """The on-chip trainer: a network of ``L`` binary or ternary layers that trains itself."""
 
+from dataclasses import dataclass
+
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,7 +13,7 @@ from fewmul.arith.onchip import LFSR_TAPS, LFSR_WIDTH, OnChipConfig
 from ..widths import signed_shape
 from .batch import BatchApply
 from .delta import DeltaBackprop, HingeError
-from .fixed import round_shift, weight_masks
+from .fixed import clip, round_shift_magnitude, weight_masks
 from .forward import RowDot
 from .lfsr import Lfsr
 from .qbp import QbpRounder
@@ -33,20 +35,114 @@ def _check_weights(name, w, shape, w0):
     return w
 
 
+#: Pipeline stages of a row, in cycles after its address (:class:`RowSweep` ``rows[s]``):
+#: the weight memory's output, the row registered (its masks and the layer's inputs enter the
+#: popcounts), the popcounts after :data:`COUNT_STAGES` registers, the sum registered (the
+#: hidden bit, the gate and the argmax are taken from it), the error registered (and
+#: back-propagated), the update's steps registered, and the new row registered and written.
+READ, ROW, COUNT_STAGES = 1, 2, 2
+SUM = ROW + COUNT_STAGES + 1
+ERROR, STEP, NEW = SUM + 1, SUM + 2, SUM + 3
+#: A forward sweep starts this many cycles after the last row of the layer before was
+#: addressed (its hidden bits are all in when the new sweep's first row meets them, at ROW);
+#: a backward sweep this many after the last row of the layer above (its errors are all
+#: accumulated when the first row takes its own, at SUM).
+FORWARD_GAP, BACKWARD_GAP = SUM + 1 - ROW, ERROR + 1 - SUM
+
+
 def step_cycles(sizes) -> tuple[int, int, int]:
     """``(latency, cycles_per_step, inference_latency)`` of a trainer of ``sizes``.
 
-    With ``F = M_1 + ... + M_L`` (the forward rows, output layer included), ``H = M_1 + ... +
-    M_{L-1}`` (the hidden layers' backward rows) and ``N`` QBP cycles, which run beside the
-    forward pass and must end before layer 1's backward sweep starts:
-    ``latency = max(F + H, N + M_1) + 1`` cycles from a training sample's acceptance to its
+    Every sweep issues one row per cycle. With ``F = M_1 + ... + M_L`` (the forward rows,
+    output layer included), ``H = M_1 + ... + M_{L-1}`` (the hidden layers' backward rows),
+    ``L`` layers and ``N`` inputs: the forward sweeps follow each other
+    :data:`FORWARD_GAP` cycles after the last row of the one before, the backward sweeps
+    :data:`BACKWARD_GAP` cycles after; layer 1's backward sweep also waits for the ``N`` QBP
+    exponents (drawn one per cycle from the cycle after the sample's acceptance, through one
+    register), and the result follows its last row's write. So
+    ``latency = max(F + H - M_1 + (L - 1)(FORWARD_GAP - 1) + (L - 2)(BACKWARD_GAP - 1)
+    + BACKWARD_GAP - 1, N + 1) + M_1 + NEW`` cycles from a training sample's acceptance to its
     result, ``cycles_per_step = latency + 1`` (the result is taken, then the next sample), and
-    ``F + 1`` for an inference request.
+    ``F + (L - 1)(FORWARD_GAP - 1) + SUM`` for an inference request.
     """
     sizes = tuple(int(v) for v in sizes)
+    layers = len(sizes) - 1
     forward, hidden = sum(sizes[1:]), sum(sizes[1:-1])
-    latency = max(forward + hidden, sizes[0] + sizes[1]) + 1
-    return latency, latency + 1, forward + 1
+    # The output layer's last row is addressed this many cycles after the acceptance.
+    output_last = forward + (layers - 1) * (FORWARD_GAP - 1) - 1
+    below_last = output_last + (hidden - sizes[1]) + (layers - 2) * (BACKWARD_GAP - 1)
+    first_backward = max(below_last + BACKWARD_GAP, sizes[0] + 1)
+    latency = first_backward + sizes[1] + NEW
+    return latency, latency + 1, output_last + SUM + 1
+
+
+@dataclass
+class _LayerPorts:
+    """What the trainer's ports take from a layer's datapath."""
+    write: Value          # a row is written in this cycle
+    row: Value            # which
+    new: Value            # its new weights
+    read: Value           # the weight memory's output (the read-out port's row)
+
+
+@dataclass
+class _Sample:
+    """The trainer's registers that hold for a sample (or longer)."""
+    pixels: Value
+    label: Value
+    train: Value
+    hidden: list          # per hidden layer: its sign bits (h = 1 for +1), shifted in by row
+    gate: list            # per hidden layer: its straight-through gates, in and out by row
+    amounts: Value        # the shift of each pixel's update (QBP exponents, learning rate)
+    extra: Value          # learning-rate decay: the extra shift
+    decay_count: Value
+    batch_count: Value
+    apply: Value          # the batch's last sample
+    qbp_busy: Value
+    qbp_index: Value
+    config: OnChipConfig
+
+    @classmethod
+    def create(cls, m, trainer) -> "_Sample":
+        c = trainer.config
+        hidden_sizes = c.sizes[1:-1]
+        low, high = c.update_shift_ranges[0]
+        sample = cls(
+            pixels=Signal(data.ArrayLayout(unsigned(c.input_bits), c.sizes[0])),
+            label=Signal(range(c.sizes[-1])),
+            train=Signal(),
+            hidden=[Signal(size, name=f"h{i + 1}") for i, size in enumerate(hidden_sizes)],
+            gate=[Signal(size, name=f"gate{i + 1}") for i, size in enumerate(hidden_sizes)],
+            amounts=Signal(data.ArrayLayout(range(high + 1), c.sizes[0])),
+            extra=Signal(range(trainer.max_extra + 1)),
+            decay_count=Signal(range(max(c.lr_decay_steps, 1))),
+            batch_count=Signal(range(c.batch)),
+            apply=Signal(),
+            qbp_busy=Signal(),
+            qbp_index=Signal(range(c.sizes[0])),
+            config=c,
+        )
+        m.d.comb += sample.apply.eq(sample.batch_count == c.batch - 1)
+        return sample
+
+    def accept(self, m, payload) -> None:
+        """Take a request's pixels, label and ``train`` bit; a training sample draws its QBP
+        exponents."""
+        m.d.sync += [self.pixels.eq(payload.pixels), self.label.eq(payload.label),
+                     self.train.eq(payload.train), self.qbp_busy.eq(payload.train),
+                     self.qbp_index.eq(0)]
+
+    def count(self, m) -> None:
+        """A training sample is done: the batch and the learning-rate decay count it."""
+        c = self.config
+        if c.batch > 1:
+            m.d.sync += self.batch_count.eq(Mux(self.apply, 0, self.batch_count + 1))
+        if c.max_lr_extra:
+            m.d.sync += self.decay_count.eq(self.decay_count + 1)
+            with m.If(self.decay_count == c.lr_decay_steps - 1):
+                m.d.sync += self.decay_count.eq(0)
+                with m.If(self.extra != c.max_lr_extra):
+                    m.d.sync += self.extra.eq(self.extra + 1)
 
 
 class OnChipTrainer(wiring.Component):
@@ -57,7 +153,9 @@ class OnChipTrainer(wiring.Component):
     (index ``l - 1`` below) keeps its hidden weights in a :class:`~amaranth.lib.memory.Memory`
     ``w{l}`` of ``M_l`` rows of ``M_{l-1}`` signed integers in ``[-W0, W0]``; the forward pass
     uses their effective weights ``T(w)`` (sign, or ternarization), as masks. Every phase
-    handles one memory row per cycle, and every layer's units are the same code:
+    handles one memory row per cycle, each row going down a pipeline of registered stages
+    (:data:`READ` to :data:`NEW`, followed by the layer's :class:`RowSweep`), and every
+    layer's units are the same code:
 
     1. accept a sample; with ``train`` set, the QBP exponents of its pixels are drawn, one
        pixel per cycle, from the :class:`Lfsr` through the :class:`QbpRounder`, in parallel
@@ -77,8 +175,8 @@ class OnChipTrainer(wiring.Component):
        ``lr_shifts[l-1] + x``, negated where ``h_{l-1}`` is -1);
     5. the prediction is offered on ``o``.
 
-    A row's update is written back in the cycle the row is used, after its old weights
-    served the forward or backward pass. With ``batch_shift = 0`` it is applied at once; with
+    A row's update is written back when the row leaves the pipeline (stage :data:`NEW`),
+    after its old weights served the forward or backward pass. With ``batch_shift = 0`` it is applied at once; with
     mini-batches it is added into an accumulator memory ``acc{l}`` beside the weights
     (:class:`BatchApply` ``batch{l}``), and the batch's last sample writes
     ``clip(w + round(A / 2**batch_shift))`` and clears ``A``. Every weight row written appears
@@ -140,7 +238,8 @@ class OnChipTrainer(wiring.Component):
         k = c.input_bits
 
         self.fwd = [RowDot(c.sizes[index], input_kind="unsigned" if index == 0 else "bipolar",
-                           input_bits=k if index == 0 else 1, weight_kind=c.weights)
+                           input_bits=k if index == 0 else 1, weight_kind=c.weights,
+                           stages=COUNT_STAGES)
                     for index in range(n_layers)]
         self.hinge = HingeError(c.s_bounds[-1], c.score_shift)
         # backprop[i] accumulates e of hidden layer i + 1 from the rows of layer i + 2.
@@ -149,9 +248,8 @@ class OnChipTrainer(wiring.Component):
                          for index in range(n_layers - 1)]
         self.update = []
         for index, ((low, high), d_bound) in enumerate(zip(c.update_shift_ranges, c.d_bounds)):
-            self.update.append(WeightUpdate(c.sizes[index], weight_bits=c.weight_bits,
-                                            delta_bound=d_bound, max_shift=high, min_shift=low,
-                                            shared=index > 0, clip=not batched))
+            self.update.append(WeightUpdate(c.sizes[index], delta_bound=d_bound, max_shift=high,
+                                            min_shift=low, shared=index > 0))
         self.batch = [BatchApply(c.sizes[index], weight_bits=c.weight_bits,
                                  step_bound=self.update[index].step_bound,
                                  batch_shift=c.batch_shift)
@@ -159,7 +257,7 @@ class OnChipTrainer(wiring.Component):
         self.qbp = QbpRounder(k)
         self.lfsr = Lfsr(width=LFSR_WIDTH, taps=LFSR_TAPS, seed=c.lfsr_seed,
                          bits=max(c.random_bits, 1))
-        self.sweep = [RowSweep(c.sizes[index + 1]) for index in range(n_layers)]
+        self.sweep = [RowSweep(c.sizes[index + 1], stages=NEW) for index in range(n_layers)]
 
         self.units = {"hinge": (self.hinge, "backward"), "qbp": (self.qbp, "backward"),
                       "lfsr": (self.lfsr, "backward")}
@@ -193,147 +291,38 @@ class OnChipTrainer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        n_layers, sizes, last = self.n_layers, c.sizes, self.n_layers - 1
-        batched = bool(self.batch)
         for name, (unit, _) in self.units.items():
             m.submodules[name] = unit
-        n = sizes[0]
-
-        # -- per-sample registers ---------------------------------------------------------
-        pixels = Signal(data.ArrayLayout(unsigned(c.input_bits), n))
-        label = Signal(range(sizes[-1]))
-        train = Signal()
-        hidden = [Signal(sizes[index + 1], name=f"h{index + 1}") for index in range(last)]
-        gate = [Signal(sizes[index + 1], name=f"gate{index + 1}") for index in range(last)]
-        low, high = c.update_shift_ranges[0]
-        amount_shape = Shape.cast(range(high + 1))
-        amounts = Signal(data.ArrayLayout(amount_shape, n))   # shift of each pixel's update
-        extra = Signal(range(self.max_extra + 1))             # learning-rate decay: extra shift
-        decay_count = Signal(range(max(c.lr_decay_steps, 1)))
-        batch_count = Signal(range(c.batch))
-        apply = Signal()                                      # the batch's last sample
-        m.d.comb += apply.eq(batch_count == c.batch - 1)
-        qbp_busy = Signal()
-        qbp_index = Signal(range(n))
-        best = Signal(self.fwd[last].sum_shape)
-        prediction = Signal(range(sizes[-1]))
-        rd_layer = Signal(range(n_layers))
+        sample = _Sample.create(m, self)
+        qbp_done = self._qbp(m, sample)
+        rd_layer = Signal(range(self.n_layers))
         rd_row = Signal(self.rd_req.payload.row.shape())
         reading = Signal()                                    # the read-out port owns the address
-
-        # -- QBP exponents, one pixel per cycle, shifted in from the top of `amounts` ------
-        # Variable indices go through `Array` multiplexers: a view's variable index would scale
-        # it by the element width with a (constant) multiplication.
-        qbp, lfsr = self.qbp, self.lfsr
-        m.d.comb += [qbp.q.eq(Array(pixels[j] for j in range(n))[qbp_index]),
-                     qbp.random.eq(lfsr.bits)]
-        with m.If(qbp_busy):
-            if c.input_bits > 1:
-                m.d.comb += lfsr.advance.eq(1)
-            m.d.sync += amounts.eq(Cat(amounts.as_value()[amount_shape.width:],
-                                       (c.lr_shifts[0] + extra - qbp.exponent)
-                                       [:amount_shape.width]))
-            m.d.sync += qbp_index.eq(qbp_index + 1)
-            with m.If(qbp_index == n - 1):
-                m.d.sync += [qbp_busy.eq(0), qbp_index.eq(0)]
-        # The exponents are all in `amounts` at the next edge.
-        qbp_done = Signal()
-        m.d.comb += qbp_done.eq(~qbp_busy | (qbp_index == n - 1))
-
-        # -- every layer's datapath, the same code for each --------------------------------
-        forward_on = [Signal(name=f"forward_on{index + 1}") for index in range(n_layers)]
-        backward_on = [Signal(name=f"backward_on{index + 1}") for index in range(n_layers)]
-        written = []          # (write enable, row, new row) per layer
-        read_data = []
-        for index in range(n_layers):
-            lanes, depth = sizes[index], sizes[index + 1]
-            fwd, upd, sweep = self.fwd[index], self.update[index], self.sweep[index]
-            init = [[int(v) for v in row] for row in self.weights_init[index]]
-            mem = Memory(shape=data.ArrayLayout(self.weight_shape, lanes), depth=depth, init=init)
-            m.submodules[f"w{index + 1}"] = mem
-            rd, wr = mem.read_port(), mem.write_port()
-            row_addr = Signal(range(depth), name=f"addr{index + 1}")
-            with m.If(reading):
-                m.d.comb += row_addr.eq(rd_row)
-            with m.Else():
-                m.d.comb += row_addr.eq(sweep.addr)
-            m.d.comb += [rd.addr.eq(row_addr), wr.addr.eq(sweep.index)]
-            read_data.append(rd.data)
-
-            masks = weight_masks(rd.data, lanes, c.weights, c.weight_bits)
-            x = pixels if index == 0 else hidden[index - 1]
-            m.d.comb += [fwd.masks.eq(Cat(*masks)), fwd.x.eq(x)]
-            s = fwd.sum
-
-            # The row's error.
-            if index == last:
-                m.d.comb += [self.hinge.score.eq(s), self.hinge.target.eq(label == sweep.index)]
-                delta = self.hinge.delta
-            else:
-                # Forward: h and gate shifted in from the top.
-                limit = 1 << c.gate_shifts[index]
-                with m.If(forward_on[index] & sweep.valid):
-                    m.d.sync += [
-                        hidden[index].eq(Cat(hidden[index][1:], s >= 0)),
-                        gate[index].eq(Cat(gate[index][1:], (s < limit) & (s > -limit))),
-                    ]
-                # Backward: e_l shifted out of its accumulators, in row order, as is the gate.
-                acc = self.backprop[index]
-                delta = Signal(signed_shape(-c.d_bounds[index], c.d_bounds[index]),
-                               name=f"d{index + 1}")
-                with m.If(gate[index][0]):
-                    m.d.comb += delta.eq(round_shift(acc.head, c.backprop_shifts[index]))
-                with m.If(backward_on[index] & sweep.valid):
-                    m.d.comb += acc.shift.eq(1)
-                    m.d.sync += gate[index].eq(gate[index][1:])
-            write = Signal(name=f"write{index + 1}")
-            m.d.comb += write.eq(backward_on[index] & sweep.valid)
-            if index > 0:
-                below = self.backprop[index - 1]
-                m.d.comb += [below.masks.eq(Cat(*masks)), below.delta.eq(delta),
-                             below.en.eq(write)]
-
-            # The row's update.
-            m.d.comb += [upd.weights.eq(rd.data), upd.delta.eq(delta)]
-            if index == 0:
-                m.d.comb += [upd.amount.eq(amounts), upd.negate.eq(0),
-                             upd.skip.eq(Cat(pixels[j] == 0 for j in range(n)))]
-            else:
-                m.d.comb += [upd.amount.eq(c.lr_shifts[index] + extra),
-                             upd.negate.eq(~hidden[index - 1]), upd.skip.eq(0)]
-            if batched:
-                unit = self.batch[index]
-                accs = Memory(shape=data.ArrayLayout(unit.acc_shape, lanes), depth=depth,
-                              init=[])
-                m.submodules[f"acc{index + 1}"] = accs
-                acc_rd, acc_wr = accs.read_port(), accs.write_port()
-                m.d.comb += [
-                    acc_rd.addr.eq(sweep.addr), acc_wr.addr.eq(sweep.index),
-                    unit.weights.eq(rd.data), unit.acc.eq(acc_rd.data), unit.step.eq(upd.step),
-                    unit.apply.eq(apply),
-                    acc_wr.data.eq(unit.acc_next), acc_wr.en.eq(write),
-                    wr.data.eq(unit.result), wr.en.eq(write & apply),
-                ]
-                written.append((wr.en, sweep.index, unit.result))
-            else:
-                m.d.comb += [wr.data.eq(upd.result), wr.en.eq(write)]
-                written.append((wr.en, sweep.index, upd.result))
+        layers = [self._layer(m, index, sample, Mux(reading, rd_row, self.sweep[index].addr))
+                  for index in range(self.n_layers)]
 
         # -- debug port: every row written (one layer at a time) ---------------------------
-        m.d.comb += self.wb.valid.eq(Cat(en for en, _, _ in written).any())
-        for index, (en, row, new) in enumerate(written):
-            with m.If(en):
-                m.d.comb += [self.wb.payload.layer.eq(index), self.wb.payload.row.eq(row),
-                             self.wb.payload.weights.eq(new.as_value())]
+        m.d.comb += self.wb.valid.eq(Cat(layer.write for layer in layers).any())
+        for index, layer in enumerate(layers):
+            with m.If(layer.write):
+                m.d.comb += [self.wb.payload.layer.eq(index), self.wb.payload.row.eq(layer.row),
+                             self.wb.payload.weights.eq(layer.new.as_value())]
 
         # -- read-out port -------------------------------------------------------------------
-        for index, value in enumerate(read_data):
+        for index, layer in enumerate(layers):
             with m.If(rd_layer == index):
-                m.d.comb += self.rd.payload.weights.eq(value.as_value())
+                m.d.comb += self.rd.payload.weights.eq(layer.read.as_value())
 
-        # -- control ----------------------------------------------------------------------
+        # -- the argmax of the output scores, at SUM ----------------------------------------
+        best = Signal(self.fwd[-1].sum_shape)
+        prediction = Signal(range(c.sizes[-1]))
+        output, score = self.sweep[-1].rows[SUM], self.hinge.score
+        with m.If(output.valid & ((output.index == 0) | (score > best))):
+            m.d.sync += [best.eq(score), prediction.eq(output.index)]
         m.d.comb += self.o.payload.prediction.eq(prediction)
-        output, sweeps = self.fwd[last], self.sweep
+
+        # -- control: when each sweep starts --------------------------------------------------
+        sweeps, last = self.sweep, self.n_layers - 1
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.rd_req.ready.eq(1), self.i.ready.eq(~self.rd_req.valid)]
@@ -342,9 +331,7 @@ class OnChipTrainer(wiring.Component):
                                  rd_row.eq(self.rd_req.payload.row)]
                     m.next = "READ"
                 with m.Elif(self.i.valid):
-                    m.d.sync += [pixels.eq(self.i.payload.pixels), label.eq(self.i.payload.label),
-                                 train.eq(self.i.payload.train),
-                                 qbp_busy.eq(self.i.payload.train), qbp_index.eq(0)]
+                    sample.accept(m, self.i.payload)
                     m.d.comb += sweeps[0].start.eq(1)
                     for acc in self.backprop:
                         m.d.comb += acc.clear.eq(1)
@@ -358,57 +345,169 @@ class OnChipTrainer(wiring.Component):
                     m.next = "IDLE"
             for index in range(last):
                 with m.State(f"FORWARD_{index + 1}"):
-                    m.d.comb += forward_on[index].eq(1)
-                    with m.If(sweeps[index].last):
+                    with m.If(sweeps[index].rows[FORWARD_GAP].last):
                         m.d.comb += sweeps[index + 1].start.eq(1)
+                        if index + 1 == last:
+                            m.d.comb += sweeps[index + 1].write.eq(sample.train)
                         m.next = f"FORWARD_{index + 2}"
             with m.State(f"FORWARD_{last + 1}"):
                 # The output layer: scores, argmax, and when training its error and update.
-                m.d.comb += backward_on[last].eq(train)
-                with m.If(sweeps[last].valid):
-                    with m.If((sweeps[last].index == 0) | (output.sum > best)):
-                        m.d.sync += [best.eq(output.sum), prediction.eq(sweeps[last].index)]
-                with m.If(sweeps[last].last):
-                    with m.If(train):
+                with m.If(sample.train):
+                    with m.If(sweeps[last].rows[BACKWARD_GAP].last):
                         self._backward_from(m, last, qbp_done)
-                    with m.Else():
-                        m.next = "DONE"
+                with m.Elif(sweeps[last].rows[SUM].last):
+                    m.next = "DONE"
             for index in range(last - 1, -1, -1):
                 with m.State(f"BACKWARD_{index + 1}"):
-                    m.d.comb += backward_on[index].eq(1)
-                    with m.If(sweeps[index].last):
-                        if index:
+                    if index:
+                        with m.If(sweeps[index].rows[BACKWARD_GAP].last):
                             self._backward_from(m, index, qbp_done)
-                        else:
+                    else:
+                        with m.If(sweeps[index].rows[NEW].last):
                             m.next = "DONE"
             with m.State("WAIT_QBP"):
                 with m.If(qbp_done):
-                    m.d.comb += sweeps[0].start.eq(1)
+                    m.d.comb += [sweeps[0].start.eq(1), sweeps[0].write.eq(1)]
                     m.next = "BACKWARD_1"
             with m.State("DONE"):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
-                    with m.If(train):
-                        m.d.sync += batch_count.eq(Mux(apply, 0, batch_count + 1)
-                                                   if c.batch > 1 else 0)
-                        if self.max_extra:
-                            m.d.sync += decay_count.eq(decay_count + 1)
-                            with m.If(decay_count == c.lr_decay_steps - 1):
-                                m.d.sync += decay_count.eq(0)
-                                with m.If(extra != self.max_extra):
-                                    m.d.sync += extra.eq(extra + 1)
+                    with m.If(sample.train):
+                        sample.count(m)
         return m
 
+    def _qbp(self, m, sample: "_Sample"):
+        """QBP exponents, one pixel per cycle, shifted in from the top of ``sample.amounts``.
+
+        The pixel is picked (an ``Array`` multiplexer: a view's variable index would scale it
+        by the element width with a constant multiplication) and registered, then rounded.
+        Returns ``qbp_done``: the exponents are all in ``amounts`` at the next edge.
+        """
+        c, qbp, lfsr = self.config, self.qbp, self.lfsr
+        n, pixels = c.sizes[0], sample.pixels
+        busy, index = sample.qbp_busy, sample.qbp_index       # picking pixel `index`
+        q = Signal(c.input_bits)                              # the pixel picked the cycle before
+        valid, last = Signal(), Signal()
+        m.d.sync += [valid.eq(busy), last.eq(busy & (index == n - 1))]
+        with m.If(busy):
+            m.d.sync += [q.eq(Array(pixels[j] for j in range(n))[index]), index.eq(index + 1)]
+            with m.If(index == n - 1):
+                m.d.sync += [busy.eq(0), index.eq(0)]
+        m.d.comb += [qbp.q.eq(q), qbp.random.eq(lfsr.bits)]
+        amounts = sample.amounts
+        width = Shape.cast(amounts.shape().elem_shape).width
+        with m.If(valid):
+            if c.input_bits > 1:
+                m.d.comb += lfsr.advance.eq(1)
+            m.d.sync += amounts.eq(Cat(amounts.as_value()[width:],
+                                       (c.lr_shifts[0] + sample.extra - qbp.exponent)[:width]))
+        done = Signal()
+        m.d.comb += done.eq(~busy & (~valid | last))
+        return done
+
+    def _layer(self, m, index: int, sample: "_Sample", addr) -> "_LayerPorts":
+        """Layer ``index + 1``'s datapath: its weight memory, read at ``addr``, and the row
+        pipeline (the same code for every layer). Returns what the ports need of it."""
+        c, last = self.config, self.n_layers - 1
+        lanes, depth = c.sizes[index], c.sizes[index + 1]
+        fwd, upd, rows = self.fwd[index], self.update[index], self.sweep[index].rows
+        init = [[int(v) for v in row] for row in self.weights_init[index]]
+        mem = Memory(shape=data.ArrayLayout(self.weight_shape, lanes), depth=depth, init=init)
+        m.submodules[f"w{index + 1}"] = mem
+        rd, wr = mem.read_port(), mem.write_port()
+        m.d.comb += rd.addr.eq(addr)
+
+        def masks(row):
+            return Cat(*weight_masks(row, lanes, c.weights, c.weight_bits))
+
+        # The row, registered at ROW and carried along to STEP (the update adds to it).
+        row_at = {READ: rd.data}
+        for stage in range(ROW, STEP + 1):
+            row_at[stage] = Signal.like(rd.data, name=f"w{index + 1}_s{stage}")
+            m.d.sync += row_at[stage].eq(row_at[stage - 1])
+        x = sample.pixels if index == 0 else sample.hidden[index - 1]
+        m.d.comb += [fwd.masks.eq(masks(row_at[ROW])), fwd.x.eq(x)]
+        s = Signal(fwd.sum_shape, name=f"s{index + 1}")
+        m.d.sync += s.eq(fwd.sum)
+
+        # The row's error at SUM, registered at ERROR as a value and as sign and magnitude.
+        delta = Signal(signed_shape(-c.d_bounds[index], c.d_bounds[index]), name=f"d{index + 1}")
+        negative = Signal(name=f"d{index + 1}_negative")
+        magnitude = Signal(range(c.d_bounds[index] + 1), name=f"d{index + 1}_magnitude")
+        if index == last:
+            hinge = self.hinge
+            m.d.comb += [hinge.score.eq(s), hinge.target.eq(sample.label == rows[SUM].index)]
+            m.d.sync += [delta.eq(hinge.delta), negative.eq(hinge.negative),
+                         magnitude.eq(hinge.magnitude)]
+        else:
+            hidden, gate = sample.hidden[index], sample.gate[index]
+            # Forward: h and gate shifted in from the top.
+            limit = 1 << c.gate_shifts[index]
+            with m.If(rows[SUM].valid & ~rows[SUM].write):
+                m.d.sync += [hidden.eq(Cat(hidden[1:], s >= 0)),
+                             gate.eq(Cat(gate[1:], (s < limit) & (s > -limit)))]
+            # Backward: e_l shifted out of its accumulators, in row order, as is the gate.
+            acc = self.backprop[index]
+            head_negative, head_magnitude = round_shift_magnitude(acc.head,
+                                                                  c.backprop_shifts[index])
+            m.d.sync += [delta.eq(0), negative.eq(head_negative), magnitude.eq(0)]
+            with m.If(gate[0]):
+                m.d.sync += [delta.eq(Mux(head_negative, -head_magnitude, head_magnitude)),
+                             magnitude.eq(head_magnitude)]
+            with m.If(rows[SUM].valid & rows[SUM].write):
+                m.d.comb += acc.shift.eq(1)
+                m.d.sync += gate.eq(gate[1:])
+        if index > 0:
+            below = self.backprop[index - 1]
+            m.d.comb += [below.masks.eq(masks(row_at[ERROR])), below.delta.eq(delta),
+                         below.en.eq(rows[ERROR].valid & rows[ERROR].write)]
+
+        # The row's update: steps at ERROR, registered at STEP; the new row at NEW.
+        m.d.comb += [upd.magnitude.eq(magnitude), upd.negative.eq(negative)]
+        if index == 0:
+            pixels = sample.pixels
+            m.d.comb += [upd.amount.eq(sample.amounts), upd.negate.eq(0),
+                         upd.skip.eq(Cat(pixels[j] == 0 for j in range(lanes)))]
+        else:
+            m.d.comb += [upd.amount.eq(c.lr_shifts[index] + sample.extra),
+                         upd.negate.eq(~sample.hidden[index - 1]), upd.skip.eq(0)]
+        step = Signal.like(upd.step, name=f"step{index + 1}")
+        new = Signal.like(rd.data, name=f"new{index + 1}")
+        m.d.sync += step.eq(upd.step)
+        leaving = rows[NEW].valid & rows[NEW].write
+        write = Signal(name=f"write{index + 1}")
+        m.d.comb += [wr.addr.eq(rows[NEW].index), wr.data.eq(new), wr.en.eq(write)]
+        if self.batch:
+            unit = self.batch[index]
+            accs = Memory(shape=data.ArrayLayout(unit.acc_shape, lanes), depth=depth, init=[])
+            m.submodules[f"acc{index + 1}"] = accs
+            acc_rd, acc_wr = accs.read_port(), accs.write_port()
+            acc_next = Signal.like(acc_wr.data, name=f"acc{index + 1}_next")
+            m.d.comb += [
+                acc_rd.addr.eq(rows[ERROR].index),
+                unit.weights.eq(row_at[STEP]), unit.acc.eq(acc_rd.data), unit.step.eq(step),
+                unit.apply.eq(sample.apply),
+                acc_wr.addr.eq(rows[NEW].index), acc_wr.data.eq(acc_next), acc_wr.en.eq(leaving),
+                write.eq(leaving & sample.apply),
+            ]
+            m.d.sync += [new.eq(unit.result), acc_next.eq(unit.acc_next)]
+        else:
+            for k in range(lanes):
+                m.d.sync += new[k].eq(clip(row_at[STEP][k] + step[k], c.w0))
+            m.d.comb += write.eq(leaving)
+        return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=rd.data)
+
     def _backward_from(self, m, index, qbp_done):
-        """At the last row of layer ``index + 1``'s sweep: start layer ``index``'s backward
-        sweep (layer 1's once its QBP exponents are all drawn)."""
+        """:data:`BACKWARD_GAP` cycles after the last row of layer ``index + 1``: start layer
+        ``index``'s backward sweep (layer 1's once its QBP exponents are all drawn)."""
+        sweep = self.sweep[index - 1]
         if index - 1 > 0:
-            m.d.comb += self.sweep[index - 1].start.eq(1)
+            m.d.comb += [sweep.start.eq(1), sweep.write.eq(1)]
             m.next = f"BACKWARD_{index}"
             return
         with m.If(qbp_done):
-            m.d.comb += self.sweep[0].start.eq(1)
+            m.d.comb += [sweep.start.eq(1), sweep.write.eq(1)]
             m.next = "BACKWARD_1"
         with m.Else():
             m.next = "WAIT_QBP"
