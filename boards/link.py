@@ -1,6 +1,7 @@
 """The UART host link around a network, and the board top that puts it on the pins.
 
-:class:`HostLink` turns image frames from ``rx`` into the network's input
+:class:`HostLink` turns image frames from ``rx`` (found by the
+:class:`~fewmul.boards.frames.FrameReceiver` the training link shares) into the network's input
 stream and its results into frames on ``tx`` (see :mod:`fewmul.boards.protocol`).
 It only uses the network's public ports ``i`` (a stream of
 ``ArrayLayout(unsigned(input_bits), N)``) and ``o`` (a stream of a struct with
@@ -24,6 +25,7 @@ from fewmul.gateware.skid import SkidBuffer
 
 from dataclasses import replace
 
+from .frames import FrameReceiver
 from .protocol import (BENCH_COMMAND, IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC, STREAM_WINDOW,
                        WEIGHT_ACK, WEIGHT_HEADER_BYTES, WEIGHT_SYNC, LinkFormat)
 from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
@@ -182,8 +184,9 @@ class WeightLoader(wiring.Component):
 class HostLink(wiring.Component):
     """A network behind a UART: image frames in on ``rx``, result frames out on ``tx``.
 
-    The image shift register is the network's input register (one image
-    buffered while the previous one computes); the result is latched into the
+    A :class:`~fewmul.boards.frames.FrameReceiver` (``frames``, the training link's too) finds
+    the image frames in the line's bytes. The image shift register is the network's input
+    register (one image buffered while the previous one computes); the result is latched into the
     frame shift register as soon as the transmitter is free, so the network's
     output is never held by the serial line longer than one result frame.
 
@@ -250,15 +253,14 @@ class HostLink(wiring.Component):
         its sync byte."""
         fmt = self.format
         image = Signal(8 * fmt.in_bytes)
-        received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
-        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
-        idle = Signal(range(timeout + 1))
+        m.submodules.frames = frames = FrameReceiver({IMAGE_SYNC: fmt.in_bytes}, self.divisor)
+        wiring.connect(m, urx.o, frames.i)
         m.d.comb += net.i.payload.eq(image[:fmt.input_count * fmt.input_bits])
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += net.i.valid.eq(0)
-        # A byte of the image is shifted in the cycle after it is received: the enable of every
-        # image bit is then a register (`shift`), not the receiver's logic. A bench feeding
-        # several bytes a cycle shifts a word of them (`wide`).
+        # A byte of the image is shifted in the cycle after the frame receiver gives it: the
+        # enable of every image bit is then a register (`shift`), not the receiver's logic. A
+        # bench feeding several bytes a cycle shifts a word of them (`wide`).
         width = self.bench.width if self.bench is not None else 1
         byte = Signal(8 * width)
         shift, wide = Signal(), Signal()
@@ -282,25 +284,15 @@ class HostLink(wiring.Component):
         if loader is not None:   # a weight frame's bytes are no image's
             loading = loader.active
             m.d.comb += [loader.byte.valid.eq(urx.o.valid), loader.byte.payload.eq(urx.o.payload),
-                         loader.idle.eq((received == 0) & ~busy)]
-        with m.If(urx.o.valid):
-            m.d.sync += idle.eq(0)
-            with m.If(received == 0):
-                with m.If((urx.o.payload == IMAGE_SYNC) & ~net.i.valid & ~busy & ~loading):
-                    m.d.sync += received.eq(1)
-                if self.bench is not None:
-                    with m.If((urx.o.payload == BENCH_COMMAND) & ~net.i.valid & ~loading):
-                        m.d.sync += start.eq(1)
-            with m.Else():
-                m.d.sync += [byte.eq(urx.o.payload), shift.eq(1), wide.eq(0),
-                             last_byte.eq(received == fmt.in_bytes), received.eq(received + 1)]
-                with m.If(received == fmt.in_bytes):
-                    m.d.sync += received.eq(0)
-        with m.Elif(received != 0):
-            m.d.sync += idle.eq(idle + 1)
-            with m.If(idle == timeout):
-                m.d.sync += [received.eq(0), idle.eq(0)]
+                         loader.idle.eq(~frames.receiving & ~busy)]
+        m.d.comb += frames.accept.eq(~net.i.valid & ~busy & ~loading)
+        with m.If(frames.o.valid):
+            m.d.sync += [byte.eq(frames.o.payload.data), shift.eq(1), wide.eq(0),
+                         last_byte.eq(frames.o.payload.last)]
         if self.bench is not None:
+            with m.If(urx.o.valid & ~frames.receiving & (urx.o.payload == BENCH_COMMAND)
+                      & ~net.i.valid & ~loading):
+                m.d.sync += start.eq(1)
             m.d.comb += self.bench.start.eq(start)
             # the bench's bytes take the serial bytes' path, while the register is free
             feed = self.bench.feed
@@ -326,38 +318,14 @@ class HostLink(wiring.Component):
 
         # Frames -> bytes. A frame is taken only when the FIFO is empty, so it has room for all
         # of it; a frame cut short leaves bytes that the next frame's bytes shift out of the
-        # image register, since only a last byte makes an image.
-        # The parser starts from registers only (its compares limited a conv net's ULX3S
-        # build): the byte a cycle after the receiver's, with its compare to the sync byte and
-        # the FIFO's emptiness of the cycle the receiver gave it, and flags kept with the
-        # counters, `hunting == (received == 0)`, `at_end == (received == in_bytes)`,
-        # `expired == (idle == timeout)`.
-        valid, byte, is_sync, empty = Signal(), Signal(8), Signal(), Signal(init=1)
-        m.d.sync += [valid.eq(urx.o.valid), byte.eq(urx.o.payload),
-                     is_sync.eq(urx.o.payload == IMAGE_SYNC), empty.eq(fifo.level == 0)]
-        received = Signal(range(fmt.in_bytes + 1))      # 0: waiting for the sync byte
-        hunting, at_end, expired = Signal(init=1), Signal(), Signal()
-        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
-        idle = Signal(range(timeout + 1))
-        m.d.comb += [fifo.w_data.eq(Cat(byte, at_end)), fifo.w_en.eq(valid & ~hunting)]
-
-        def restart():
-            return [received.eq(0), hunting.eq(1), at_end.eq(0)]
-
-        with m.If(valid):
-            m.d.sync += [idle.eq(0), expired.eq(0)]
-            with m.If(hunting):
-                with m.If(is_sync & empty):
-                    m.d.sync += [received.eq(1), hunting.eq(0), at_end.eq(fmt.in_bytes == 1)]
-            with m.Elif(at_end):
-                m.d.sync += restart()
-            with m.Else():
-                m.d.sync += [received.eq(received + 1),
-                             at_end.eq(received == fmt.in_bytes - 1)]
-        with m.Elif(~hunting):
-            m.d.sync += [idle.eq(idle + 1), expired.eq(idle == timeout - 1)]
-            with m.If(expired):
-                m.d.sync += restart() + [idle.eq(0), expired.eq(0)]
+        # image register, since only a last byte makes an image. The frame receiver starts
+        # from registers only (its compares limited a conv net's ULX3S build): the FIFO's
+        # emptiness is that of the cycle the UART receiver gave the sync byte.
+        m.submodules.frames = frames = FrameReceiver({IMAGE_SYNC: fmt.in_bytes}, self.divisor)
+        wiring.connect(m, urx.o, frames.i)
+        m.d.comb += [frames.accept.eq(fifo.level == 0),
+                     fifo.w_data.eq(Cat(frames.o.payload.data, frames.o.payload.last)),
+                     fifo.w_en.eq(frames.o.valid)]
 
         # Bytes -> image register -> transfers.
         image = Signal(8 * fmt.in_bytes)

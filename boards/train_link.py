@@ -1,23 +1,23 @@
 """The UART link of a board that trains itself, and the board top that puts it on the pins.
 
 :class:`TrainLink` puts an :class:`~fewmul.gateware.training.OnChipTrainer` behind the UART
-of the inference link (:mod:`fewmul.boards.uart`): training samples and inference requests
-from ``rx`` become the trainer's input stream, weight-row reads its read-out requests, and
-its predictions and rows go out on ``tx`` as frames (:mod:`fewmul.boards.train_protocol`).
+and the frame receiver of the inference link (:mod:`fewmul.boards.uart`,
+:mod:`fewmul.boards.frames`): training samples and inference requests from ``rx`` become the
+trainer's input stream, weight-row reads its read-out requests, and its predictions and rows
+go out on ``tx`` as frames (:mod:`fewmul.boards.train_protocol`).
 :class:`FrameSender` sends a frame of any length from one register, with the check byte of
 the weight frames (:func:`~fewmul.boards.protocol.weight_frame_check`) when asked.
 """
 
 from __future__ import annotations
 
-import math
-
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .link import DEFAULT_BAUD
-from .protocol import IDLE_TIMEOUT_BITS, RESULT_SYNC
+from .frames import FrameReceiver
+from .protocol import RESULT_SYNC
 from .train_protocol import INFER_SYNC, READ_SYNC, ROW_SYNC, TRAIN_SYNC, TrainLinkFormat
 from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
 
@@ -82,13 +82,14 @@ class FrameSender(wiring.Component):
 class TrainLink(wiring.Component):
     """An :class:`~fewmul.gateware.training.OnChipTrainer` behind a UART.
 
-    One shift register takes a frame's bytes from the top (a byte the cycle after the
-    receiver gives it, so every bit's enable is a register): a training sample's label and
-    pixels, an inference request's pixels (the same place, so the trainer's payload is a
-    fixed slice of the register), or a read's layer and row. Its last byte makes the trainer's
-    ``i`` or ``rd_req`` valid, until the trainer takes it; meanwhile a sync byte is ignored,
-    so requests reach the trainer in the order they came. Predictions and rows go out through
-    one :class:`FrameSender` (the trainer gives one at a time).
+    A :class:`~fewmul.boards.frames.FrameReceiver` finds the frames; one shift register takes
+    their bytes from the top (a byte the cycle after the frame receiver gives it, so every
+    bit's enable is a register): a training sample's label and pixels, an inference request's
+    pixels (the same place, so the trainer's payload is a fixed slice of the register), or a
+    read's layer and row. Its last byte makes the trainer's ``i`` or ``rd_req`` valid, until
+    the trainer takes it; meanwhile a sync byte is ignored, so requests reach the trainer in
+    the order they came. Predictions and rows go out through one :class:`FrameSender` (the
+    trainer gives one at a time).
 
     Parameters
     ----------
@@ -133,15 +134,16 @@ class TrainLink(wiring.Component):
             net.rd_req.payload.layer.eq(buf[8 * (size - 3):8 * (size - 2)]),
             net.rd_req.payload.row.eq(buf[8 * (size - 2):]),
         ]
-        kinds = {TRAIN_SYNC: 1 + fmt.in_bytes, INFER_SYNC: fmt.in_bytes, READ_SYNC: 3}
-        left = Signal(range(size + 1))            # bytes of the frame still to come
-        training, reading = Signal(), Signal()    # the frame's kind
-        m.d.comb += sample.train.eq(training)
+        m.submodules.frames = frames = FrameReceiver(
+            {TRAIN_SYNC: 1 + fmt.in_bytes, INFER_SYNC: fmt.in_bytes, READ_SYNC: 3}, self.divisor)
+        wiring.connect(m, urx.o, frames.i)
+        reading = frames.kind_is(READ_SYNC)
+        m.d.comb += sample.train.eq(frames.kind_is(TRAIN_SYNC))
         byte, shift, last = Signal(8), Signal(), Signal()
-        timeout = math.ceil(IDLE_TIMEOUT_BITS * self.divisor)
-        idle = Signal(range(timeout + 1))
-        waiting = Signal()                        # a request waits for the trainer
-        m.d.comb += waiting.eq(net.i.valid | net.rd_req.valid)
+        # the next frame waits while a request waits for the trainer or its last byte is on
+        # the way, so requests reach the trainer in the order they came
+        m.d.comb += frames.accept.eq(~(net.i.valid | net.rd_req.valid | shift
+                                       | frames.o.valid))
         with m.If(net.i.valid & net.i.ready):
             m.d.sync += net.i.valid.eq(0)
         with m.If(net.rd_req.valid & net.rd_req.ready):
@@ -154,21 +156,9 @@ class TrainLink(wiring.Component):
                     m.d.sync += net.rd_req.valid.eq(1)
                 with m.Else():
                     m.d.sync += net.i.valid.eq(1)
-        with m.If(urx.o.valid):
-            m.d.sync += idle.eq(0)
-            with m.If(left == 0):
-                with m.If(~waiting & ~shift):
-                    for sync, count in kinds.items():
-                        with m.If(urx.o.payload == sync):
-                            m.d.sync += [left.eq(count), training.eq(sync == TRAIN_SYNC),
-                                         reading.eq(sync == READ_SYNC)]
-            with m.Else():
-                m.d.sync += [byte.eq(urx.o.payload), shift.eq(1), last.eq(left == 1),
-                             left.eq(left - 1)]
-        with m.Elif(left != 0):
-            m.d.sync += idle.eq(idle + 1)
-            with m.If(idle == timeout):
-                m.d.sync += [left.eq(0), idle.eq(0)]
+        with m.If(frames.o.valid):
+            m.d.sync += [byte.eq(frames.o.payload.data), shift.eq(1),
+                         last.eq(frames.o.payload.last)]
 
         # -- frames out: a prediction, or a row and its check byte -----------------------
         load = sender.load
