@@ -2,8 +2,9 @@
 
 The driver speaks :mod:`fewmul.boards.protocol` through any object with
 pyserial's ``write(bytes)`` and ``read(n)`` (returning fewer bytes on a
-timeout), so it runs against a real port or a stand-in. An image goes out in one
-frame whatever the network: a convolutional network's board takes it pixel by
+timeout), so it runs against a real port or a stand-in; it opens the board folder and reads
+the board's frames with :mod:`fewmul.boards.host_line`, as the training driver does. An image
+goes out in one frame whatever the network: a convolutional network's board takes it pixel by
 pixel from its image register. A board whose weights are written at start-up (``weights`` in
 ``link.json``: the iCE40UP5K's SPRAM) gets them first (:func:`load_weights`), each weight
 frame acknowledged.
@@ -19,39 +20,13 @@ import numpy as np
 
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import write_atomic
+from .host_line import HostLinkError, SerialLine, find_board_dir, open_board
 from .protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BYTES, RESULT_SYNC, WEIGHT_ACK,
-                       BenchReport, LinkFormat, ProtocolError, WeightMemory, result_checksum,
+                       BenchReport, LinkFormat, WeightMemory, result_checksum,
                        weight_frame_check)
 
 __all__ = ["HostLinkError", "exchange", "find_board_dir", "check_board", "run_bench",
            "read_bench_report", "load_weights"]
-
-
-class HostLinkError(RuntimeError):
-    """The board did not answer as the protocol says."""
-
-
-def _read_result(port, fmt: LinkFormat, index: int, timeout: float) -> tuple[int, list[int]]:
-    deadline = time.monotonic() + timeout
-    skipped = 0
-    while True:                                   # find the sync byte; skip line noise
-        byte = port.read(1)
-        if byte and byte[0] == RESULT_SYNC:
-            break
-        skipped += len(byte)
-        if time.monotonic() > deadline:
-            raise HostLinkError(
-                f"no answer from the board for image {index} within {timeout:g} s"
-                + (f" ({skipped} stray bytes)" if skipped else "")
-                + ": check the port, the baud rate and that the bitstream is loaded")
-    body = b""
-    while len(body) < fmt.out_bytes:
-        chunk = port.read(fmt.out_bytes - len(body))
-        body += chunk
-        if not chunk and time.monotonic() > deadline:
-            raise HostLinkError(f"the answer to image {index} stopped after {len(body)} of "
-                                f"{fmt.out_bytes} bytes")
-    return fmt.decode_result(bytes([RESULT_SYNC]) + body)
 
 
 def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
@@ -65,57 +40,16 @@ def exchange(port, fmt: LinkFormat, images, *, timeout: float = 2.0,
     to ``answers`` when given, so that a caller keeps those received before a
     :class:`HostLinkError`.
     """
-    from tqdm import tqdm
-
-    images = list(images)
     answers = [] if answers is None else answers
-    bar = tqdm(total=len(images), desc="images", unit="img", disable=not progress, leave=False)
-    try:
-        sent = 0
-        while len(answers) < len(images):
-            frames = []
-            while sent < len(images) and sent - len(answers) < fmt.window:
-                frames.append(fmt.encode_image(images[sent]))
-                sent += 1
-            if frames:
-                port.write(b"".join(frames))
-            try:
-                answers.append(_read_result(port, fmt, len(answers), timeout))
-            except ProtocolError as exc:
-                raise HostLinkError(f"the answer to image {len(answers)} is garbled ({exc}): "
-                                    f"check the baud rate") from None
-            bar.update()
-    finally:
-        bar.close()
-    return answers
-
-
-def _read_ack(port, frame: bytes, index: int, timeout: float) -> None:
-    """Wait for the acknowledgement of weight frame ``index`` (skipping other bytes) and check
-    its check byte."""
-    deadline = time.monotonic() + timeout
-    while True:
-        byte = port.read(1)
-        if byte and byte[0] == WEIGHT_ACK:
-            break
-        if time.monotonic() > deadline:
-            raise HostLinkError(f"the board did not acknowledge weight frame {index} within "
-                                f"{timeout:g} s: check the port, the baud rate and that the "
-                                f"bitstream is loaded")
-    check = b""
-    while not check:
-        check = port.read(1)
-        if not check and time.monotonic() > deadline:
-            raise HostLinkError(f"the acknowledgement of weight frame {index} stopped short")
-    if check[0] != weight_frame_check(frame):
-        raise HostLinkError(f"weight frame {index} was received damaged (check byte "
-                            f"0x{check[0]:02X}, sent 0x{weight_frame_check(frame):02X}): "
-                            f"load the weights again")
+    return SerialLine(port, timeout).stream(
+        [fmt.encode_image(x) for x in images], fmt.window, RESULT_SYNC, 1 + fmt.out_bytes,
+        lambda frame, _: fmt.decode_result(frame), answers, what="image", about="for",
+        desc="images", unit="img", progress=progress)
 
 
 def load_weights(port, board_dir: Path, *, timeout: float = 2.0) -> dict:
     """Write the weight memories that ``link.json`` lists under ``weights`` (none for most
-    builds) with weight frames, each acknowledged before the next.
+    builds) with weight frames, each acknowledged (its check byte checked) before the next.
 
     Returns
     -------
@@ -133,34 +67,24 @@ def load_weights(port, board_dir: Path, *, timeout: float = 2.0) -> dict:
     except ValueError as exc:
         raise HostLinkError(f"{board_dir / 'link.json'}: {exc}") from None
     baud = float(info.get("baud") or 115200)
+    line = SerialLine(port, timeout)
     t0 = time.perf_counter()
     frames = sent = 0
     for entry in entries:
         for frame in entry.frames(read_weight_file(board_dir, entry)):
             port.write(frame)
-            _read_ack(port, frame, frames, timeout + 2 * 10 * len(frame) / baud)
+            check = line.read_frame(WEIGHT_ACK, 2,
+                                    f"the board did not acknowledge weight frame {frames}",
+                                    f"the acknowledgement of weight frame {frames}",
+                                    timeout + 2 * 10 * len(frame) / baud)[1]
+            if check != weight_frame_check(frame):
+                raise HostLinkError(f"weight frame {frames} was received damaged (check byte "
+                                    f"0x{check:02X}, sent 0x{weight_frame_check(frame):02X}): "
+                                    f"load the weights again")
             frames += 1
             sent += len(frame)
     return {"layers": [e.layer for e in entries], "frames": frames, "bytes": sent,
             "seconds": time.perf_counter() - t0}
-
-
-def find_board_dir(build_dir: Path, board: str | None) -> Path:
-    """``BUILD/<board>/``; with ``board`` None, the only board folder ``fewmul build`` wrote."""
-    build_dir = Path(build_dir)
-    if board is not None:
-        path = build_dir / board
-        if not (path / "link.json").exists():
-            raise FileNotFoundError(f"{path / 'link.json'} is missing: run "
-                                    f"'fewmul build {build_dir} --board {board}' first")
-        return path
-    found = sorted(p.parent for p in build_dir.glob("*/link.json"))
-    if len(found) != 1:
-        raise FileNotFoundError(
-            f"{build_dir}: " + ("no board build found: run 'fewmul build' first" if not found
-                                else f"several board builds ({', '.join(p.name for p in found)}); "
-                                     f"choose one with --board"))
-    return found[0]
 
 
 def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
@@ -175,8 +99,7 @@ def check_board(port, build_dir: Path, images: int, *, board: str | None = None,
     from fewmul.nn.data import load_dataset
 
     build = BuildFolder(build_dir)
-    board_dir = find_board_dir(build.path, board)
-    fmt = LinkFormat.load(board_dir / "link.json")
+    board_dir, fmt = open_board(build.path, board, LinkFormat.load)
     net = build.net()
     data = load_dataset(build.spec().data)
     x, y = data.test.x[:images], data.test.y[:images]
@@ -222,26 +145,9 @@ def _result(board: str, answers: list, golden: np.ndarray, y: np.ndarray, wall: 
 
 def read_bench_report(port, timeout: float) -> BenchReport:
     """Wait for the benchmark report frame (skipping other bytes) and decode it."""
-    deadline = time.monotonic() + timeout
-    skipped = 0
-    while True:
-        byte = port.read(1)
-        if byte and byte[0] == BENCH_REPORT:
-            break
-        skipped += len(byte)
-        if time.monotonic() > deadline:
-            raise HostLinkError(
-                f"no benchmark report from the board within {timeout:g} s"
-                + (f" ({skipped} stray bytes)" if skipped else "")
-                + ": check the port, the baud rate and that the bitstream is loaded")
-    body = b""
-    while len(body) < BENCH_REPORT_BYTES:
-        chunk = port.read(BENCH_REPORT_BYTES - len(body))
-        body += chunk
-        if not chunk and time.monotonic() > deadline:
-            raise HostLinkError(f"the benchmark report stopped after {len(body)} of "
-                                f"{BENCH_REPORT_BYTES} bytes")
-    return BenchReport.decode(bytes([BENCH_REPORT]) + body)
+    return BenchReport.decode(SerialLine(port, timeout).read_frame(
+        BENCH_REPORT, 1 + BENCH_REPORT_BYTES, "no benchmark report from the board",
+        "the benchmark report"))
 
 
 def run_bench(port, build_dir: Path, *, board: str | None = None,
@@ -261,8 +167,7 @@ def run_bench(port, build_dir: Path, *, board: str | None = None,
     from fewmul.nn.data import load_dataset
 
     build = BuildFolder(build_dir)
-    board_dir = find_board_dir(build.path, board)
-    fmt = LinkFormat.load(board_dir / "link.json")
+    board_dir, fmt = open_board(build.path, board, LinkFormat.load)
     info = read_json(board_dir / "link.json")
     count = int(info.get("bench_images") or 0)
     if count == 0:

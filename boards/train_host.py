@@ -1,7 +1,8 @@
 """``fewmul run --train``: train a board's on-chip trainer over its serial port and check it.
 
 The driver speaks :mod:`fewmul.boards.train_protocol` through any object with pyserial's
-``write(bytes)`` and ``read(n)`` (fewer bytes on a timeout), as the inference driver
+``write(bytes)`` and ``read(n)`` (fewer bytes on a timeout), opening the board folder and
+reading the frames with :mod:`fewmul.boards.host_line` as the inference driver
 (:mod:`fewmul.boards.host`) does. It streams the training samples in the golden model's order
 (:meth:`~fewmul.sim.train_runner.TrainingBuild.order`, reshuffled every epoch), at most the
 link's ``window`` unanswered, and checks every prediction against the golden model trained
@@ -21,74 +22,11 @@ import numpy as np
 
 from fewmul.nn.artifacts import write_atomic
 
-from .host import HostLinkError, find_board_dir
-from .protocol import RESULT_SYNC, ProtocolError
+from .host_line import HostLinkError, SerialLine, open_board
+from .protocol import RESULT_SYNC
 from .train_protocol import READ_WINDOW, ROW_SYNC, TrainLinkFormat
 
 __all__ = ["run_training", "format_training_run"]
-
-
-class _Line:
-    """The port, and what was last received on it (for the errors)."""
-
-    def __init__(self, port, timeout: float):
-        self.port, self.timeout = port, timeout
-        self.last = "nothing yet"
-
-    def read_frame(self, sync: int, size: int, what: str) -> bytes:
-        """Skip to ``sync``, then read the frame's ``size`` bytes (sync byte included)."""
-        deadline = time.monotonic() + self.timeout
-        skipped = 0
-        while True:
-            byte = self.port.read(1)
-            if byte and byte[0] == sync:
-                break
-            skipped += len(byte)
-            if time.monotonic() > deadline:
-                raise HostLinkError(
-                    f"no answer from the board to {what} within {self.timeout:g} s"
-                    + (f" ({skipped} stray bytes)" if skipped else "")
-                    + f"; last received: {self.last}. Check the port, the baud rate and that "
-                      f"the training bitstream is loaded")
-        body = b""
-        while len(body) < size - 1:
-            chunk = self.port.read(size - 1 - len(body))
-            body += chunk
-            if not chunk and time.monotonic() > deadline:
-                raise HostLinkError(f"the answer to {what} stopped after {1 + len(body)} of "
-                                    f"{size} bytes; last received: {self.last}")
-        return bytes([sync]) + body
-
-    def stream(self, frames: list[bytes], window: int, sync: int, size: int, decode, what: str,
-               answers: list, progress: bool = False) -> list:
-        """Send ``frames``, at most ``window`` unanswered (a window's frames in one write),
-        and append each answer, decoded, to ``answers``."""
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(frames), desc=what, unit="frame", disable=not progress,
-                   leave=False)
-        try:
-            start, total, sent = len(answers), len(frames), 0
-            while len(answers) - start < total:
-                batch = []
-                while sent < total and sent - (len(answers) - start) < window:
-                    batch.append(frames[sent])
-                    sent += 1
-                if batch:
-                    self.port.write(b"".join(batch))
-                index = len(answers) - start
-                label = f"{what} {index}"
-                try:
-                    value = decode(self.read_frame(sync, size, label), index)
-                except ProtocolError as exc:
-                    raise HostLinkError(f"the answer to {label} is garbled ({exc}); last "
-                                        f"received: {self.last}. Check the baud rate") from None
-                answers.append(value)
-                self.last = f"the answer to {label}"
-                bar.update()
-        finally:
-            bar.close()
-        return answers
 
 
 def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int | None = None,
@@ -135,8 +73,7 @@ def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int
     except FileNotFoundError as exc:
         raise HostLinkError(f"{build_dir} is not a training build ({exc}); 'fewmul run "
                             f"--train' takes a folder of 'fewmul compile --train'") from None
-    board_dir = find_board_dir(build.path, board)
-    fmt = TrainLinkFormat.load(board_dir / "link.json")
+    board_dir, fmt = open_board(build.path, board, TrainLinkFormat.load)
     if fmt.rows != tuple(build.cfg.sizes[1:]) or fmt.input_count != build.cfg.sizes[0]:
         raise HostLinkError(f"{board_dir / 'link.json'} is of a trainer of sizes "
                             f"{[fmt.input_count, *fmt.rows]}, the build's is "
@@ -156,7 +93,7 @@ def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int
         test_x, test_y = test_x[:test_images], test_y[:test_images]
     golden_test = net.predict(test_x)
 
-    line = _Line(port, timeout)
+    line = SerialLine(port, timeout, bitstream="training bitstream", track=True)
     result = {"board": board_dir.name, "net": list(build.cfg.sizes), "steps": steps,
               "epochs": steps / n_train, "complete": False, "seconds": {}}
     predictions: list = []
@@ -192,7 +129,7 @@ def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int
     try:
         line.stream([fmt.encode_sample(x[i], int(y[i])) for i in range(steps)], fmt.window,
                     RESULT_SYNC, sample_size, lambda frame, _: fmt.decode_prediction(frame),
-                    "training sample", predictions, progress)
+                    predictions, what="training sample", progress=progress)
     except HostLinkError as exc:
         raise fail(exc, f"training, {len(predictions)} of {steps} samples answered") from None
     result["seconds"]["train"] = time.perf_counter() - t0
@@ -204,7 +141,7 @@ def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int
         line.stream([fmt.encode_read(layer, row) for layer, row in where], READ_WINDOW,
                     ROW_SYNC, 2 + fmt.row_bytes,
                     lambda frame, index: fmt.decode_row(frame, where[index][0]),
-                    "weight row read", rows, progress)
+                    rows, what="weight row read", progress=progress)
     except HostLinkError as exc:
         raise fail(exc, f"weight read-out, {len(rows)} of {len(where)} rows") from None
     result["seconds"]["read"] = time.perf_counter() - t0
@@ -221,7 +158,7 @@ def run_training(port, build_dir: Path, *, steps: int | None = None, epochs: int
     try:
         line.stream([fmt.encode_infer(q) for q in test_x], fmt.window, RESULT_SYNC,
                     sample_size, lambda frame, _: fmt.decode_prediction(frame),
-                    "inference request", inferred, progress)
+                    inferred, what="inference request", progress=progress)
     except HostLinkError as exc:
         raise fail(exc, f"inference, {len(inferred)} of {len(test_x)} test images") from None
     result["seconds"]["infer"] = time.perf_counter() - t0
