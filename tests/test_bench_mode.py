@@ -21,7 +21,7 @@ from fewmul.boards.protocol import (BENCH_COMMAND, BENCH_REPORT, BENCH_REPORT_BY
 from fewmul.boards.targets import ICE40_EBR
 
 from gateware_helpers import tiny_board_build
-from test_uart import recv_byte, send_byte
+from link_helpers import recv_frame, recv_result, run_link, send_byte, send_frame
 
 FMT = LinkFormat(input_count=5, input_bits=3, classes=3, label_offset=0, label_bits=2,
                  scores_offset=2, score_bits=6, result_bits=20)
@@ -150,35 +150,23 @@ def serial_bench(link, images, divisor, timeout=200_000):
     async def host(ctx):
         await ctx.tick().repeat(4)
         for x in images:
-            for byte in fmt.encode_image(x):
-                await send_byte(ctx, link.rx, byte, divisor)
+            await send_frame(ctx, link.rx, fmt.encode_image(x), divisor)
         while len(answers) < len(images):
             await ctx.tick()
         await send_byte(ctx, link.rx, BENCH_COMMAND, divisor)
-        for byte in fmt.encode_image(images[0]):                 # ignored while it runs
-            await send_byte(ctx, link.rx, byte, divisor)
+        await send_frame(ctx, link.rx, fmt.encode_image(images[0]), divisor)  # ignored: it runs
         while not report:
             await ctx.tick()
-        for byte in fmt.encode_image(images[1]):                 # answered again
-            await send_byte(ctx, link.rx, byte, divisor)
+        await send_frame(ctx, link.rx, fmt.encode_image(images[1]), divisor)  # answered again
 
     async def listen(ctx):
         for _ in images:
-            frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
-                           for _ in range(1 + fmt.out_bytes)])
-            answers.append(fmt.decode_result(frame))
-        frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
-                       for _ in range(1 + BENCH_REPORT_BYTES)])
-        report.append(BenchReport.decode(frame))
-        frame = bytes([await recv_byte(ctx, link.tx, divisor, timeout)
-                       for _ in range(1 + fmt.out_bytes)])
-        answers.append(fmt.decode_result(frame))
+            answers.append(await recv_result(ctx, link, divisor, timeout))
+        report.append(BenchReport.decode(
+            await recv_frame(ctx, link.tx, 1 + BENCH_REPORT_BYTES, divisor, timeout)))
+        answers.append(await recv_result(ctx, link, divisor, timeout))
 
-    sim = Simulator(link)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(listen)
-    sim.run()
+    run_link(link, host, listen)
     return answers, report[0]
 
 

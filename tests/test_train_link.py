@@ -18,7 +18,7 @@ from fewmul.boards.train_protocol import (INFER_SYNC, READ_SYNC, READ_WINDOW, RO
 from fewmul.gateware.training import OnChipTrainer
 from fewmul.nn.onchip import Lfsr, OnChipNet
 
-from test_uart import recv_byte, send_byte
+from link_helpers import recv_frame, run_link, send_frame
 
 
 def small_config(sizes=(12, 8, 6, 3), **overrides) -> OnChipConfig:
@@ -133,19 +133,13 @@ def talk(link, frames, answers, divisor=4, gap=0):
             frame, after = frame
             while len(got) < after:
                 await ctx.tick()
-            for byte in frame:
-                await send_byte(ctx, link.rx, byte, divisor)
+            await send_frame(ctx, link.rx, frame, divisor)
 
     async def listen(ctx):
         for size in answers:
-            got.append(bytes([await recv_byte(ctx, link.tx, divisor, 20_000)
-                              for _ in range(size)]))
+            got.append(await recv_frame(ctx, link.tx, size, divisor, 20_000))
 
-    sim = Simulator(link)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(listen)
-    sim.run()
+    run_link(link, host, listen)
     return got
 
 

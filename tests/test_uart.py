@@ -20,32 +20,7 @@ from fewmul.boards.targets import BOARDS
 from fewmul.boards.uart import (BRIDGES, BaudError, UARTReceiver, UARTTransmitter, baud_divisor,
                                 check_baud, check_divisor)
 
-
-async def send_byte(ctx, line, byte, divisor, *, stop=1):
-    """Drive an 8N1 frame on ``line`` (bits LSB first)."""
-    for bit in [0, *((byte >> i) & 1 for i in range(8)), stop]:
-        ctx.set(line, bit)
-        await ctx.tick().repeat(divisor)
-    ctx.set(line, 1)
-
-
-async def recv_byte(ctx, line, divisor, timeout):
-    """Wait for a start bit on ``line`` and sample the frame in the middle of each bit."""
-    for _ in range(timeout):
-        _, _, value = await ctx.tick().sample(line)
-        if not value:
-            break
-    else:
-        raise AssertionError("no start bit")
-    await ctx.tick().repeat(divisor // 2)
-    assert ctx.get(line) == 0, "start bit too short"
-    byte = 0
-    for i in range(8):
-        await ctx.tick().repeat(divisor)
-        byte |= ctx.get(line) << i
-    await ctx.tick().repeat(divisor)
-    assert ctx.get(line) == 1, "stop bit missing"
-    return byte
+from link_helpers import run_link, send_byte, send_images, serial_answers
 
 
 def test_divisor_checks():
@@ -258,37 +233,6 @@ def test_link_format_of_pixels_and_of_an_older_link_file(tmp_path):
         LinkFormat(**{**asdict(fmt), "input_beats": 5})
 
 
-def serial_answers(link, images, divisor):
-    """Send ``images`` as frames on the link's ``rx`` (after a stray byte and a frame cut short
-    and timed out, which the link drops) and decode the result frames on its ``tx``."""
-    fmt = link.format
-    results = []
-
-    async def host(ctx):
-        await ctx.tick().repeat(4)
-        await send_byte(ctx, link.rx, 0x00, divisor)            # noise before a frame: ignored
-        partial = fmt.encode_image(images[0])[:3]               # cut short: times out
-        for byte in partial:
-            await send_byte(ctx, link.rx, byte, divisor)
-        await ctx.tick().repeat(70 * divisor)
-        for x in images:
-            for byte in fmt.encode_image(x):
-                await send_byte(ctx, link.rx, byte, divisor)
-
-    async def listen(ctx):
-        for _ in images:
-            frame = bytes([await recv_byte(ctx, link.tx, divisor, 50_000)
-                           for _ in range(1 + fmt.out_bytes)])
-            results.append(fmt.decode_result(frame))
-
-    sim = Simulator(link)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(listen)
-    sim.run()
-    return results
-
-
 def test_host_link_answers_serial_frames_bit_exact():
     """Image frames in on ``rx`` (one with a bad sync byte first, one cut short and timed out),
     result frames out on ``tx``: each equals the golden model's scores and label."""
@@ -366,14 +310,7 @@ def test_host_link_feeds_pixels_in_order_through_stalls_and_frames_sent_back_to_
     rng = np.random.default_rng(3)
 
     async def host(ctx):
-        await ctx.tick().repeat(4)
-        await send_byte(ctx, link.rx, 0x00, divisor)
-        for byte in fmt.encode_image(images[0])[:4]:           # cut short: times out
-            await send_byte(ctx, link.rx, byte, divisor)
-        await ctx.tick().repeat(70 * divisor)
-        for x in images:
-            for byte in fmt.encode_image(x):
-                await send_byte(ctx, link.rx, byte, divisor)
+        await send_images(ctx, link, images, divisor, cut=4)
 
     async def network(ctx):
         for _ in range(20_000):
@@ -385,9 +322,5 @@ def test_host_link_feeds_pixels_in_order_through_stalls_and_frames_sent_back_to_
             if valid and ready:
                 got.append([int(v) for v in payload])
 
-    sim = Simulator(link)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(network)
-    sim.run()
+    run_link(link, host, network)
     assert np.array(got).reshape(len(got) // 12, 36).tolist() == images.tolist()

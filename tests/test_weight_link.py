@@ -4,7 +4,6 @@ Amaranth simulator, the host driver against a stand-in port."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from fewmul.boards.link import HostLink
 from fewmul.boards.nets import build_network, random_net
@@ -13,7 +12,7 @@ from fewmul.boards.protocol import (IMAGE_SYNC, WEIGHT_ACK, WEIGHT_SYNC, WeightM
 from fewmul.boards.weights import (attach_spram, layer_units, read_weight_file,
                                    write_weight_files)
 
-from test_uart import recv_byte, send_byte
+from link_helpers import recv_frame, recv_result, run_link, send_cut_frame, send_frame
 
 
 def test_weight_frame_layout():
@@ -76,31 +75,20 @@ def test_weights_loaded_over_the_link_give_golden_answers():
 
     async def host(ctx):
         await ctx.tick().repeat(4)
-        for byte in frames[0][:9]:                 # cut short: dropped after the timeout
-            await send_byte(ctx, link.rx, byte, divisor)
-        await ctx.tick().repeat(70 * divisor)
+        await send_cut_frame(ctx, link.rx, frames[0], 9, divisor)
         for frame in [stray, *frames]:
-            for byte in frame:
-                await send_byte(ctx, link.rx, byte, divisor)
+            await send_frame(ctx, link.rx, frame, divisor)
             await ctx.tick().repeat(30 * divisor)  # the acknowledgement
         for x in images:
-            for byte in fmt.encode_image(x):
-                await send_byte(ctx, link.rx, byte, divisor)
+            await send_frame(ctx, link.rx, fmt.encode_image(x), divisor)
 
     async def listen(ctx):
         for _ in range(1 + len(frames)):
-            acks.append(bytes([await recv_byte(ctx, link.tx, divisor, 50_000)
-                               for _ in range(2)]))
+            acks.append(await recv_frame(ctx, link.tx, 2, divisor, 50_000))
         for _ in images:
-            frame = bytes([await recv_byte(ctx, link.tx, divisor, 50_000)
-                           for _ in range(1 + fmt.out_bytes)])
-            results.append(fmt.decode_result(frame))
+            results.append(await recv_result(ctx, link, divisor))
 
-    sim = Simulator(link)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host, background=True)
-    sim.add_testbench(listen)
-    sim.run()
+    run_link(link, host, listen)
     assert acks == [bytes([WEIGHT_ACK, weight_frame_check(f)]) for f in [stray, *frames]]
     assert [r[1] for r in results] == golden.tolist()
     assert [r[0] for r in results] == golden.argmax(1).tolist()
