@@ -20,6 +20,7 @@ from fewmul.boards.targets import BOARDS
 from fewmul.boards.uart import (BRIDGES, BaudError, UARTReceiver, UARTTransmitter, baud_divisor,
                                 check_baud, check_divisor)
 
+from gateware_helpers import stream_put
 from link_helpers import run_link, send_byte, send_images, serial_answers
 
 
@@ -130,11 +131,7 @@ def test_fractional_divisor_keeps_the_exact_rate(divisor):
     edges = []
 
     async def source(ctx):
-        for byte in data:
-            ctx.set(tx.i.payload, byte)
-            ctx.set(tx.i.valid, 1)
-            await ctx.tick().until(tx.i.ready)
-        ctx.set(tx.i.valid, 0)
+        await stream_put(ctx, tx.i, data)
 
     async def watch(ctx):
         last, cycle = 1, 0
@@ -169,11 +166,7 @@ def test_uart_loopback_through_transmitter_and_receiver(divisor):
     got = []
 
     async def source(ctx):
-        for byte in data:
-            ctx.set(tx.i.payload, byte)
-            ctx.set(tx.i.valid, 1)
-            await ctx.tick().until(tx.i.ready)
-        ctx.set(tx.i.valid, 0)
+        await stream_put(ctx, tx.i, data)
 
     async def sink(ctx):
         while len(got) < len(data):
