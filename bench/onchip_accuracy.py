@@ -21,7 +21,7 @@ Runs (``--runs``):
     python bench/onchip_accuracy.py [--runs digits-binary digits-ternary fashion]
                                     [--seeds 0 1 2] [--epochs E] [--steps N] [--no-twin]
                                     [--set lr_shifts=6,3,2 --set batch_shift=1 ...]
-                                    [--eval-every N] [--markdown FILE]
+                                    [--eval-every N] [--markdown FILE] [--split val]
 
 ``--seeds`` trains once per seed (the initial weights and the sample order; the LFSR seed
 stays the spec's) and prints each and the mean. ``--set FIELD=VALUE`` replaces a field of
@@ -140,7 +140,12 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="score on the test images (default) or on the validation images, "
+                             "to choose settings without looking at the test set")
     args = parser.parse_args(argv)
+    if args.split == "val":
+        print("accuracies below are on the validation images, not the test images")
     overrides = _parse_set(args.set)
 
     rows, lines = [], []
@@ -152,6 +157,8 @@ def main(argv=None) -> int:
         key = (spec.data.set, spec.data.input_bits)
         if key not in datasets:
             datasets[key] = load_dataset(spec.data)
+            if args.split == "val":
+                datasets[key] = dataclasses.replace(datasets[key], test=datasets[key].val)
         data = datasets[key]
         if args.steps or args.epochs:
             epochs, steps = args.epochs, args.steps

@@ -220,35 +220,47 @@ def test_delta_backprop_matches_numpy(kind):
     run(dut, testbench, clocked=True)
 
 
-@pytest.mark.parametrize("max_shift,min_shift,shared",
-                         [(0, 0, False), (3, 0, False), (7, 2, False), (3, 1, True), (4, 0, True),
-                          (6, 2, False)])
-def test_weight_update_matches_numpy(max_shift, min_shift, shared):
+@pytest.mark.parametrize("max_shift,min_shift,exponents",
+                         [(0, 0, 0), (3, 0, 3), (7, 2, 4), (3, 1, 0), (4, 0, 0), (9, 1, 8)])
+def test_weight_update_matches_numpy(max_shift, min_shift, exponents):
     lanes, bound = 13, 800
     dut = WeightUpdate(lanes, delta_bound=bound, max_shift=max_shift, min_shift=min_shift,
-                       shared=shared)
+                       exponents=exponents)
     assert dut.step_bound == int(rshift_round(bound, min_shift))
+    assert len(dut.shifters) == exponents + 1
     rng = np.random.default_rng(max_shift)
 
     async def testbench(ctx):
         for trial in range(150):
             delta = int(rng.integers(-bound, bound + 1)) >> int(rng.integers(0, 8))
-            amount = rng.integers(min_shift, max_shift + 1, lanes)
-            if trial < 2:
-                delta, amount[:] = (bound, -bound)[trial], min_shift   # the largest steps
-            if shared:
-                amount[:] = amount[0]
+            amount = int(rng.integers(min_shift + exponents, max_shift + 1))
+            exponent = rng.integers(0, exponents + 1, lanes)
+            if trial < 2:                    # the largest steps
+                delta, amount, exponent[:] = (bound, -bound)[trial], min_shift + exponents, \
+                    exponents
             negate, skip = rng.integers(0, 2, lanes), rng.integers(0, 2, lanes)
             ctx.set(dut.magnitude, abs(delta))
             ctx.set(dut.negative, delta < 0)
-            ctx.set(dut.amount, int(amount[0]) if shared else [int(v) for v in amount])
+            ctx.set(dut.amount, amount)
+            await ctx.tick()                 # the shifted magnitudes are registered
+            ctx.set(dut.magnitude, 0)        # what the first stage sees next does not matter
+            if exponents:
+                ctx.set(dut.exponent, [int(v) for v in exponent])
             ctx.set(dut.negate, _bits(negate))
             ctx.set(dut.skip, _bits(skip))
             sign = np.where(negate == 1, -1, 1) * np.where(skip == 1, 0, 1)
-            step = sign * rshift_round(delta, amount)
+            step = sign * rshift_round(delta, amount - exponent)
             assert ctx.get(dut.step) == step.tolist()
+            assert ctx.get(dut.step_magnitude) == np.abs(step).tolist()
+            negative = (delta < 0) ^ (negate == 1)
+            assert ctx.get(dut.step_negative) == _bits(negative)
 
-    run(dut, testbench)
+    run(dut, testbench, clocked=True)
+
+
+def test_weight_update_rejects_bad_exponents():
+    with pytest.raises(TypeError, match=r"Exponents must be an integer in 0\.\.3, not 4"):
+        WeightUpdate(4, delta_bound=10, max_shift=5, min_shift=2, exponents=4)
 
 
 @pytest.mark.parametrize("width,shift", [(6, 0), (6, 2), (9, 4)])
@@ -371,12 +383,12 @@ def golden_net(cfg, weights):
 
 
 def test_step_cycles_formula():
-    # Forward sweeps 4 cycles apart, backward sweeps 2, the result 9 cycles after layer 1's
-    # last backward row (8 stages and a cycle), an inference 6 after the output layer's last.
-    assert step_cycles((64, 64, 10)) == (139 + 3 + 8, 139 + 3 + 9, 74 + 3 + 5)
-    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 8, 522 + 8 + 9, 266 + 6 + 5)
+    # Forward sweeps 4 cycles apart, backward sweeps 2, the result 10 cycles after layer 1's
+    # last backward row (9 stages and a cycle), an inference 6 after the output layer's last.
+    assert step_cycles((64, 64, 10)) == (139 + 3 + 9, 139 + 3 + 10, 74 + 3 + 5)
+    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 9, 522 + 8 + 10, 266 + 6 + 5)
     # N + 1 QBP cycles longer than the forward and backward sweeps before layer 1's.
-    assert step_cycles((100, 4, 3)) == (101 + 4 + 8, 101 + 4 + 9, 7 + 3 + 5)
+    assert step_cycles((100, 4, 3)) == (101 + 4 + 9, 101 + 4 + 10, 7 + 3 + 5)
 
 
 def test_trainer_is_sized_from_the_config():
@@ -487,6 +499,8 @@ def _requests(cfg, count, seed, p_infer=0.25):
     ((10, 6, 5, 4, 3), "ternary", 2, 4),
     ((9, 6, 5, 3), "ternary", 0, 8),
     ((16, 5, 6, 4), "binary", 1, 1),
+    ((4, 3, 2), "binary", 0, 1),        # sweeps so short that the next starts while the
+    ((3, 2, 2, 2), "ternary", 1, 1),    # layer's previous one is still in the pipeline
 ])
 def test_trainer_matches_golden_model_step_by_step(sizes, kind, batch_shift, input_bits):
     cfg = _config(sizes, weights=kind, batch_shift=batch_shift, input_bits=input_bits,

@@ -39,10 +39,11 @@ def _check_weights(name, w, shape, w0):
 #: the weight memory's output, the row registered (its masks and the layer's inputs enter the
 #: popcounts), the popcounts after :data:`COUNT_STAGES` registers, the sum registered (the
 #: hidden bit, the gate and the argmax are taken from it), the error registered (and
-#: back-propagated), the update's steps registered, and the new row registered and written.
+#: back-propagated), its magnitude shifted and registered (inside :class:`WeightUpdate`), each
+#: lane's step registered, and the new row registered and written.
 READ, ROW, COUNT_STAGES = 1, 2, 2
 SUM = ROW + COUNT_STAGES + 1
-ERROR, STEP, NEW = SUM + 1, SUM + 2, SUM + 3
+ERROR, SHIFTED, STEP, NEW = SUM + 1, SUM + 2, SUM + 3, SUM + 4
 #: A forward sweep starts this many cycles after the last row of the layer before was
 #: addressed (its hidden bits are all in when the new sweep's first row meets them, at ROW);
 #: a backward sweep this many after the last row of the layer above (its errors are all
@@ -93,7 +94,7 @@ class _Sample:
     train: Value
     hidden: list          # per hidden layer: its sign bits (h = 1 for +1), shifted in by row
     gate: list            # per hidden layer: its straight-through gates, in and out by row
-    amounts: Value        # the shift of each pixel's update (QBP exponents, learning rate)
+    exponents: Value      # each pixel's QBP exponent (its update's shift is the rate's minus it)
     extra: Value          # learning-rate decay: the extra shift
     decay_count: Value
     batch_count: Value
@@ -106,14 +107,13 @@ class _Sample:
     def create(cls, m, trainer) -> "_Sample":
         c = trainer.config
         hidden_sizes = c.sizes[1:-1]
-        low, high = c.update_shift_ranges[0]
         sample = cls(
             pixels=Signal(data.ArrayLayout(unsigned(c.input_bits), c.sizes[0])),
             label=Signal(range(c.sizes[-1])),
             train=Signal(),
             hidden=[Signal(size, name=f"h{i + 1}") for i, size in enumerate(hidden_sizes)],
             gate=[Signal(size, name=f"gate{i + 1}") for i, size in enumerate(hidden_sizes)],
-            amounts=Signal(data.ArrayLayout(range(high + 1), c.sizes[0])),
+            exponents=Signal(data.ArrayLayout(range(c.max_exponent + 1), c.sizes[0])),
             extra=Signal(range(trainer.max_extra + 1)),
             decay_count=Signal(range(max(c.lr_decay_steps, 1))),
             batch_count=Signal(range(c.batch)),
@@ -249,7 +249,8 @@ class OnChipTrainer(wiring.Component):
         self.update = []
         for index, ((low, high), d_bound) in enumerate(zip(c.update_shift_ranges, c.d_bounds)):
             self.update.append(WeightUpdate(c.sizes[index], delta_bound=d_bound, max_shift=high,
-                                            min_shift=low, shared=index > 0))
+                                            min_shift=low,
+                                            exponents=0 if index else c.max_exponent))
         self.batch = [BatchApply(c.sizes[index], weight_bits=c.weight_bits,
                                  step_bound=self.update[index].step_bound,
                                  batch_shift=c.batch_shift)
@@ -358,12 +359,15 @@ class OnChipTrainer(wiring.Component):
                 with m.Elif(sweeps[last].rows[SUM].last):
                     m.next = "DONE"
             for index in range(last - 1, -1, -1):
+                # The layer's forward sweep may still be in the pipeline's last stages: its
+                # rows are not written, the backward sweep's are.
+                rows = sweeps[index].rows
                 with m.State(f"BACKWARD_{index + 1}"):
                     if index:
-                        with m.If(sweeps[index].rows[BACKWARD_GAP].last):
+                        with m.If(rows[BACKWARD_GAP].last & rows[BACKWARD_GAP].write):
                             self._backward_from(m, index, qbp_done)
                     else:
-                        with m.If(sweeps[index].rows[NEW].last):
+                        with m.If(rows[NEW].last & rows[NEW].write):
                             m.next = "DONE"
             with m.State("WAIT_QBP"):
                 with m.If(qbp_done):
@@ -378,11 +382,11 @@ class OnChipTrainer(wiring.Component):
         return m
 
     def _qbp(self, m, sample: "_Sample"):
-        """QBP exponents, one pixel per cycle, shifted in from the top of ``sample.amounts``.
+        """QBP exponents, one pixel per cycle, shifted in from the top of ``sample.exponents``.
 
         The pixel is picked (an ``Array`` multiplexer: a view's variable index would scale it
         by the element width with a constant multiplication) and registered, then rounded.
-        Returns ``qbp_done``: the exponents are all in ``amounts`` at the next edge.
+        Returns ``qbp_done``: the exponents are all in ``exponents`` at the next edge.
         """
         c, qbp, lfsr = self.config, self.qbp, self.lfsr
         n, pixels = c.sizes[0], sample.pixels
@@ -395,13 +399,12 @@ class OnChipTrainer(wiring.Component):
             with m.If(index == n - 1):
                 m.d.sync += [busy.eq(0), index.eq(0)]
         m.d.comb += [qbp.q.eq(q), qbp.random.eq(lfsr.bits)]
-        amounts = sample.amounts
-        width = Shape.cast(amounts.shape().elem_shape).width
+        exponents = sample.exponents
+        width = Shape.cast(exponents.shape().elem_shape).width
         with m.If(valid):
             if c.input_bits > 1:
                 m.d.comb += lfsr.advance.eq(1)
-            m.d.sync += amounts.eq(Cat(amounts.as_value()[width:],
-                                       (c.lr_shifts[0] + sample.extra - qbp.exponent)[:width]))
+            m.d.sync += exponents.eq(Cat(exponents.as_value()[width:], qbp.exponent[:width]))
         done = Signal()
         m.d.comb += done.eq(~busy & (~valid | last))
         return done
@@ -463,18 +466,21 @@ class OnChipTrainer(wiring.Component):
             m.d.comb += [below.masks.eq(masks(row_at[ERROR])), below.delta.eq(delta),
                          below.en.eq(rows[ERROR].valid & rows[ERROR].write)]
 
-        # The row's update: steps at ERROR, registered at STEP; the new row at NEW.
-        m.d.comb += [upd.magnitude.eq(magnitude), upd.negative.eq(negative)]
+        # The row's update: the magnitude shifted at ERROR (registered in the unit at
+        # SHIFTED), each lane's step registered at STEP, the new row at NEW.
+        m.d.comb += [upd.magnitude.eq(magnitude), upd.negative.eq(negative),
+                     upd.amount.eq(c.lr_shifts[index] + sample.extra)]
         if index == 0:
             pixels = sample.pixels
-            m.d.comb += [upd.amount.eq(sample.amounts), upd.negate.eq(0),
+            m.d.comb += [upd.exponent.eq(sample.exponents), upd.negate.eq(0),
                          upd.skip.eq(Cat(pixels[j] == 0 for j in range(lanes)))]
         else:
-            m.d.comb += [upd.amount.eq(c.lr_shifts[index] + sample.extra),
-                         upd.negate.eq(~sample.hidden[index - 1]), upd.skip.eq(0)]
-        step = Signal.like(upd.step, name=f"step{index + 1}")
+            m.d.comb += [upd.negate.eq(~sample.hidden[index - 1]), upd.skip.eq(0)]
+        step_magnitude = Signal.like(upd.step_magnitude, name=f"step{index + 1}_magnitude")
+        step_negative = Signal.like(upd.step_negative, name=f"step{index + 1}_negative")
+        m.d.sync += [step_magnitude.eq(upd.step_magnitude),
+                     step_negative.eq(upd.step_negative)]
         new = Signal.like(rd.data, name=f"new{index + 1}")
-        m.d.sync += step.eq(upd.step)
         leaving = rows[NEW].valid & rows[NEW].write
         write = Signal(name=f"write{index + 1}")
         m.d.comb += [wr.addr.eq(rows[NEW].index), wr.data.eq(new), wr.en.eq(write)]
@@ -484,9 +490,12 @@ class OnChipTrainer(wiring.Component):
             m.submodules[f"acc{index + 1}"] = accs
             acc_rd, acc_wr = accs.read_port(), accs.write_port()
             acc_next = Signal.like(acc_wr.data, name=f"acc{index + 1}_next")
+            for k in range(lanes):
+                m.d.comb += unit.step[k].eq(Mux(step_negative[k], -step_magnitude[k],
+                                                step_magnitude[k]))
             m.d.comb += [
-                acc_rd.addr.eq(rows[ERROR].index),
-                unit.weights.eq(row_at[STEP]), unit.acc.eq(acc_rd.data), unit.step.eq(step),
+                acc_rd.addr.eq(rows[STEP - 1].index),
+                unit.weights.eq(row_at[STEP]), unit.acc.eq(acc_rd.data),
                 unit.apply.eq(sample.apply),
                 acc_wr.addr.eq(rows[NEW].index), acc_wr.data.eq(acc_next), acc_wr.en.eq(leaving),
                 write.eq(leaving & sample.apply),
@@ -494,7 +503,8 @@ class OnChipTrainer(wiring.Component):
             m.d.sync += [new.eq(unit.result), acc_next.eq(unit.acc_next)]
         else:
             for k in range(lanes):
-                m.d.sync += new[k].eq(clip(row_at[STEP][k] + step[k], c.w0))
+                w, mag = row_at[STEP][k], step_magnitude[k]
+                m.d.sync += new[k].eq(clip(Mux(step_negative[k], w - mag, w + mag), c.w0))
             m.d.comb += write.eq(leaving)
         return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=rd.data)
 
