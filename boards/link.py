@@ -30,7 +30,7 @@ from .protocol import (BENCH_COMMAND, IDLE_TIMEOUT_BITS, IMAGE_SYNC, RESULT_SYNC
                        WEIGHT_ACK, WEIGHT_HEADER_BYTES, WEIGHT_SYNC, LinkFormat)
 from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
 
-__all__ = ["link_format", "WeightLoader", "HostLink", "BoardTop", "DEFAULT_BAUD"]
+__all__ = ["link_format", "WeightLoader", "HostLink", "UartTop", "BoardTop", "DEFAULT_BAUD"]
 
 #: Baud rate of a board without a default of its own
 #: (:attr:`~fewmul.boards.targets.Board.default_baud`).
@@ -391,13 +391,15 @@ class HostLink(wiring.Component):
         return m
 
 
-class BoardTop(Elaboratable):
-    """:class:`HostLink` on a board's first UART, clocked by the board's default clock.
+class UartTop(Elaboratable):
+    """A link on a board's first UART, clocked by the board's default clock: what
+    :class:`BoardTop` and :class:`~fewmul.boards.train_link.TrainBoardTop` share.
+
+    A subclass gives its link (:meth:`_link`, a component with ports ``rx`` and ``tx``) and
+    that link's frame layout (:meth:`_format`) for a divisor.
 
     Parameters
     ----------
-    network : wiring.Component
-        As for :class:`HostLink`.
     baud : int
         Serial rate; the divisor comes from the platform's default clock.
     bridge : str or None
@@ -405,7 +407,46 @@ class BoardTop(Elaboratable):
         checked against the board's by :func:`~fewmul.boards.uart.check_baud`.
     clock_hz : float or None
         The platform's default clock, when known before elaboration: :attr:`format` then has
-        the window for the link's divisor (see :func:`link_format`).
+        the window for the link's divisor.
+
+    Attributes
+    ----------
+    format
+        The link's frame layout.
+    """
+
+    def __init__(self, baud: int, bridge: str | None, clock_hz: float | None):
+        self.baud = baud
+        self.bridge = bridge
+        divisor = None if clock_hz is None else check_baud(clock_hz, baud, bridge)
+        self.format = self._format(divisor)
+
+    def _format(self, divisor):
+        raise NotImplementedError
+
+    def _link(self, divisor) -> wiring.Component:
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
+        m.submodules.link = link = self._link(divisor)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
+        return m
+
+
+class BoardTop(UartTop):
+    """:class:`HostLink` on a board's first UART, clocked by the board's default clock.
+
+    Parameters
+    ----------
+    network : wiring.Component
+        As for :class:`HostLink`.
+    baud, bridge, clock_hz
+        As for :class:`UartTop` (:attr:`format` with ``clock_hz``: see :func:`link_format`).
     bench : BenchUnit or None
         Benchmark mode, as for :class:`HostLink`.
     weights : dict of int to SpramMemory, or None
@@ -418,17 +459,10 @@ class BoardTop(Elaboratable):
         self.network = network
         self.bench = bench
         self.weights = weights
-        self.baud = baud
-        self.bridge = bridge
-        divisor = None if clock_hz is None else check_baud(clock_hz, baud, bridge)
-        self.format = link_format(network, divisor)
+        super().__init__(baud, bridge, clock_hz)
 
-    def elaborate(self, platform):
-        m = Module()
-        divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
-        m.submodules.link = link = HostLink(self.network, divisor, self.bench, self.weights)
-        uart = platform.request("uart", 0, dir="-")
-        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
-        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
-        return m
+    def _format(self, divisor) -> LinkFormat:
+        return link_format(self.network, divisor)
+
+    def _link(self, divisor) -> HostLink:
+        return HostLink(self.network, divisor, self.bench, self.weights)

@@ -11,15 +11,15 @@ the weight frames (:func:`~fewmul.boards.protocol.weight_frame_check`) when aske
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
-from amaranth.lib import data, io, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .link import DEFAULT_BAUD
+from .link import DEFAULT_BAUD, UartTop
 from .frames import FrameReceiver
 from .protocol import RESULT_SYNC
 from .train_protocol import INFER_SYNC, READ_SYNC, ROW_SYNC, TRAIN_SYNC, TrainLinkFormat
-from .uart import UARTReceiver, UARTTransmitter, check_baud, check_divisor
+from .uart import UARTReceiver, UARTTransmitter, check_divisor
 
 __all__ = ["FrameSender", "TrainLink", "TrainBoardTop"]
 
@@ -175,34 +175,23 @@ class TrainLink(wiring.Component):
         return m
 
 
-class TrainBoardTop(Elaboratable):
+class TrainBoardTop(UartTop):
     """:class:`TrainLink` on a board's first UART, clocked by the board's default clock.
 
     Parameters
     ----------
     trainer : OnChipTrainer
-    baud : int
-    bridge : str or None
-        The board's USB serial bridge, see :func:`~fewmul.boards.uart.check_baud`.
-    clock_hz : float or None
-        The platform's default clock, when known before elaboration (for :attr:`format`'s
-        window).
+    baud, bridge, clock_hz
+        As for :class:`~fewmul.boards.link.UartTop`.
     """
 
     def __init__(self, trainer, baud: int = DEFAULT_BAUD, bridge: str | None = None, *,
                  clock_hz: float | None = None):
         self.trainer = trainer
-        self.baud = baud
-        self.bridge = bridge
-        divisor = None if clock_hz is None else check_baud(clock_hz, baud, bridge)
-        self.format = TrainLinkFormat.of(trainer, divisor)
+        super().__init__(baud, bridge, clock_hz)
 
-    def elaborate(self, platform):
-        m = Module()
-        divisor = check_baud(platform.default_clk_frequency, self.baud, self.bridge)
-        m.submodules.link = link = TrainLink(self.trainer, divisor)
-        uart = platform.request("uart", 0, dir="-")
-        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
-        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
-        return m
+    def _format(self, divisor) -> TrainLinkFormat:
+        return TrainLinkFormat.of(self.trainer, divisor)
+
+    def _link(self, divisor) -> TrainLink:
+        return TrainLink(self.trainer, divisor)
