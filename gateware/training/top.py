@@ -83,7 +83,7 @@ class _LayerPorts:
     write: Value          # a row is written in this cycle
     row: Value            # which
     new: Value            # its new weights
-    read: Value           # the weight memory's output (the read-out port's row)
+    read: Value           # the weight memory's output, registered (the read-out port's row)
 
 
 @dataclass
@@ -337,10 +337,13 @@ class OnChipTrainer(wiring.Component):
                     for acc in self.backprop:
                         m.d.comb += acc.clear.eq(1)
                     m.next = "FORWARD_1"
-            with m.State("READ"):
+            with m.State("READ"):                  # the address goes out
+                m.d.comb += reading.eq(1)
+                m.next = "READ_ROW"
+            with m.State("READ_ROW"):              # the row comes out of the memory
                 m.d.comb += reading.eq(1)
                 m.next = "READ_OUT"
-            with m.State("READ_OUT"):
+            with m.State("READ_OUT"):              # and is offered from its register
                 m.d.comb += [reading.eq(1), self.rd.valid.eq(1)]
                 with m.If(self.rd.ready):
                     m.next = "IDLE"
@@ -506,7 +509,7 @@ class OnChipTrainer(wiring.Component):
                 w, mag = row_at[STEP][k], step_magnitude[k]
                 m.d.sync += new[k].eq(clip(Mux(step_negative[k], w - mag, w + mag), c.w0))
             m.d.comb += write.eq(leaving)
-        return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=rd.data)
+        return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=row_at[ROW])
 
     def _backward_from(self, m, index, qbp_done):
         """:data:`BACKWARD_GAP` cycles after the last row of layer ``index + 1``: start layer
