@@ -371,6 +371,9 @@ class OnChipTrainer(wiring.Component):
                             self._backward_from(m, index, qbp_done)
                     else:
                         with m.If(rows[NEW].last & rows[NEW].write):
+                            # The sample is counted as its last row is written (that row
+                            # still sees the old counts), not when the link takes the result.
+                            sample.count(m)
                             m.next = "DONE"
             with m.State("WAIT_QBP"):
                 with m.If(qbp_done):
@@ -380,8 +383,6 @@ class OnChipTrainer(wiring.Component):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
-                    with m.If(sample.train):
-                        sample.count(m)
         return m
 
     def _qbp(self, m, sample: "_Sample"):
