@@ -11,7 +11,7 @@ the weight frames (:func:`~fewmul.boards.protocol.weight_frame_check`) when aske
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,8 +29,10 @@ class FrameSender(wiring.Component):
 
     A frame is ``length`` bytes of ``data`` from its low end (its sync byte first); with
     ``check`` set, a check byte follows: the XOR of the frame's bytes after the first, as
-    :func:`~fewmul.boards.protocol.weight_frame_check` computes it. The frame register takes
-    the next frame once the last byte has gone, so a unit giving frames is held no longer.
+    :func:`~fewmul.boards.protocol.weight_frame_check` computes it. A frame is taken from
+    ``load`` into a register while that is free, and from there into the frame register once
+    the last byte of the one before has gone, so a unit giving frames is held no longer than
+    one frame.
 
     Parameters
     ----------
@@ -57,20 +59,33 @@ class FrameSender(wiring.Component):
         left = Signal(range(self.max_bytes + 1))   # frame bytes still to send
         sending, tail, with_check = Signal(), Signal(), Signal()
         check = Signal(8)
-        m.d.comb += [self.load.ready.eq(~sending), self.tx.valid.eq(sending),
-                     self.tx.payload.eq(Mux(tail, check, frame[:8]))]
+        # The byte on `tx` is a register of its own: the frame moves on only while it is
+        # empty, so the wide frame register's enable comes from registers, not from the
+        # transmitter's `ready` (a path across the chip on a large design).
+        byte, full = Signal(8), Signal()
+        # Likewise a frame offered on `load` is taken into a register of its own first, and
+        # moves into the frame register once the frame before has gone.
+        pending, waiting = Signal.like(self.load.payload), Signal()
+        m.d.comb += [self.load.ready.eq(~waiting), self.tx.valid.eq(full),
+                     self.tx.payload.eq(byte)]
         with m.If(self.load.valid & self.load.ready):
-            payload = self.load.payload
+            m.d.sync += [pending.eq(self.load.payload), waiting.eq(1)]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += full.eq(0)
+        with m.If(waiting & ~sending & ~full):
+            m.d.sync += waiting.eq(0)
+            payload = pending
             # the check starts as the sync byte, which the first byte sent cancels
             m.d.sync += [frame.eq(payload.data), left.eq(payload.length),
                          with_check.eq(payload.check), check.eq(payload.data[:8]),
                          sending.eq(payload.length != 0), tail.eq(0)]
-        with m.If(self.tx.valid & self.tx.ready):
+        with m.If(sending & ~full):
+            m.d.sync += full.eq(1)
             with m.If(tail):
-                m.d.sync += [tail.eq(0), sending.eq(0)]
+                m.d.sync += [byte.eq(check), tail.eq(0), sending.eq(0)]
             with m.Else():
-                m.d.sync += [frame.eq(frame >> 8), check.eq(check ^ frame[:8]),
-                             left.eq(left - 1)]
+                m.d.sync += [byte.eq(frame[:8]), frame.eq(frame >> 8),
+                             check.eq(check ^ frame[:8]), left.eq(left - 1)]
                 with m.If(left == 1):
                     with m.If(with_check):
                         m.d.sync += tail.eq(1)

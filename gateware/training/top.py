@@ -83,7 +83,7 @@ class _LayerPorts:
     write: Value          # a row is written in this cycle
     row: Value            # which
     new: Value            # its new weights
-    read: Value           # the weight memory's output (the read-out port's row)
+    read: Value           # the weight memory's output, registered (the read-out port's row)
 
 
 @dataclass
@@ -337,10 +337,13 @@ class OnChipTrainer(wiring.Component):
                     for acc in self.backprop:
                         m.d.comb += acc.clear.eq(1)
                     m.next = "FORWARD_1"
-            with m.State("READ"):
+            with m.State("READ"):                  # the address goes out
+                m.d.comb += reading.eq(1)
+                m.next = "READ_ROW"
+            with m.State("READ_ROW"):              # the row comes out of the memory
                 m.d.comb += reading.eq(1)
                 m.next = "READ_OUT"
-            with m.State("READ_OUT"):
+            with m.State("READ_OUT"):              # and is offered from its register
                 m.d.comb += [reading.eq(1), self.rd.valid.eq(1)]
                 with m.If(self.rd.ready):
                     m.next = "IDLE"
@@ -368,6 +371,9 @@ class OnChipTrainer(wiring.Component):
                             self._backward_from(m, index, qbp_done)
                     else:
                         with m.If(rows[NEW].last & rows[NEW].write):
+                            # The sample is counted as its last row is written (that row
+                            # still sees the old counts), not when the link takes the result.
+                            sample.count(m)
                             m.next = "DONE"
             with m.State("WAIT_QBP"):
                 with m.If(qbp_done):
@@ -377,8 +383,6 @@ class OnChipTrainer(wiring.Component):
                 m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
                     m.next = "IDLE"
-                    with m.If(sample.train):
-                        sample.count(m)
         return m
 
     def _qbp(self, m, sample: "_Sample"):
@@ -506,7 +510,7 @@ class OnChipTrainer(wiring.Component):
                 w, mag = row_at[STEP][k], step_magnitude[k]
                 m.d.sync += new[k].eq(clip(Mux(step_negative[k], w - mag, w + mag), c.w0))
             m.d.comb += write.eq(leaving)
-        return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=rd.data)
+        return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=row_at[ROW])
 
     def _backward_from(self, m, index, qbp_done):
         """:data:`BACKWARD_GAP` cycles after the last row of layer ``index + 1``: start layer
