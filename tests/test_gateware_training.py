@@ -383,12 +383,12 @@ def golden_net(cfg, weights):
 
 
 def test_step_cycles_formula():
-    # Forward sweeps 4 cycles apart, backward sweeps 2, the result 10 cycles after layer 1's
-    # last backward row (9 stages and a cycle), an inference 6 after the output layer's last.
-    assert step_cycles((64, 64, 10)) == (139 + 3 + 9, 139 + 3 + 10, 74 + 3 + 5)
-    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 9, 522 + 8 + 10, 266 + 6 + 5)
+    # Forward sweeps 4 cycles apart, backward sweeps 2, the result 11 cycles after layer 1's
+    # last backward row (10 stages and a cycle), an inference 6 after the output layer's last.
+    assert step_cycles((64, 64, 10)) == (139 + 3 + 10, 139 + 3 + 11, 74 + 3 + 5)
+    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 10, 522 + 8 + 11, 266 + 6 + 5)
     # N + 1 QBP cycles longer than the forward and backward sweeps before layer 1's.
-    assert step_cycles((100, 4, 3)) == (101 + 4 + 9, 101 + 4 + 10, 7 + 3 + 5)
+    assert step_cycles((100, 4, 3)) == (101 + 4 + 10, 101 + 4 + 11, 7 + 3 + 5)
 
 
 def test_trainer_is_sized_from_the_config():

@@ -40,10 +40,11 @@ def _check_weights(name, w, shape, w0):
 #: popcounts), the popcounts after :data:`COUNT_STAGES` registers, the sum registered (the
 #: hidden bit, the gate and the argmax are taken from it), the error registered (and
 #: back-propagated), its magnitude shifted and registered (inside :class:`WeightUpdate`), each
-#: lane's step registered, and the new row registered and written.
+#: lane's step registered, the row plus its steps registered, and the new row (clipped)
+#: registered and written.
 READ, ROW, COUNT_STAGES = 1, 2, 2
 SUM = ROW + COUNT_STAGES + 1
-ERROR, SHIFTED, STEP, NEW = SUM + 1, SUM + 2, SUM + 3, SUM + 4
+ERROR, SHIFTED, STEP, TOTAL, NEW = SUM + 1, SUM + 2, SUM + 3, SUM + 4, SUM + 5
 #: A forward sweep starts this many cycles after the last row of the layer before was
 #: addressed (its hidden bits are all in when the new sweep's first row meets them, at ROW);
 #: a backward sweep this many after the last row of the layer above (its errors are all
@@ -494,6 +495,7 @@ class OnChipTrainer(wiring.Component):
             m.submodules[f"acc{index + 1}"] = accs
             acc_rd, acc_wr = accs.read_port(), accs.write_port()
             acc_next = Signal.like(acc_wr.data, name=f"acc{index + 1}_next")
+            total = Signal.like(rd.data, name=f"total{index + 1}")
             for k in range(lanes):
                 m.d.comb += unit.step[k].eq(Mux(step_negative[k], -step_magnitude[k],
                                                 step_magnitude[k]))
@@ -501,14 +503,20 @@ class OnChipTrainer(wiring.Component):
                 acc_rd.addr.eq(rows[STEP - 1].index),
                 unit.weights.eq(row_at[STEP]), unit.acc.eq(acc_rd.data),
                 unit.apply.eq(sample.apply),
-                acc_wr.addr.eq(rows[NEW].index), acc_wr.data.eq(acc_next), acc_wr.en.eq(leaving),
+                acc_wr.addr.eq(rows[TOTAL].index), acc_wr.data.eq(acc_next),
+                acc_wr.en.eq(rows[TOTAL].valid & rows[TOTAL].write),
                 write.eq(leaving & sample.apply),
             ]
-            m.d.sync += [new.eq(unit.result), acc_next.eq(unit.acc_next)]
+            # BatchApply clips: the new row is its result, a cycle later.
+            m.d.sync += [total.eq(unit.result), acc_next.eq(unit.acc_next), new.eq(total)]
         else:
+            # w + step at TOTAL, wide enough for the sum; clipped at NEW.
             for k in range(lanes):
                 w, mag = row_at[STEP][k], step_magnitude[k]
-                m.d.sync += new[k].eq(clip(Mux(step_negative[k], w - mag, w + mag), c.w0))
+                lane_total = Signal(signed_shape(-c.w0 - upd.step_bound, c.w0 + upd.step_bound),
+                                    name=f"total{index + 1}_{k}")
+                m.d.sync += [lane_total.eq(Mux(step_negative[k], w - mag, w + mag)),
+                             new[k].eq(clip(lane_total, c.w0))]
             m.d.comb += write.eq(leaving)
         return _LayerPorts(write=write, row=rows[NEW].index, new=new, read=row_at[ROW])
 
