@@ -298,6 +298,10 @@ class OnChipTrainer(wiring.Component):
         sample = _Sample.create(m, self)
         qbp_done = self._qbp(m, sample)
         rd_layer = Signal(range(self.n_layers))
+        # The ports' valid bits are registers (set as their state is entered): a decode of the
+        # state would reach a link's wide frame registers across the chip.
+        o_valid, rd_valid = Signal(), Signal()
+        m.d.comb += [self.o.valid.eq(o_valid), self.rd.valid.eq(rd_valid)]
         rd_row = Signal(self.rd_req.payload.row.shape())
         reading = Signal()                                    # the read-out port owns the address
         layers = [self._layer(m, index, sample, Mux(reading, rd_row, self.sweep[index].addr))
@@ -343,10 +347,12 @@ class OnChipTrainer(wiring.Component):
                 m.next = "READ_ROW"
             with m.State("READ_ROW"):              # the row comes out of the memory
                 m.d.comb += reading.eq(1)
+                m.d.sync += rd_valid.eq(1)
                 m.next = "READ_OUT"
             with m.State("READ_OUT"):              # and is offered from its register
-                m.d.comb += [reading.eq(1), self.rd.valid.eq(1)]
+                m.d.comb += reading.eq(1)
                 with m.If(self.rd.ready):
+                    m.d.sync += rd_valid.eq(0)
                     m.next = "IDLE"
             for index in range(last):
                 with m.State(f"FORWARD_{index + 1}"):
@@ -361,6 +367,7 @@ class OnChipTrainer(wiring.Component):
                     with m.If(sweeps[last].rows[BACKWARD_GAP].last):
                         self._backward_from(m, last, qbp_done)
                 with m.Elif(sweeps[last].rows[SUM].last):
+                    m.d.sync += o_valid.eq(1)
                     m.next = "DONE"
             for index in range(last - 1, -1, -1):
                 # The layer's forward sweep may still be in the pipeline's last stages: its
@@ -375,14 +382,15 @@ class OnChipTrainer(wiring.Component):
                             # The sample is counted as its last row is written (that row
                             # still sees the old counts), not when the link takes the result.
                             sample.count(m)
+                            m.d.sync += o_valid.eq(1)
                             m.next = "DONE"
             with m.State("WAIT_QBP"):
                 with m.If(qbp_done):
                     m.d.comb += [sweeps[0].start.eq(1), sweeps[0].write.eq(1)]
                     m.next = "BACKWARD_1"
             with m.State("DONE"):
-                m.d.comb += self.o.valid.eq(1)
                 with m.If(self.o.ready):
+                    m.d.sync += o_valid.eq(0)
                     m.next = "IDLE"
         return m
 
