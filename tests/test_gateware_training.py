@@ -349,12 +349,14 @@ def test_row_sweep_follows_rows_down_the_stages(depth, stages):
             busy.append(ctx.get(dut.busy))
             await ctx.tick()
             ctx.set(dut.write, 0)
+        # The start is registered: each sweep's first address goes out the cycle after it.
         for s in range(stages + 1):
-            want = [(first + r, r, int(r == depth - 1), write)
+            want = [(first + 1 + r, r, int(r == depth - 1), write)
                     for first, write in ((1, 1), (depth + 2, 0)) for r in range(depth)]
             assert seen[s] == want, s
-        end = depth + 2 + depth - 1 + stages              # the second sweep's last row leaves
-        assert busy[2] and busy[depth + 3:end + 1] == [1] * (end - depth - 2)
+        end = depth + 3 + depth - 1 + stages              # the second sweep's last row leaves
+        assert not busy[1] and busy[2]
+        assert busy[depth + 3:end + 1] == [1] * (end - depth - 2)
         assert not any(busy[end + 1:])
 
     run(dut, testbench, clocked=True)
@@ -385,10 +387,11 @@ def golden_net(cfg, weights):
 def test_step_cycles_formula():
     # Forward sweeps 4 cycles apart, backward sweeps 2, the result 11 cycles after layer 1's
     # last backward row (10 stages and a cycle), an inference 6 after the output layer's last.
-    assert step_cycles((64, 64, 10)) == (139 + 3 + 10, 139 + 3 + 11, 74 + 3 + 5)
-    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 10, 522 + 8 + 11, 266 + 6 + 5)
-    # N + 1 QBP cycles longer than the forward and backward sweeps before layer 1's.
-    assert step_cycles((100, 4, 3)) == (101 + 4 + 10, 101 + 4 + 11, 7 + 3 + 5)
+    # Every sweep's first address goes out a cycle after its start is decided.
+    assert step_cycles((64, 64, 10)) == (139 + 3 + 11, 139 + 3 + 12, 74 + 3 + 6)
+    assert step_cycles((64, 128, 128, 10)) == (522 + 8 + 11, 522 + 8 + 12, 266 + 6 + 6)
+    # N + 2 QBP cycles longer than the forward and backward sweeps before layer 1's.
+    assert step_cycles((100, 4, 3)) == (102 + 4 + 10, 102 + 4 + 11, 7 + 3 + 6)
 
 
 def test_trainer_is_sized_from_the_config():

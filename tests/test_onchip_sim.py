@@ -61,9 +61,9 @@ def test_training_design_has_no_multiplier(build):
     generic = report["yosys"]["generic"]
     assert generic["num_cells"] > 1000
     assert generic["cells"].get("$mul", 0) == 0 and generic["multipliers"] == 0
-    # max(F + H + 4L - 4, N + M_1 + 1) + 11 with F = 64 + 10 forward rows, H = 64 backward
+    # max(F + H + 4L - 3, N + M_1 + 2) + 11 with F = 64 + 10 forward rows, H = 64 backward
     # rows, L = 2 layers, N = 64 pixels (the pipeline's gaps and depth).
-    assert report["cycles_per_step"] == step_cycles((64, 64, 10))[1] == 64 + 10 + 64 + 4 + 11
+    assert report["cycles_per_step"] == step_cycles((64, 64, 10))[1] == 64 + 10 + 64 + 5 + 11
 
 
 def test_deep_training_build(deep_build):
@@ -73,7 +73,7 @@ def test_deep_training_build(deep_build):
     meta = json.loads((deep_build / "train.json").read_text())
     assert meta["config"] == b.cfg.to_dict()
     assert meta["cycles_per_step"] == step_cycles(b.cfg.sizes)[1] == \
-        32 + 32 + 10 + 32 + 32 + 4 * 3 - 4 + 11
+        32 + 32 + 10 + 32 + 32 + 4 * 3 - 3 + 11
     for key in ("label_offset", "train_offset", "prediction_offset", "prediction_bits",
                 "wb_layer_offset", "wb_layer_bits", "wb_row_offset", "wb_row_bits",
                 "wb_weights_offset", "weight_bits"):

@@ -1,6 +1,6 @@
 """Row sweep: reads the rows of a memory one per cycle and follows them down a pipeline."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,9 @@ class RowSweep(wiring.Component):
     """Issues addresses ``0 .. depth - 1`` on consecutive cycles after a ``start`` pulse, and
     follows each row through ``stages`` pipeline stages.
 
-    The address of the first row is issued in the ``start`` cycle. ``rows[s]`` describes the
+    ``start`` and ``write`` are registered: the address of the first row is issued in the cycle
+    after the ``start`` pulse (so a start decoded from a controller's state reaches one
+    register, not every row's counters and flags). ``rows[s]`` describes the
     row that is ``s`` cycles past its address (stage ``s``): ``valid``, its ``index``, ``last``
     for the sweep's last row, and ``write``, the ``write`` input sampled at ``start`` (a row
     that will be updated, carried with it so that a sweep started later cannot change it).
@@ -57,15 +59,16 @@ class RowSweep(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         addr = Signal(range(self.depth))
-        issuing = Signal()
+        started, issuing = Signal(), Signal()
         write = Signal()
         issued = Signal(self.row_layout)            # stage 0: the row whose address is out
         m.d.comb += [
-            issued.valid.eq(issuing | self.start),
+            issued.valid.eq(issuing | started),
             issued.index.eq(addr),
             issued.last.eq(addr == self.depth - 1),
-            issued.write.eq(Mux(self.start, self.write, write)),
+            issued.write.eq(write),
         ]
+        m.d.sync += started.eq(self.start)
         with m.If(self.start):
             m.d.sync += write.eq(self.write)
         with m.If(issued.valid):
@@ -74,7 +77,7 @@ class RowSweep(wiring.Component):
             with m.Else():
                 m.d.sync += [addr.eq(addr + 1), issuing.eq(1)]
 
-        stages, busy = [issued], issuing
+        stages, busy = [issued], issued.valid
         for s in range(1, self.stages + 1):
             row = Signal(self.row_layout, name=f"stage{s}")
             m.d.sync += row.eq(stages[-1])

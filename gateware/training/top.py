@@ -61,19 +61,21 @@ def step_cycles(sizes) -> tuple[int, int, int]:
     :data:`FORWARD_GAP` cycles after the last row of the one before, the backward sweeps
     :data:`BACKWARD_GAP` cycles after; layer 1's backward sweep also waits for the ``N`` QBP
     exponents (drawn one per cycle from the cycle after the sample's acceptance, through one
-    register), and the result follows its last row's write. So
-    ``latency = max(F + H - M_1 + (L - 1)(FORWARD_GAP - 1) + (L - 2)(BACKWARD_GAP - 1)
-    + BACKWARD_GAP - 1, N + 1) + M_1 + NEW`` cycles from a training sample's acceptance to its
+    register), and the result follows its last row's write. Every sweep issues its first
+    address the cycle after its start is decided (:class:`RowSweep` registers it): the first
+    sweep one cycle after the acceptance, layer 1's backward sweep one after the last exponent.
+    So ``latency = max(F + H - M_1 + (L - 1)(FORWARD_GAP - 1) + (L - 2)(BACKWARD_GAP - 1)
+    + BACKWARD_GAP, N + 2) + M_1 + NEW`` cycles from a training sample's acceptance to its
     result, ``cycles_per_step = latency + 1`` (the result is taken, then the next sample), and
-    ``F + (L - 1)(FORWARD_GAP - 1) + SUM`` for an inference request.
+    ``F + (L - 1)(FORWARD_GAP - 1) + SUM + 1`` for an inference request.
     """
     sizes = tuple(int(v) for v in sizes)
     layers = len(sizes) - 1
     forward, hidden = sum(sizes[1:]), sum(sizes[1:-1])
     # The output layer's last row is addressed this many cycles after the acceptance.
-    output_last = forward + (layers - 1) * (FORWARD_GAP - 1) - 1
+    output_last = forward + (layers - 1) * (FORWARD_GAP - 1)
     below_last = output_last + (hidden - sizes[1]) + (layers - 2) * (BACKWARD_GAP - 1)
-    first_backward = max(below_last + BACKWARD_GAP, sizes[0] + 1)
+    first_backward = max(below_last + BACKWARD_GAP, sizes[0] + 2)
     latency = first_backward + sizes[1] + NEW
     return latency, latency + 1, output_last + SUM + 1
 
@@ -356,7 +358,7 @@ class OnChipTrainer(wiring.Component):
                     m.next = "IDLE"
             for index in range(last):
                 with m.State(f"FORWARD_{index + 1}"):
-                    with m.If(sweeps[index].rows[FORWARD_GAP].last):
+                    with m.If(sweeps[index].rows[FORWARD_GAP - 1].last):
                         m.d.comb += sweeps[index + 1].start.eq(1)
                         if index + 1 == last:
                             m.d.comb += sweeps[index + 1].write.eq(sample.train)
@@ -364,7 +366,7 @@ class OnChipTrainer(wiring.Component):
             with m.State(f"FORWARD_{last + 1}"):
                 # The output layer: scores, argmax, and when training its error and update.
                 with m.If(sample.train):
-                    with m.If(sweeps[last].rows[BACKWARD_GAP].last):
+                    with m.If(sweeps[last].rows[BACKWARD_GAP - 1].last):
                         self._backward_from(m, last, qbp_done)
                 with m.Elif(sweeps[last].rows[SUM].last):
                     m.d.sync += o_valid.eq(1)
@@ -375,7 +377,7 @@ class OnChipTrainer(wiring.Component):
                 rows = sweeps[index].rows
                 with m.State(f"BACKWARD_{index + 1}"):
                     if index:
-                        with m.If(rows[BACKWARD_GAP].last & rows[BACKWARD_GAP].write):
+                        with m.If(rows[BACKWARD_GAP - 1].last & rows[BACKWARD_GAP - 1].write):
                             self._backward_from(m, index, qbp_done)
                     else:
                         with m.If(rows[NEW].last & rows[NEW].write):
