@@ -331,14 +331,19 @@ class OnChipTrainer(wiring.Component):
 
         # -- control: when each sweep starts --------------------------------------------------
         sweeps, last = self.sweep, self.n_layers - 1
+        # The ports' ready bits come from a register of their own, set as IDLE is entered: a
+        # decode of the state, shared by the synthesis with the sweeps' starts, would take
+        # those across the chip to the link's frame logic and back.
+        idle = Signal(init=1)
+        m.d.comb += [self.rd_req.ready.eq(idle), self.i.ready.eq(idle & ~self.rd_req.valid)]
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.rd_req.ready.eq(1), self.i.ready.eq(~self.rd_req.valid)]
                 with m.If(self.rd_req.valid):
                     m.d.sync += [rd_layer.eq(self.rd_req.payload.layer),
-                                 rd_row.eq(self.rd_req.payload.row)]
+                                 rd_row.eq(self.rd_req.payload.row), idle.eq(0)]
                     m.next = "READ"
                 with m.Elif(self.i.valid):
+                    m.d.sync += idle.eq(0)
                     sample.accept(m, self.i.payload)
                     m.d.comb += sweeps[0].start.eq(1)
                     for acc in self.backprop:
@@ -354,7 +359,7 @@ class OnChipTrainer(wiring.Component):
             with m.State("READ_OUT"):              # and is offered from its register
                 m.d.comb += reading.eq(1)
                 with m.If(self.rd.ready):
-                    m.d.sync += rd_valid.eq(0)
+                    m.d.sync += [rd_valid.eq(0), idle.eq(1)]
                     m.next = "IDLE"
             for index in range(last):
                 with m.State(f"FORWARD_{index + 1}"):
@@ -392,7 +397,7 @@ class OnChipTrainer(wiring.Component):
                     m.next = "BACKWARD_1"
             with m.State("DONE"):
                 with m.If(self.o.ready):
-                    m.d.sync += o_valid.eq(0)
+                    m.d.sync += [o_valid.eq(0), idle.eq(1)]
                     m.next = "IDLE"
         return m
 

@@ -4,7 +4,6 @@ from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..widths import signed_shape
 from .shifter import BarrelShifter
 
 __all__ = ["WeightUpdate"]
@@ -22,8 +21,8 @@ class WeightUpdate(wiring.Component):
     (submodules ``shift_{e}``), and registered with the sign: a handful of shifters for the
     whole row, not one per lane (layer 1's lanes differ only by their pixel's QBP exponent
     ``e``; a hidden layer's lanes all use ``e = 0``). Then each lane picks its exponent's
-    value and gives its step as a sign and a magnitude (``step_negative``, ``step_magnitude``)
-    and as a signed ``step``, combinationally from the registers and from ``exponent``,
+    value and gives its step as a sign and a magnitude (``step_negative``, ``step_magnitude``),
+    combinationally from the registers and from ``exponent``,
     ``negate`` and ``skip`` as they are in that cycle (the trainer holds them for a sample).
     The trainer adds the step to the weights and clips (:func:`~.fixed.clip`), or adds it
     into a mini-batch's accumulators.
@@ -55,7 +54,6 @@ class WeightUpdate(wiring.Component):
     negate, skip : ``In(lanes)``
     step_magnitude : ``Out(ArrayLayout(unsigned, lanes))``
     step_negative : ``Out(lanes)``
-    step : ``Out(ArrayLayout(step_shape, lanes))``
     """
 
     def __init__(self, lanes: int, *, delta_bound: int, max_shift: int, min_shift: int = 0,
@@ -72,7 +70,6 @@ class WeightUpdate(wiring.Component):
         self.lanes, self.max_shift, self.exponents = lanes, max_shift, exponents
         self.mag_width = delta_bound.bit_length()
         self.step_bound = ((delta_bound << 1 >> min_shift) + 1) >> 1
-        self.step_shape = signed_shape(-self.step_bound, self.step_bound)
         self.shifters = [BarrelShifter(self.mag_width, max_shift) for _ in range(exponents + 1)]
         members = {
             "magnitude": In(range(delta_bound + 1)),
@@ -82,7 +79,6 @@ class WeightUpdate(wiring.Component):
             "skip": In(lanes),
             "step_magnitude": Out(data.ArrayLayout(range(self.step_bound + 1), lanes)),
             "step_negative": Out(lanes),
-            "step": Out(data.ArrayLayout(self.step_shape, lanes)),
         }
         if exponents:
             members["exponent"] = In(data.ArrayLayout(range(exponents + 1), lanes))
@@ -104,6 +100,5 @@ class WeightUpdate(wiring.Component):
             pick = choices[self.exponent[k]] if self.exponents else shifted[0]
             magnitude = Mux(self.skip[k], 0, pick)
             sign = negative ^ self.negate[k]
-            m.d.comb += [self.step_magnitude[k].eq(magnitude), self.step_negative[k].eq(sign),
-                         self.step[k].eq(Mux(sign, -magnitude, magnitude))]
+            m.d.comb += [self.step_magnitude[k].eq(magnitude), self.step_negative[k].eq(sign)]
         return m
