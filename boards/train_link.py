@@ -66,20 +66,27 @@ class FrameSender(wiring.Component):
         # Likewise a frame offered on `load` is taken into a register of its own first, and
         # moves into the frame register once the frame before has gone.
         pending, waiting = Signal.like(self.load.payload), Signal()
+        # The frame register (up to a few hundred bits) loads or shifts in the cycle after
+        # that is decided, on one register each (`take`, `advance`): its enable is then two
+        # flip-flops, not a decode of the sender's state routed to every bit. A byte takes
+        # many cycles on the line, so the cycle this costs per byte is never seen.
+        take, advance = Signal(), Signal()
         m.d.comb += [self.load.ready.eq(~waiting), self.tx.valid.eq(full),
                      self.tx.payload.eq(byte)]
         with m.If(self.load.valid & self.load.ready):
             m.d.sync += [pending.eq(self.load.payload), waiting.eq(1)]
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += full.eq(0)
-        with m.If(waiting & ~sending & ~full):
+        m.d.sync += [take.eq(waiting & ~sending & ~full & ~take),
+                     advance.eq(sending & ~full & ~advance)]
+        with m.If(take):
             m.d.sync += waiting.eq(0)
             payload = pending
             # the check starts as the sync byte, which the first byte sent cancels
             m.d.sync += [frame.eq(payload.data), left.eq(payload.length),
                          with_check.eq(payload.check), check.eq(payload.data[:8]),
                          sending.eq(payload.length != 0), tail.eq(0)]
-        with m.If(sending & ~full):
+        with m.If(advance):
             m.d.sync += full.eq(1)
             with m.If(tail):
                 m.d.sync += [byte.eq(check), tail.eq(0), sending.eq(0)]
