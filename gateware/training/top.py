@@ -128,12 +128,15 @@ class _Sample:
         m.d.comb += sample.apply.eq(sample.batch_count == c.batch - 1)
         return sample
 
-    def accept(self, m, payload) -> None:
-        """Take a request's pixels, label and ``train`` bit; a training sample draws its QBP
-        exponents."""
+    def follow(self, m, payload) -> None:
+        """Take a request's pixels, label and ``train`` bit, in every cycle this is used
+        (the trainer is idle): they hold from the cycle after the request is accepted."""
         m.d.sync += [self.pixels.eq(payload.pixels), self.label.eq(payload.label),
-                     self.train.eq(payload.train), self.qbp_busy.eq(payload.train),
-                     self.qbp_index.eq(0)]
+                     self.train.eq(payload.train)]
+
+    def accept(self, m, payload) -> None:
+        """A request is accepted: a training sample draws its QBP exponents."""
+        m.d.sync += [self.qbp_busy.eq(payload.train), self.qbp_index.eq(0)]
 
     def count(self, m) -> None:
         """A training sample is done: the batch and the learning-rate decay count it."""
@@ -336,6 +339,15 @@ class OnChipTrainer(wiring.Component):
         # those across the chip to the link's frame logic and back.
         idle = Signal(init=1)
         m.d.comb += [self.rd_req.ready.eq(idle), self.i.ready.eq(idle & ~self.rd_req.valid)]
+        # Likewise the sample's registers load while the trainer is idle (enabled by that
+        # register alone, not by the acceptance), and the back-propagation accumulators are
+        # cleared the cycle after it (long before the output layer's errors reach them).
+        with m.If(idle):
+            sample.follow(m, self.i.payload)
+        clear = Signal()
+        m.d.sync += clear.eq(0)
+        for acc in self.backprop:
+            m.d.comb += acc.clear.eq(clear)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.rd_req.valid):
@@ -346,8 +358,7 @@ class OnChipTrainer(wiring.Component):
                     m.d.sync += idle.eq(0)
                     sample.accept(m, self.i.payload)
                     m.d.comb += sweeps[0].start.eq(1)
-                    for acc in self.backprop:
-                        m.d.comb += acc.clear.eq(1)
+                    m.d.sync += clear.eq(1)
                     m.next = "FORWARD_1"
             with m.State("READ"):                  # the address goes out
                 m.d.comb += reading.eq(1)
