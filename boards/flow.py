@@ -214,7 +214,7 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
                  simd=None, pipeline: int | str | None = None, baud: int | None = None,
                  target_hz: float | None = None, progress: bool = True,
                  bench: tuple | None = None, bench_images: int | None = 0,
-                 spram="auto") -> BuildResult:
+                 spram="auto", seed: int | None = None) -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
@@ -246,6 +246,9 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         Layers whose weights go into the SPRAM (:func:`~fewmul.boards.fit.spram_layers`:
         ``"auto"``, only on a device with SPRAM and only when the block RAM cannot hold them);
         they are loaded over the link at start-up (``weights`` in ``link.json``).
+    seed : int or None
+        The placer's seed (nextpnr's ``--seed``, recorded as ``placement_seed``); None for
+        the tool's own.
 
     Returns
     -------
@@ -301,7 +304,7 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
         bench_images=count, bench_cycles_per_image=steady,
         cycles_per_inference=network.cycles_per_inference,
         latency_cycles=network.latency_cycles, weights=[w.to_json() for w in weights]))
-    flow = flow_for(board)(board, out)
+    flow = flow_for(board)(board, out, seed=seed)
 
     def check(used: dict, stage: str) -> None:
         check_fit(board, used, net, plans, stage=stage, spram=in_spram)
@@ -369,7 +372,8 @@ def _fast(board: str) -> bool:
 def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                 pipeline: int | str | None = None, baud: int | None = None,
                 target_hz: float | None = None, progress: bool = True,
-                bench_images: int | None = None, spram="auto") -> BuildResult:
+                bench_images: int | None = None, spram="auto",
+                seed: int | None = None) -> BuildResult:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
     The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
@@ -385,7 +389,7 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
     if build.trains_on_chip:    # 'fewmul compile --train': the trainer behind its training link
         from .train_build import build_training_board
         return build_training_board(build_dir, board, baud=baud, target_hz=target_hz,
-                                    progress=progress)
+                                    progress=progress, seed=seed)
     bench = None
     if bench_images != 0 and build.spec_path.exists():
         from fewmul.nn.data import load_dataset
@@ -396,4 +400,4 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                         pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
                         default=build.folding(), baud=baud,
                         target_hz=target_hz, progress=progress, bench=bench,
-                        bench_images=bench_images, spram=spram)
+                        bench_images=bench_images, spram=spram, seed=seed)

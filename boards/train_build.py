@@ -46,7 +46,8 @@ def _check_fit(board: Board, used: dict, stage: str) -> None:
 
 
 def build_training_board(build_dir: Path, board: str | Board, *, baud: int | None = None,
-                         target_hz: float | None = None, progress: bool = True) -> dict:
+                         target_hz: float | None = None, progress: bool = True,
+                         seed: int | None = None) -> dict:
     """Build the trainer of the training build ``build_dir`` for ``board`` into
     ``BUILD/<board>/``.
 
@@ -60,6 +61,8 @@ def build_training_board(build_dir: Path, board: str | Board, *, baud: int | Non
     target_hz : float or None
         The clock place and route aims for (None: the board's goal).
     progress : bool
+    seed : int or None
+        The placer's seed (None: the tool's own).
 
     Returns
     -------
@@ -97,7 +100,7 @@ def build_training_board(build_dir: Path, board: str | Board, *, baud: int | Non
     write_atomic(out / "link.json", fmt.to_json(
         baud=baud, divisor=str(divisor), clock_hz=clock_hz,
         latency_cycles=trainer.latency, inference_latency_cycles=trainer.inference_latency))
-    flow = flow_for(board)(board, out)
+    flow = flow_for(board)(board, out, seed=seed)
     steps = tqdm(total=flow.steps, desc=f"build {board.name}", unit="step",
                  disable=not progress, leave=False)
     try:

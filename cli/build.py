@@ -53,6 +53,10 @@ def register(sub) -> None:
                         "link by 'fewmul run' at start-up (default auto: the largest weight "
                         "memories when the block RAM cannot hold them all; none on boards "
                         "without SPRAM)")
+    b.add_argument("--seed", type=non_negative_int, default=None, metavar="N",
+                   help="nextpnr's placement seed (default: its own); Fmax moves by some 10 %% "
+                        "from seed to seed on a large design, so a build that just misses "
+                        "--target-mhz may meet it with another (recorded in the report)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run)
 
@@ -114,7 +118,7 @@ def run(args) -> int:
                              pipeline=args.pipeline, baud=args.baud,
                              target_hz=args.target_mhz and args.target_mhz * 1e6,
                              progress=not args.quiet, bench_images=args.bench_images,
-                             spram=args.spram)
+                             spram=args.spram, seed=args.seed)
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1

@@ -271,13 +271,23 @@ def test_icebreaker_bitstream_of_the_smallest_design_via_the_cli(small_build, ca
 
 def test_ulx3s_bitstream_of_the_smallest_design(tmp_path):
     net = random_net(SMALL, input_bits=2, seed=0)
-    report = build_design(net, "ulx3s", tmp_path, pe=1, progress=False)
+    report = build_design(net, "ulx3s", tmp_path, pe=1, progress=False, seed=7)
     assert (tmp_path / "top.bit").stat().st_size > 100_000
+    assert report["placement_seed"] == 7            # the placer's seed, as asked
+    assert " --seed 7 " in (tmp_path / "build_top.sh").read_text()
     assert report["multipliers"] == 0 and report["used"]["dsp"] == 0
     assert report["fmax_mhz"] > 0 and report["constraint_mhz"] == pytest.approx(150, abs=0.05)
     assert report["target_met"] == (report["fmax_mhz"] >= 150)
     assert 'FREQUENCY PORT "clk25_0__io" 150000000.0 HZ;' in (tmp_path / "top.lpf").read_text()
     assert report["cycles_per_inference"] == gateware_of(net, 1)[1]
+
+
+def test_a_placement_seed_must_be_a_non_negative_integer(tmp_path):
+    from fewmul.boards.families import ECP5Flow
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"Seed must be a non-negative integer, not"):
+            ECP5Flow(BOARDS["ulx3s"], tmp_path, seed=seed)
+    assert ECP5Flow(BOARDS["ulx3s"], tmp_path, seed=0).seed == 0
 
 
 def test_arty_estimate_and_vivado_bundle(tmp_path):
