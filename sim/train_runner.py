@@ -160,7 +160,7 @@ def float_twin_curve(build: TrainingBuild, steps: int, eval_every: int) -> dict:
     return {"curve": points}
 
 
-def _plot(path: Path, sim: dict, twin: dict) -> None:
+def _plot(path: Path, sim: dict, twin: dict, data_set: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,7 +175,7 @@ def _plot(path: Path, sim: dict, twin: dict) -> None:
             "--", label="float twin (same draws, no rounding)")
     ax.axhline(0.1, color="grey", lw=0.8, label="chance")
     ax.set_xlabel("training step (one sample)")
-    ax.set_ylabel("digits test accuracy")
+    ax.set_ylabel(f"{data_set} test accuracy")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
@@ -216,7 +216,7 @@ def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None
         "testbench_s": sim["wall_s"], "wall_s": time.perf_counter() - t0,
         "plot": "train_curve.png",
     }
-    _plot(build_dir / "train_curve.png", sim, twin)
+    _plot(build_dir / "train_curve.png", sim, twin, build.data.get("set", "test"))
     BuildFolder(build_dir).write_json("sim.json", result)
     return result
 
