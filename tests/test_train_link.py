@@ -299,8 +299,9 @@ def test_fewmul_build_wraps_a_training_build_in_the_training_link(train_build, m
     class Flow:
         steps = 1
 
-        def __init__(self, board, out):
+        def __init__(self, board, out, *, seed=None):
             self.out = out
+            seen["seed"] = seed
 
         def run(self, platform, top, *, check, progress):
             plan = platform.prepare(top, name="top")
@@ -310,7 +311,8 @@ def test_fewmul_build_wraps_a_training_build_in_the_training_link(train_build, m
                                                                 "bram": 0, "dsp": 0})
 
     monkeypatch.setattr(module, "flow_for", lambda board: Flow)
-    report = build_board(path, "ulx3s", progress=False)
+    report = build_board(path, "ulx3s", progress=False, seed=5)
+    assert seen["seed"] == 5                     # the placement seed reaches the flow
     assert report["kind"] == "onchip-training" and report["net"] == [64, 8, 6, 10]
     assert report["cycles_per_step"] == build.cycles_per_step
     assert report["training_steps_per_s"]["compute_at_board_clock"] == \
