@@ -221,7 +221,7 @@ class Flow(ABC):
         self.board, self.out, self.seed = board, Path(out), seed
         self.env = self.environment()
         self.tool_seconds: dict[str, float] = {}
-        #: Report entries the flow adds (a fallback it took).
+        #: Report entries the flow adds (a fallback it took, the placement seed).
         self.extra: dict[str, str] = {}
 
     @classmethod

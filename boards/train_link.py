@@ -77,6 +77,8 @@ class FrameSender(wiring.Component):
             m.d.sync += [pending.eq(self.load.payload), waiting.eq(1)]
         with m.If(self.tx.valid & self.tx.ready):
             m.d.sync += full.eq(0)
+        # Each is a one-cycle pulse: in its cycle the conditions still hold (they change at
+        # its edge), and a second pulse would load or shift the frame twice.
         m.d.sync += [take.eq(waiting & ~sending & ~full & ~take),
                      advance.eq(sending & ~full & ~advance)]
         with m.If(take):

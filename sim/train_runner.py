@@ -216,7 +216,7 @@ def check_training(build_dir: Path, steps: int, *, eval_every: int | None = None
         "testbench_s": sim["wall_s"], "wall_s": time.perf_counter() - t0,
         "plot": "train_curve.png",
     }
-    _plot(build_dir / "train_curve.png", sim, twin, build.data.get("set", "test"))
+    _plot(build_dir / "train_curve.png", sim, twin, DataConfig(**build.data).set)
     BuildFolder(build_dir).write_json("sim.json", result)
     return result
 
