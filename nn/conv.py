@@ -260,16 +260,17 @@ class Conv(Layer):
                 self.pool_first[a:b] = first
         return z if out is None else out
 
-    def _unpooled(self, gz: np.ndarray) -> np.ndarray:
-        """The gradient of the sums from that of their block maxima (``gz`` itself without pool)."""
+    def sum_grad(self, gz: np.ndarray) -> np.ndarray:
+        """The gradient of the sums from that of their block maxima (``gz`` itself without pool),
+        once for both products of the backward pass."""
         if self.pool == 1:
             return gz
         return block_max_grad(gz, self.pool_first, self.pool).reshape(-1, gz.shape[-1])
 
     def weight_grad(self, xp: np.ndarray, gz: np.ndarray, tcfg: TrainConfig,
                     rng: np.random.Generator | None) -> np.ndarray:
-        """``im2col(xp)^T gz``; QBP rounds the windows as the dense layer rounds its input."""
-        gz = self._unpooled(gz)
+        """``im2col(xp)^T gz`` (``gz`` of the sums, see :meth:`sum_grad`); QBP rounds the windows
+        as the dense layer rounds its input."""
         dw = None
         for a, b, r0, r1 in self._image_blocks(len(xp)):
             part = super().weight_grad(im2col(xp[a:b], self.cfg.kernel, self.cfg.stride), gz[r0:r1],
@@ -280,7 +281,6 @@ class Conv(Layer):
     def input_grad(self, gz: np.ndarray, wq: np.ndarray) -> np.ndarray:
         """The input gradient ``(n, H, W, C)``: :func:`col2im` of the window gradients ``gz wq^T``,
         computed kernel offset first (one ``(rows, units) x (units, C)`` product per offset)."""
-        gz = self._unpooled(gz)
         k, c = self.cfg.kernel, self.in_shape[0]
         per_offset = np.ascontiguousarray(wq.reshape(k * k, c, -1).transpose(0, 2, 1))  # (k k, units, C)
         n = len(gz) // (self.grid[1] * self.grid[2])

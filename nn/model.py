@@ -172,9 +172,14 @@ class Layer:
             _by_channel(np.add, t, grads["beta"] / rows, out=t)
             gy -= t
             _by_channel(np.multiply, gy, inv * c["gamma"], out=gy)
-        gz = gy
+        gz = self.sum_grad(gy)
         grads["w"] = self.weight_grad(c["x"], gz, tcfg, rng)
         return grads, self.input_grad(gz, c["wq"]) if need_input_grad else None
+
+    def sum_grad(self, gz: np.ndarray) -> np.ndarray:
+        """The gradient of :meth:`linear`'s output from that of what batch norm took (the same,
+        unless the layer pools its sums)."""
+        return gz
 
     # The three products, which a convolution computes on its windows.
     def linear(self, x: np.ndarray, wq: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
