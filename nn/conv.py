@@ -44,7 +44,8 @@ from .model import Layer, Shape
 __all__ = ["Conv", "MaxPool", "conv_geometry", "im2col", "col2im", "block_max", "block_max_grad",
            "CHUNK_BYTES"]
 
-#: Bytes of windows a convolution gathers and multiplies at a time (about an L2 cache).
+#: Bytes of windows (or of sums, if wider) a convolution gathers and multiplies at a time
+#: (about an L2 cache).
 CHUNK_BYTES = 1 << 21
 
 
@@ -230,10 +231,14 @@ class Conv(Layer):
     # The dense layer's products on the window matrix, a block of images at a time: a block's
     # windows stay in the cache between im2col and the product, and the whole window
     # matrix (kernel^2 times the input) is never held.
-    def _image_blocks(self, n: int):
-        """``(first image, end image, first row, end row)`` of blocks of about CHUNK_BYTES of windows."""
+    def _image_blocks(self, n: int, with_sums: bool = False):
+        """``(first image, end image, first row, end row)`` of blocks of about CHUNK_BYTES of
+        windows; ``with_sums``, of windows or of sums, whichever are wider (for a product whose
+        sums are pooled while in the cache: a first layer's sums are several times its
+        windows)."""
         per_image = self.grid[1] * self.grid[2]
-        step = max(1, CHUNK_BYTES // (4 * per_image * self.w.shape[0]))
+        width = max(self.w.shape) if with_sums else self.w.shape[0]
+        step = max(1, CHUNK_BYTES // (4 * per_image * width))
         return [(a, min(a + step, n), a * per_image, min(a + step, n) * per_image)
                 for a in range(0, n, step)]
 
@@ -248,7 +253,7 @@ class Conv(Layer):
         keep = p > 1 and self.pool_first is not None
         if keep:
             self.pool_first = np.empty((n, h // p, w // p, c), np.min_scalar_type(p * p))
-        for a, b, r0, r1 in self._image_blocks(n):
+        for a, b, r0, r1 in self._image_blocks(n, with_sums=p > 1):
             windows = im2col(xp[a:b], self.cfg.kernel, self.cfg.stride)
             if p == 1:
                 super().linear(windows, wq, out=z[r0:r1])
