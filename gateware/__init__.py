@@ -10,6 +10,7 @@ from .pool import MaxPool
 from .popcount import pipelined_popcount, popcount
 from .queue import CreditQueue
 from .skid import SkidBuffer
+from .vector_memory import VectorMemory
 from .widths import Widths
 from .window import SlidingWindow
 
@@ -17,5 +18,5 @@ __all__ = [
     "popcount", "pipelined_popcount", "INPUT_KINDS", "WEIGHT_KINDS", "Widths", "sum_bound",
     "signed_shape", "pack_rows", "MatrixVectorUnit",
     "ThresholdUnit", "ScoreUnit", "Collector", "SkidBuffer", "StreamFIFO", "CreditQueue", "Argmax", "Network",
-    "SlidingWindow", "MaxPool",
+    "SlidingWindow", "MaxPool", "VectorMemory",
 ]

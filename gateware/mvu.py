@@ -11,6 +11,7 @@ from .popcount import POPCOUNT_STYLES, Popcount, popcount_levels, spread_registe
 from .queue import CreditQueue
 from .registered_rom import RegisteredRom
 from .rom import WeightRom
+from .vector_memory import VectorMemory, check_vector_memory
 from .widths import INPUT_KINDS, WEIGHT_KINDS, Widths, signed_shape, sum_bound
 
 __all__ = [
@@ -178,6 +179,13 @@ class MatrixVectorUnit(wiring.Component):
     stall_free : bool or None
         Whether the datapath is stall-free (which needs at least 2 pipeline stages); ``None``
         for stall-free from :data:`STALL_FREE_STAGES` stages on.
+    input_beat : int or None
+        ``None``: ``i`` takes whole vectors, latched in registers. An integer ``b`` (dividing
+        ``N`` and ``simd``): ``i`` takes a vector ``b`` inputs at a time, as the layer before
+        produces it, into a :class:`~.vector_memory.VectorMemory` (block RAM, two vectors),
+        whose read port gives the issued fold's slices in place of the latched planes and
+        their multiplexers; no collector is then needed before the unit. A vector's words are
+        issued from 2 cycles after its last input.
 
     Attributes
     ----------
@@ -215,14 +223,17 @@ class MatrixVectorUnit(wiring.Component):
     Members
     -------
     i : ``In(stream.Signature(ArrayLayout(unsigned(input_bits), N)))``
-        Input vectors; element ``j`` is input ``j``.
+        Input vectors; element ``j`` is input ``j``. With ``input_beat = b``,
+        ``ArrayLayout(unsigned(input_bits), b)``: transfer ``t`` of a vector holds inputs
+        ``t * b ..``.
     o : ``Out(stream.Signature(ArrayLayout(sum_shape, pe)))``
         Sums; element ``p`` of beat ``g`` is neuron ``g * pe + p``.
     """
 
     def __init__(self, weights, *, input_kind: str, input_bits: int, pe: int,
                  simd: int | None = None, weight_kind: str = "binary", pipeline: int = 0,
-                 popcount_style: str = "adder", stall_free: bool | None = None):
+                 popcount_style: str = "adder", stall_free: bool | None = None,
+                 input_beat: int | None = None):
         weights = weight_values(weights, weight_kind)
         n_neurons, n_inputs = weights.shape
         self.groups = check_pe(n_neurons, pe)
@@ -266,8 +277,12 @@ class MatrixVectorUnit(wiring.Component):
         self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
         self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=self.dot.pad_bit)
         self.word_bits = pe * simd * self.dot.masks
+        if input_beat is not None:
+            check_vector_memory(n_inputs, input_bits, input_beat, simd)
+        self.input_beat = input_beat
         super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(unsigned(input_bits), n_inputs))),
+            "i": In(stream.Signature(data.ArrayLayout(
+                unsigned(input_bits), n_inputs if input_beat is None else input_beat))),
             "o": Out(stream.Signature(data.ArrayLayout(self.sum_shape, pe))),
         })
 
@@ -319,9 +334,17 @@ class MatrixVectorUnit(wiring.Component):
         """
         n, k, simd = self.n_inputs, self.input_bits, self.simd
         folds, groups, words = self.folds, self.groups, self.groups * self.folds
-        # The vector is latched as bit-planes (plane i holds bit i of every input, padded to
-        # whole folds): the same register as the vector, wired differently.
-        planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
+        if self.input_beat is None:
+            # The vector is latched as bit-planes (plane i holds bit i of every input, padded
+            # to whole folds): the same register as the vector, wired differently.
+            planes = [Signal(folds * simd, name=f"plane_{i}") for i in range(k)]
+            vector_valid = self.i.valid
+        else:
+            # The vector is in a memory, written beat by beat; `planes` is the memory, whose
+            # read port gives a fold's slices.
+            m.submodules.vector = planes = VectorMemory(n, k, self.input_beat, simd)
+            wiring.connect(m, wiring.flipped(self.i), planes.i)
+            vector_valid = planes.ready
         busy   = Signal()   # a vector is latched and some of its words are not issued
         fold   = Signal(range(folds))
         group  = Signal(range(groups))
@@ -355,11 +378,8 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
             with m.If(issue_last):
                 m.d.comb += busy_next.eq(0)
-        with m.If(self.i.valid & free):
+        with m.If(vector_valid & free):
             m.d.comb += busy_next.eq(1)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
-                         for i, plane in enumerate(planes)]
         m.d.sync += [
             busy.eq(busy_next),
             fold_last.eq(fold_last_next),
@@ -375,9 +395,20 @@ class MatrixVectorUnit(wiring.Component):
             ready = Signal(init=1)
             m.d.sync += ready.eq(~busy_next |
                                  (fold_last_next & group_last_next & queue.credit_next))
-            m.d.comb += self.i.ready.eq(ready)
         else:
-            m.d.comb += self.i.ready.eq(free)
+            ready = free
+        if self.input_beat is None:
+            m.d.comb += self.i.ready.eq(ready)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
+                             for i, plane in enumerate(planes)]
+        else:
+            m.d.comb += [
+                planes.take.eq(ready),
+                planes.release.eq(issue_last & credit),   # the vector's last word is read
+                planes.rd_fold.eq(fold),
+                planes.rd_en.eq(1 if self.stall_free else rd.en),   # as the weight memory
+            ]
         return issue, fold, fold_last, planes
 
     def _slices(self, m, stage, issue, fold_last, planes):
@@ -395,6 +426,11 @@ class MatrixVectorUnit(wiring.Component):
         the first) among the runs: a level of wide multiplexers a stage.
         """
         simd, folds = self.simd, self.folds
+        if self.input_beat is not None:
+            # the memory's read port is the first stage: the word at the issued fold
+            slices = [planes.rd_data[i * simd:(i + 1) * simd] for i in range(self.input_bits)]
+            return [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)] if self.pipeline \
+                else slices
         if folds == 1:
             slices = [stage(plane, f"slice_{i}") for i, plane in enumerate(planes)]
             return [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)] if self.pipeline \

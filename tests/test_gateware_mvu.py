@@ -274,3 +274,60 @@ def test_stall_free_errors():
     with pytest.raises(TypeError, match="Stall-free must be a bool or None, not 1"):
         MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, pipeline=5,
                          stall_free=1)
+
+
+# (M, N, input_kind, input_bits, weight_kind, pe, simd, pipeline, input_beat)
+BEAT_CASES = [
+    (6, 12, "bipolar", 1, "binary", 3, 4, 0, 2),
+    (6, 12, "bipolar", 1, "binary", 3, 4, 0, 1),       # one input a transfer
+    (3, 8, "bipolar", 1, "binary", 3, 8, 0, 4),        # one fold
+    (6, 10, "unsigned", 4, "binary", 2, 5, 1, 5),      # a word a transfer
+    (4, 16, "unsigned", 2, "binary", 1, 6, 2, 2),      # the last word partial (16 = 6 + 6 + 4)
+    (4, 9, "unsigned", 8, "ternary", 2, 3, 6, 3),      # stall-free
+    (2, 40, "bipolar", 1, "binary", 1, 4, 6, 2),       # stall-free, 10 folds
+]
+
+
+@pytest.mark.parametrize("case", BEAT_CASES)
+@pytest.mark.parametrize("stalls", [False, True])
+def test_vector_in_memory_gives_the_same_sums(case, stalls):
+    """With ``input_beat``, the vector arrives a few inputs at a time into block RAM: the sums
+    are those of the latched vector, with and without stalls on both sides."""
+    m, n, kind, bits, wkind, pe, simd, pipeline, beat = case
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        weights = random_weights(rng, m, n, wkind)
+        dut = MatrixVectorUnit(weights, input_kind=kind, input_bits=bits, pe=pe, simd=simd,
+                               weight_kind=wkind, pipeline=pipeline, input_beat=beat)
+        vectors = 5
+        x = random_inputs(rng, vectors, n, bits)
+        _, out_mon = simulate(dut, x.reshape(vectors * n // beat, beat).tolist(),
+                              vectors * m // pe, seed=seed if stalls else None, p_stall=0.4)
+        got = np.array(out_mon.payloads).reshape(vectors, m)
+        np.testing.assert_array_equal(got, ref_sums(weights, x, kind, wkind))
+
+
+def test_vector_in_memory_holds_no_planes():
+    """The memory replaces the latched planes (and their fold multiplexers): the unit takes one
+    input a transfer and has a ``vector`` memory, the latching one neither."""
+    weights = np.ones((4, 32), int)
+    latched = MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=8)
+    beats = MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=8,
+                             input_beat=1)
+    assert len(beats.i.payload.as_value()) == 1 and len(latched.i.payload.as_value()) == 32
+
+    def submodules(unit):
+        return {name for _, name, _ in Fragment.get(unit, None).subfragments}
+
+    assert "vector" in submodules(beats) and "vector" not in submodules(latched)
+
+
+@pytest.mark.parametrize("beat, simd, exc, error", [
+    (0, 4, TypeError, "Beat must be a positive integer, not 0"),
+    (5, 4, ValueError, "Beat must divide the count 12, not 5"),
+    (3, 4, ValueError, "Beat must divide the SIMD width 4, not 3"),
+])
+def test_vector_in_memory_errors(beat, simd, exc, error):
+    with pytest.raises(exc, match=error):
+        MatrixVectorUnit(np.ones((2, 12), int), input_kind="bipolar", input_bits=1, pe=1,
+                         simd=simd, input_beat=beat)
