@@ -413,7 +413,15 @@ class MatrixVectorUnit(wiring.Component):
 
     def _slices(self, m, stage, issue, fold_last, planes):
         """The slice of each bit-plane that the issued fold reads, through registers: one stage
-        without pipeline registers, else two (the second is the first pipeline stage).
+        without pipeline registers, else two (the second is the first pipeline stage)."""
+        slices = self._first_slices(m, stage, issue, fold_last, planes)
+        if self.pipeline:
+            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
+        return slices
+
+    def _first_slices(self, m, stage, issue, fold_last, planes):
+        """The first stage of :meth:`_slices`: with ``input_beat`` the vector memory's read
+        port, else the latched planes' slices through their fold multiplexers into registers.
 
         A case over the folds, not ``word_select`` (its variable offset would be a multiply).
         Its select is not the issue controller's fold counter, which would fan out to every
@@ -427,14 +435,10 @@ class MatrixVectorUnit(wiring.Component):
         """
         simd, folds = self.simd, self.folds
         if self.input_beat is not None:
-            # the memory's read port is the first stage: the word at the issued fold
-            slices = [planes.rd_data[i * simd:(i + 1) * simd] for i in range(self.input_bits)]
-            return [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)] if self.pipeline \
-                else slices
+            # the word at the issued fold, read at the clock edge of its issue
+            return [planes.rd_data[i * simd:(i + 1) * simd] for i in range(self.input_bits)]
         if folds == 1:
-            slices = [stage(plane, f"slice_{i}") for i, plane in enumerate(planes)]
-            return [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)] if self.pipeline \
-                else slices
+            return [stage(plane, f"slice_{i}") for i, plane in enumerate(planes)]
         bits = (folds - 1).bit_length()
         split = self.pipeline > 0 and folds > ONE_STAGE_FOLDS
         low = -(-bits // 2) if split else bits     # select bits of the first stage
@@ -458,8 +462,6 @@ class MatrixVectorUnit(wiring.Component):
                            for r in range(runs)]
                 groups.append(Array(partial)[stage(copy[low:], f"fold_high_{name}")])
             slices.append(Cat(*groups))
-        if self.pipeline:
-            slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
         return slices
 
     def _datapath(self, m, rd, queue, advance, issue, fold_last, planes):
