@@ -3,7 +3,10 @@ the iCEBreaker, its weights in the iCE40UP5K's SPRAM.
 
 The 334 kbit of weights do not fit the UP5K's 120 kbit of block RAM; the fit check puts the
 largest weight memories into the four 256 kbit SPRAM blocks (``fewmul build --spram auto``),
-which the host loads over the link at start-up. The network has random trained-like
+which the host loads over the link at start-up. The logic cells do not hold the input vectors
+latched in registers (with collectors before the layers): every layer takes its input into
+block RAM as the layer before produces it (``--input-memory all``), the image from the link
+in beats of 16 pixels. The network has random trained-like
 parameters (:func:`fewmul.boards.nets.random_net`; the weights change the timing little). The
 folding reads 48 weights a cycle from three SPRAM blocks for the input layer and 16 from the
 fourth for the first hidden layer: 4352 cycles/inference, close to the 4160 that the SPRAM's
@@ -17,6 +20,7 @@ Usage::
 
     python bench/sfc_icebreaker.py [-o build/bench-sfc] [--simd 48,16,16,16]
                                    [--pipeline auto] [--bench-images 0]
+                                   [--input-memory all]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from fewmul.boards.flow import build_design
 from fewmul.boards.nets import random_net
 from fewmul.boards.protocol import WeightMemory
+from fewmul.cli.common import layer_choice
 
 #: FINN's SFC: 784 binary pixels, three hidden layers of 256 sign neurons, 10 scores.
 SFC_SIZES, SFC_INPUT_BITS = (784, 256, 256, 256, 10), 1
@@ -61,6 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--simd", default="48,16,16,16")
     parser.add_argument("--pipeline", default="auto")
     parser.add_argument("--bench-images", type=int, default=0)
+    parser.add_argument("--input-memory", type=layer_choice("none", "all"), default="all",
+                        help="layers that take their input into block RAM (default: all)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     net = random_net(sizes, input_bits=SFC_INPUT_BITS, seed=0)
@@ -75,12 +82,13 @@ def main(argv=None) -> int:
     out = args.output / "icebreaker"
     result = build_design(net, "icebreaker", out, pe=[1] * len(simd), simd=simd,
                           pipeline=pipeline,
-                          bench=bench, bench_images=args.bench_images)
+                          bench=bench, bench_images=args.bench_images,
+                          input_memory=args.input_memory)
     row = sfc_row(result.to_json(), out)
     row["wall_s"] = time.perf_counter() - t0
     (args.output / "sfc.json").write_text(json.dumps(row, indent=2))
     print(f"{'-'.join(map(str, sizes))} (1-bit input) on the iCEBreaker, --pe 1 --simd "
-          f"{args.simd} --pipeline {args.pipeline}:")
+          f"{args.simd} --pipeline {args.pipeline} --input-memory {args.input_memory}:")
     print(f"  LUT {row['lut']:g}, FF {row['ff']:g}, EBR {row['ebr']:g}/30, SPRAM "
           f"{row['spram']:g}/4 (layers {row['spram_layers']})")
     print(f"  Fmax {row['fmax_mhz']:.1f} MHz (goal 40), {row['cycles_per_inference']} "

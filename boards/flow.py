@@ -214,7 +214,7 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
                  simd=None, pipeline: int | str | None = None, baud: int | None = None,
                  target_hz: float | None = None, progress: bool = True,
                  bench: tuple | None = None, bench_images: int | None = 0,
-                 spram="auto", seed: int | None = None) -> BuildResult:
+                 spram="auto", seed: int | None = None, input_memory=None) -> BuildResult:
     """Build ``net`` behind the UART link for ``board`` in the folder ``out``.
 
     Parameters
@@ -249,6 +249,9 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     seed : int or None
         The placer's seed (nextpnr's ``--seed``, recorded as ``placement_seed``); None for
         the tool's own.
+    input_memory : "none", "all", list of int or None
+        Layers that take their input vector into block RAM
+        (:func:`~fewmul.compiler.input_memory.memory_layers`); None for ``default``'s.
 
     Returns
     -------
@@ -281,7 +284,7 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").unlink(missing_ok=True)   # written last: marks a complete build
     plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
-                         clock_hz=target_hz)
+                         clock_hz=target_hz, input_memory=input_memory)
     in_spram = spram_layers(board, plans, spram)
     check_estimate(board, net, plans, in_spram)  # a design far too large stops before synthesis
     count = _bench_count(board, net, plans, bench, bench_images, in_spram)
@@ -373,7 +376,7 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                 pipeline: int | str | None = None, baud: int | None = None,
                 target_hz: float | None = None, progress: bool = True,
                 bench_images: int | None = None, spram="auto",
-                seed: int | None = None) -> BuildResult:
+                seed: int | None = None, input_memory=None) -> BuildResult:
     """Build ``BUILD/net.npz`` (from ``fewmul compile``) for ``board`` into ``BUILD/<board>/``.
 
     The folding is ``pe`` (with ``simd``) if given, else what the compiler chose
@@ -383,7 +386,8 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
     cells that a full iCE40UP5K lacks; the ECP5 has room, and its 150 MHz needs them.
 
     The benchmark mode holds the data set's first ``bench_images`` test images (None: as many
-    as fit, see :func:`build_design`; without the build's ``spec.yaml`` none).
+    as fit, see :func:`build_design`; without the build's ``spec.yaml`` none). The layers with
+    an input memory are the compiler's unless ``input_memory`` says.
     """
     build = BuildFolder(build_dir)
     if build.trains_on_chip:    # 'fewmul compile --train': the trainer behind its training link
@@ -400,4 +404,5 @@ def build_board(build_dir: Path, board: str, *, pe=None, simd=None,
                         pipeline=pipeline if pipeline is not None or not _fast(board) else "auto",
                         default=build.folding(), baud=baud,
                         target_hz=target_hz, progress=progress, bench=bench,
-                        bench_images=bench_images, spram=spram, seed=seed)
+                        bench_images=bench_images, spram=spram, seed=seed,
+                        input_memory=input_memory)

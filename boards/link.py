@@ -217,7 +217,7 @@ class HostLink(wiring.Component):
         transfer only.
     weights : dict of int to SpramMemory, or None
         The network's weight memories written at run time, by layer: a :class:`WeightLoader`
-        writes them from weight frames. Networks that take an image in one transfer only.
+        writes them from weight frames that start between images.
 
     Attributes
     ----------
@@ -239,9 +239,6 @@ class HostLink(wiring.Component):
         if bench is not None and self.format.input_beats != 1:
             raise ValueError("Benchmark mode takes networks that take an image in one "
                              "transfer, not a convolutional network's pixels")
-        if weights and self.format.input_beats != 1:
-            raise ValueError("Weights loaded over the link take networks that take an image in "
-                             "one transfer, not a convolutional network's pixels")
         self.bench = bench
         self.weights = dict(weights) if weights else {}
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
@@ -302,9 +299,11 @@ class HostLink(wiring.Component):
                 m.d.sync += [byte.eq(feed.payload.data), shift.eq(1), wide.eq(1),
                              last_byte.eq(feed.payload.last)]
 
-    def _pixels(self, m: Module, urx: UARTReceiver, net: wiring.Component) -> None:
+    def _pixels(self, m: Module, urx: UARTReceiver, net: wiring.Component,
+                loader=None) -> None:
         """Frame bytes through a FIFO into the image register, whose low end is the payload of
-        ``input_beats`` transfers, the register shifting down by one transfer after each."""
+        ``input_beats`` transfers, the register shifting down by one transfer after each;
+        ``loader`` as for :meth:`_whole_images`."""
         fmt = self.format
         beats = fmt.input_beats
         beat_bits = fmt.input_count // beats * fmt.input_bits
@@ -323,7 +322,12 @@ class HostLink(wiring.Component):
         # emptiness is that of the cycle the UART receiver gave the sync byte.
         m.submodules.frames = frames = FrameReceiver({IMAGE_SYNC: fmt.in_bytes}, self.divisor)
         wiring.connect(m, urx.o, frames.i)
-        m.d.comb += [frames.accept.eq(fifo.level == 0),
+        loading = Const(0)
+        if loader is not None:   # a weight frame's bytes are no image's
+            loading = loader.active
+            m.d.comb += [loader.byte.valid.eq(urx.o.valid), loader.byte.payload.eq(urx.o.payload),
+                         loader.idle.eq(~frames.receiving)]
+        m.d.comb += [frames.accept.eq((fifo.level == 0) & ~loading),
                      fifo.w_data.eq(Cat(frames.o.payload.data, frames.o.payload.last)),
                      fifo.w_en.eq(frames.o.valid)]
 
@@ -359,7 +363,7 @@ class HostLink(wiring.Component):
         if fmt.input_beats == 1:
             self._whole_images(m, urx, net, busy, loader)
         else:
-            self._pixels(m, urx, net)
+            self._pixels(m, urx, net, loader)
 
         # Results -> frames.
         frame = Signal(8 * (1 + fmt.out_bytes))
@@ -374,17 +378,21 @@ class HostLink(wiring.Component):
                          bench.result.valid.eq(net.o.valid & busy),
                          bench.result.payload.eq(net.o.payload.as_value())]
         # the line: result frames first, then the bench's report, then the loader's
-        # acknowledgements
+        # acknowledgements, through a skid buffer whose `i.ready` is a register: the enable of
+        # the wide frame register does not come from the transmitter's bit timer (the slowest
+        # path of the SFC's iCEBreaker build without it)
+        m.submodules.tx_skid = line = SkidBuffer(8)
+        wiring.connect(m, line.o, utx.i)
         payload, valid, free = frame[:8], sending, ~sending
         for source in [unit.tx for unit in (bench, loader) if unit is not None]:
-            m.d.comb += source.ready.eq(utx.i.ready & free)
+            m.d.comb += source.ready.eq(line.i.ready & free)
             payload, valid = Mux(valid, payload, source.payload), valid | source.valid
             free = free & ~source.valid
-        m.d.comb += [utx.i.payload.eq(payload), utx.i.valid.eq(valid)]
+        m.d.comb += [line.i.payload.eq(payload), line.i.valid.eq(valid)]
         with m.If(net.o.valid & net.o.ready & ~busy):
             m.d.sync += [frame.eq(Cat(Const(RESULT_SYNC, 8), net.o.payload.as_value())),
                          left.eq(fmt.out_bytes + 1), sending.eq(1)]
-        with m.If(sending & utx.i.ready):
+        with m.If(sending & line.i.ready):
             m.d.sync += [frame.eq(frame >> 8), left.eq(left - 1)]
             with m.If(left == 1):
                 m.d.sync += sending.eq(0)

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fewmul.compiler.input_memory import memory_layers, with_input_memory
 from fewmul.compiler.lower import DEFAULT_TARGET_CYCLES, LayerPlan, lower, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.gateware import Network
@@ -108,16 +109,16 @@ def fastest_cycles(net: Graph) -> int:
 
 
 def build_network(net: Graph, pe=None, *, default=None, simd=None,
-                  pipeline: int | None = None,
-                  clock_hz: float | None = None) -> tuple[Network, list[LayerPlan]]:
+                  pipeline: int | None = None, clock_hz: float | None = None,
+                  input_memory=None) -> tuple[Network, list[LayerPlan]]:
     """The gateware network of ``net`` and its folding plans (:func:`plan_network`)."""
     plans = plan_network(net, pe, default=default, simd=simd, pipeline=pipeline,
-                         clock_hz=clock_hz)
+                         clock_hz=clock_hz, input_memory=input_memory)
     return lower(net, plans), plans
 
 
 def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int | None = None,
-                 clock_hz: float | None = None) -> list[LayerPlan]:
+                 clock_hz: float | None = None, input_memory=None) -> list[LayerPlan]:
     """The folding plans of ``net`` for a board build.
 
     With ``pe`` ``"auto"`` the planner aims at
@@ -136,6 +137,10 @@ def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int 
     clock_hz : float, optional
         The clock ``pipeline="auto"`` chooses its stages for (see
         :func:`~fewmul.compiler.planner.auto_pipeline`).
+    input_memory : "none", "all" or list of int, optional
+        The layers that take their input into block RAM
+        (:func:`~fewmul.compiler.input_memory.memory_layers`); None takes ``default``'s
+        (``"input_memory"``), else none.
     """
     if pe is not None:
         folding = {"pe": pe}
@@ -153,7 +158,10 @@ def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int 
     for key in ("simd", "pipeline"):
         if key in folding and key not in options:
             raise ValueError(f"The folding planner has no {key!r} option")
+    memory = folding.pop("input_memory", "none") if input_memory is None else input_memory
+    folding.pop("input_memory", None)
     pe = folding.pop("pe")
     if pe == "auto" and "max_luts" not in folding:
         folding.setdefault("target_cycles", max(DEFAULT_TARGET_CYCLES, fastest_cycles(net)))
-    return plan_folding(net, pe, **folding)
+    plans = plan_folding(net, pe, **folding)
+    return with_input_memory(plans, memory_layers(plans, memory))

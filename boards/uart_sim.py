@@ -33,7 +33,8 @@ TESTBENCH = "fewmul.boards.uart_testbench"
 
 def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default=None,
                   simd=None, divisor: int = 4,
-                  bench: tuple[np.ndarray, np.ndarray] | None = None, spram=()) -> dict:
+                  bench: tuple[np.ndarray, np.ndarray] | None = None, spram=(),
+                  input_memory=None) -> dict:
     """Send ``images`` through the serial pins of the link top and compare the answers.
 
     Parameters
@@ -52,6 +53,9 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
         Layers whose weights are in SPRAM (``SB_SPRAM256KA`` instances, simulated with the
         Yosys iCE40 cell model): the testbench first loads them with weight frames and checks
         each acknowledgement (``weight_frames`` in the result).
+    input_memory : "none", "all", list of int or None
+        Layers that take their input into block RAM
+        (:func:`~fewmul.compiler.input_memory.memory_layers`).
     bench : (images, labels) or None
         Build the link with benchmark mode (:mod:`fewmul.boards.bench`, fed as many bytes a
         cycle as :func:`~fewmul.boards.bench.feed_bytes` chooses) holding these; after
@@ -74,7 +78,7 @@ def simulate_link(net: Graph, images: np.ndarray, out: Path, *, pe=None, default
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    network, _ = build_network(net, pe, default=default, simd=simd)
+    network, _ = build_network(net, pe, default=default, simd=simd, input_memory=input_memory)
     memories = attach_spram(network, spram, cells=True) if spram else {}
     units = layer_units(network)
     weight_frames = [list(frame) for entry in weight_memories(memories)

@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from .common import non_negative_int, pe_arg, pipeline_arg, positive_float, positive_int
+from .common import (layer_choice, non_negative_int, pe_arg, pipeline_arg, positive_float,
+                     positive_int)
 
 BOARD_NAMES = ["icebreaker", "ulx3s", "arty"]
 
@@ -53,6 +54,11 @@ def register(sub) -> None:
                         "link by 'fewmul run' at start-up (default auto: the largest weight "
                         "memories when the block RAM cannot hold them all; none on boards "
                         "without SPRAM)")
+    b.add_argument("--input-memory", type=layer_choice("none", "all"), default=None,
+                   metavar="none|all|L,L",
+                   help="fully-connected layers that take their input vector into block RAM "
+                        "instead of registers (fewer logic cells, a block RAM each: see "
+                        "'fewmul compile --help'; default: the compiler's choice)")
     b.add_argument("--seed", type=non_negative_int, default=None, metavar="N",
                    help="nextpnr's placement seed (default: its own); Fmax moves by some 10 %% "
                         "from seed to seed on a large design, so a build that just misses "
@@ -61,16 +67,8 @@ def register(sub) -> None:
     b.set_defaults(func=run)
 
 
-def spram_arg(text: str):
-    """``auto``, ``none``, ``all`` or a comma-separated list of layers."""
-    import argparse
-    if text in ("auto", "none", "all"):
-        return text
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, none, all or layers such as 0,1, "
-                                         f"not {text!r}") from None
+#: ``auto``, ``none``, ``all`` or a comma-separated list of layers.
+spram_arg = layer_choice("auto", "none", "all")
 
 
 def print_board(report: dict, out: Path) -> None:
@@ -118,7 +116,8 @@ def run(args) -> int:
                              pipeline=args.pipeline, baud=args.baud,
                              target_hz=args.target_mhz and args.target_mhz * 1e6,
                              progress=not args.quiet, bench_images=args.bench_images,
-                             spram=args.spram, seed=args.seed)
+                             spram=args.spram, seed=args.seed,
+                             input_memory=args.input_memory)
     except BuildError as exc:
         print(f"fewmul build: error: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,21 @@ def pipeline_arg(text: str):
             f"expected 'auto' or a non-negative integer, got {text!r}") from None
 
 
+def layer_choice(*choices: str):
+    """An argument type: one of ``choices`` or a comma-separated list of layers (indices
+    from 0)."""
+    def parse(text: str):
+        if text in choices:
+            return text
+        try:
+            return [int(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {', '.join(choices)} or layers such as "
+                                             f"0,1, not {text!r}") from None
+    parse.__name__ = "layers"
+    return parse
+
+
 def _positive(text: str, convert, expected: str):
     try:
         value = convert(text)

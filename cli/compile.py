@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .common import pe_arg, pipeline_arg, positive_int, print_compile
+from .common import layer_choice, pe_arg, pipeline_arg, positive_int, print_compile
 
 
 def register(sub) -> None:
@@ -32,6 +32,13 @@ def register(sub) -> None:
                    "the adders that combine them; from 5 the datapath is stall-free "
                    "(raises Fmax, adds latency; default 0); 'auto': one more every 2 "
                    "adder levels of the popcount trees")
+    c.add_argument("--input-memory", type=layer_choice("none", "all"), default="none",
+                   metavar="none|all|L,L",
+                   help="fully-connected layers that take their input vector into block RAM as "
+                        "the layer before produces it, instead of latching it in registers "
+                        "behind a collector: fewer flip-flops and LUTs for a block RAM each, "
+                        "what fits large nets on small devices such as the iCE40UP5K (default: "
+                        "none; all: every layer that can)")
     c.add_argument("--synth", nargs="*", default=["generic"],
                    choices=["generic", "ecp5", "ice40", "xilinx"],
                    help="Yosys statistics to report (default: generic; ecp5/ice40/xilinx take longer)")
@@ -55,6 +62,6 @@ def run(args) -> int:
     from fewmul.compiler.emit import compile_run
     report = compile_run(args.run, args.output, pe=args.pe, target_cycles=args.target_cycles,
                          synth=tuple(args.synth), simd=args.simd, max_luts=args.max_luts,
-                         pipeline=args.pipeline)
+                         pipeline=args.pipeline, input_memory=args.input_memory)
     print_compile(report, args.output)
     return 0

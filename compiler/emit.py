@@ -18,6 +18,7 @@ from fewmul.ir import Graph
 from fewmul.nn.artifacts import write_atomic
 
 from .folders import BUILD_FORMAT, BuildFolder, Manifest
+from .input_memory import memory_layers, with_input_memory
 from .lower import LayerPlan, lower, plan_folding, probes, unit_name
 from .spec import dump_spec
 from .training import run_network
@@ -94,8 +95,8 @@ def emit_build(net: Graph, plans: list[LayerPlan], build_dir: Path) -> tuple[obj
     layers = [_layer_report(plan, top, probe) for plan, probe in zip(plans, layer_probes)]
     out_layout = top.o.payload.shape()
     build.save_manifest(Manifest(
-        top="top", input_count=net.in_type.channels, input_bits=net.input_bits,
-        input_beats=net.in_type.pixels,
+        top="top", input_count=net.in_type.size // top.input_beats, input_bits=net.input_bits,
+        input_beats=top.input_beats,
         layers=[{"name": p.name, "units": p.units, "element_bits": p.element_bits,
                  "signed": p.signed, "probe": p.path, "vectors": p.vectors}
                 for p in layer_probes],
@@ -138,14 +139,17 @@ def synthesize(build_dir: Path, report: dict, synth: tuple[str, ...], top=None,
 
 def compile_run(run_dir: Path, build_dir: Path, *, pe=None, target_cycles: int | None = None,
                 synth: tuple[str, ...] = ("generic",), simd=None, max_luts: int | None = None,
-                pipeline: int | None = None) -> dict:
-    """Fold, plan, lower and emit the network of ``run_dir`` into ``build_dir``; return the report."""
+                pipeline: int | None = None, input_memory="none") -> dict:
+    """Fold, plan, lower and emit the network of ``run_dir`` into ``build_dir``; return the
+    report. ``input_memory`` chooses the layers that take their input into block RAM (see
+    :func:`~fewmul.compiler.input_memory.memory_layers`)."""
     t0 = time.perf_counter()
     spec, net = run_network(run_dir)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     folding = _choose(spec, pe, simd, target_cycles, max_luts, pipeline)
     plans = plan_folding(net, folding.pop("pe"), folding.pop("target_cycles"), **folding)
+    plans = with_input_memory(plans, memory_layers(plans, input_memory))
     top, report = emit_build(net, plans, build_dir)
     write_atomic(BuildFolder(build_dir).spec_path, dump_spec(spec))
     compile_s = time.perf_counter() - t0

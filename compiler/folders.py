@@ -231,7 +231,8 @@ class BuildFolder:
 
     def folding(self) -> dict | None:
         """The folding ``fewmul compile`` chose (``{"pe": [...], "simd": [...], "pipeline":
-        [...]}``, per layer), or None without a report."""
+        [...]}``, per layer, and ``"input_memory"``, the layers with one, if any), or None
+        without a report."""
         if not self.report_path.exists():
             return None
         layers = self.report()["layers"]
@@ -241,6 +242,9 @@ class BuildFolder:
                 folding["simd"] = [int(layer["simd"]) for layer in layers]
             if layers and "pipeline" in layers[0]:
                 folding["pipeline"] = [int(layer["pipeline"]) for layer in layers]
+            if any(layer.get("input_beat") for layer in layers):
+                folding["input_memory"] = [index for index, layer in enumerate(layers)
+                                           if layer.get("input_beat")]
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{self.report_path}: a layer without a valid folding "
                                 f"({type(exc).__name__}: {exc})") from None

@@ -40,11 +40,16 @@ class Folding:
         Register stages between the weight memory and the accumulators.
     popcount_style : str
         ``"adder"`` or ``"compressor"``.
+    input_beat : int or None
+        ``None``: the head takes whole input vectors, latched in registers. An integer ``b``:
+        it takes them ``b`` elements a transfer, as the layer before produces them, into a
+        block RAM (see :attr:`Binding.takes_beats`); no collector sits before it then.
     """
     pe: int = 1
     simd: int | None = None
     pipeline: int = 0
     popcount_style: str = "adder"
+    input_beat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class Binding:
         feeds a convolution's matrix-vector unit), taking its folding.
     buffered_input : bool
         Whether the lowering puts a skid buffer before its unit.
+    takes_beats : bool
+        Whether its unit can hold its input vector in block RAM, taking it
+        :attr:`Folding.input_beat` elements a transfer (see :meth:`beat_allowed`).
     """
     role: ClassVar[str] = "unit"
     starts_layer: ClassVar[bool] = False
@@ -119,6 +127,7 @@ class Binding:
     #: whose ``i.ready`` depends on its own state, so that it does not reach back into the
     #: unit before it.
     buffered_input: ClassVar[bool] = False
+    takes_beats: ClassVar[bool] = False
 
     def __init__(self, op: "Op"):
         self.op = op
@@ -127,6 +136,11 @@ class Binding:
         """The foldings the planner may choose from for a layer this op starts, each like
         ``folding`` but for what the op folds (only ``folding`` itself by default)."""
         return [folding]
+
+    def beat_allowed(self, folding: Folding, beat: int) -> bool:
+        """Whether its unit, folded by ``folding``, can take its input vector ``beat``
+        elements a transfer (never unless :attr:`takes_beats`)."""
+        return False
 
     def cycles(self, folding: Folding | None) -> int:
         """Cycles between two images in the steady state (0: keeps up with anything)."""

@@ -35,9 +35,9 @@ def test_weight_frame_layout():
     assert WeightMemory.from_json(mem.to_json()) == mem
 
 
-def spram_link(seed=3, layers=(0, 1)):
+def spram_link(seed=3, layers=(0, 1), input_memory=None):
     net = random_net([12, 8, 4], input_bits=3, seed=seed)
-    network, _ = build_network(net, pe=[2, 4], simd=[5, 8])
+    network, _ = build_network(net, pe=[2, 4], simd=[6, 8], input_memory=input_memory)
     memories = attach_spram(network, layers)
     return net, network, memories, HostLink(network, 4, weights=memories)
 
@@ -46,7 +46,7 @@ def test_spram_layers_get_their_memory_and_files(tmp_path):
     _, network, memories, _ = spram_link()
     units = layer_units(network)
     assert [u.weight_memory is memories.get(i) for i, u in enumerate(units)] == [True, True]
-    assert memories[0].width == 10 and memories[0].depth == 4 * 3   # pe 2 x simd 5, 3 folds
+    assert memories[0].width == 12 and memories[0].depth == 4 * 2   # pe 2 x simd 6, 2 folds
     entries = write_weight_files(tmp_path, network, memories)
     assert [e.layer for e in entries] == [0, 1]
     for entry in entries:
@@ -57,11 +57,14 @@ def test_spram_layers_get_their_memory_and_files(tmp_path):
         attach_spram(network, [2])
 
 
-def test_weights_loaded_over_the_link_give_golden_answers():
+@pytest.mark.parametrize("input_memory", ["none", "all"])
+def test_weights_loaded_over_the_link_give_golden_answers(input_memory):
     """Weight frames (one cut short and timed out, one for a layer without a memory, which
     writes nothing) then image frames: each frame is acknowledged with its check byte, and the
-    answers equal the golden model's."""
-    net, network, memories, link = spram_link()
+    answers equal the golden model's; also for a network that takes an image in beats (input
+    memories: 2 transfers of 6 inputs into the first layer)."""
+    net, network, memories, link = spram_link(input_memory=input_memory)
+    assert network.input_beats == (2 if input_memory == "all" else 1)
     units = layer_units(network)
     frames = []
     for layer, mem in memories.items():
@@ -94,13 +97,6 @@ def test_weights_loaded_over_the_link_give_golden_answers():
     assert [r[0] for r in results] == golden.argmax(1).tolist()
 
 
-def test_a_conv_net_takes_no_weight_frames():
-    from test_uart import small_conv_net
-    network, _ = build_network(small_conv_net(), pe=[4, 5])
-    with pytest.raises(ValueError, match="Weights loaded over the link take networks"):
-        HostLink(network, 4, weights=attach_spram(network, [0]))
-
-
 def test_spram_weights_loaded_over_the_serial_pins_bit_exact_in_verilator(tmp_path):
     """The link top's Verilog with SB_SPRAM256KA instances (the Yosys cell model): weight frames
     on the rx pin, each acknowledged, then images whose answers equal the golden model's."""
@@ -113,6 +109,24 @@ def test_spram_weights_loaded_over_the_serial_pins_bit_exact_in_verilator(tmp_pa
     assert "SB_SPRAM256KA" in (tmp_path / "link_top.v").read_text()
     assert result["error"] is None
     # layer 0: 12 groups x 5 folds of 16-bit words; layer 1: 5 x 1 of 48 bits, one frame each
+    assert result["weight_frames"] == 2
+    assert (result["images"], result["answers"], result["mismatches"]) == (6, 6, 0)
+
+
+def test_input_memories_and_spram_weights_bit_exact_in_verilator(tmp_path):
+    """The SFC's iCEBreaker form in small: weights in SPRAM and every layer taking its input
+    into block RAM (the image in beats of 8 pixels, the hidden layers' single sign bits as they
+    come), loaded and answered over the serial pins in Verilator."""
+    from fewmul.boards.uart_sim import simulate_link
+
+    net = random_net([48, 16, 16, 10], input_bits=1, seed=6)
+    images = np.random.default_rng(3).integers(0, 2, size=(6, 48))
+    result = simulate_link(net, images, tmp_path, pe=[1, 1, 1], simd=[8, 4, 4], divisor=4,
+                           spram=[0, 1], input_memory="all")
+    top = (tmp_path / "link_top.v").read_text()
+    assert "SB_SPRAM256KA" in top and "layer0_collect" not in top
+    assert "layer2_mvu.vector" in top and "layer1_collect" not in top
+    assert result["error"] is None
     assert result["weight_frames"] == 2
     assert (result["images"], result["answers"], result["mismatches"]) == (6, 6, 0)
 

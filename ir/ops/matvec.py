@@ -128,6 +128,7 @@ class MatVecBinding(Binding):
     role = "mvu"
     starts_layer = True
     takes_vector = True
+    takes_beats = True
 
     def _simd(self, folding: Folding) -> int:
         return folding.simd or self.op.inputs
@@ -152,23 +153,36 @@ class MatVecBinding(Binding):
         return [replace(folding, pe=pe, simd=simd) for pe in divisors(self.op.units)
                 for simd in sorted(by_folds.values())]
 
+    def beat_allowed(self, folding, beat):
+        """One pixel (a fully-connected layer) and a beat that divides ``N`` and ``simd`` (a
+        transfer fills part of one memory word)."""
+        return (self.op.pixels == 1 and isinstance(beat, int) and beat > 0
+                and self.op.inputs % beat == 0 and self._simd(folding) % beat == 0)
+
     def cycles(self, folding):
         return self.op.pixels * self.groups(folding) * self.folds(folding)
 
     def latency(self, folding):
         # to the first beat (see MatrixVectorUnit), then a beat every `folds` cycles; the
         # pixels of an image follow one another at full rate
+        # with an input memory, from the vector's last transfer: its words are read from
+        # 2 cycles after it
         folds = self.folds(folding)
-        return folds + 2 + folding.pipeline + (self.op.pixels * self.groups(folding) - 1) * folds
+        memory = 2 if folding.input_beat else 0
+        return (folds + 2 + memory + folding.pipeline
+                + (self.op.pixels * self.groups(folding) - 1) * folds)
 
     def estimate(self, folding):
         op, simd, pe = self.op, self._simd(folding), folding.pe
         k, folds, dot = op.in_type.bits, self.folds(folding), op.dot
         acc = op.out_type.bits
         count_bits = (pe * dot.lane_counts + dot.shared_counts) * simd
+        # a latched vector: its registers and the fold multiplexers; an input memory: two
+        # vectors of `folds` words in block RAM
+        latched = op.inputs * k if folding.input_beat is None else 0
         luts = (LUT_PER_POPCOUNT_BIT[folding.popcount_style] * count_bits
                 + LUT_PER_ACC_BIT * pe * acc * (2 if folds > 1 else 1)
-                + LUT_PER_MUX_BIT * op.inputs * k * (1 - 1 / folds)
+                + LUT_PER_MUX_BIT * latched * (1 - 1 / folds)
                 + LUT_CONTROL)
         # the first pipeline register holds the memory word and the input slices, the others
         # sit in the popcount trees
@@ -176,9 +190,13 @@ class MatVecBinding(Binding):
         pipe = sum(math.ceil(simd / 2 ** level) * (min(level, 12) + 1)
                    for level in register_levels(simd, max(0, folding.pipeline - 1), "adder"))
         word = width + simd * k if folding.pipeline else 0
-        ffs = (op.inputs * k + simd * k + word + pipe * (count_bits // max(simd, 1))
+        ffs = (latched + simd * k + word + pipe * (count_bits // max(simd, 1))
                + pe * acc * (2 if folds > 1 else 1) + 32)
-        return Estimate(luts, ffs, 0) + memory_estimate(depth, width, registers=False)
+        # (synchronous reads: a block RAM whatever its size)
+        memory = (2 << max(1, (folds - 1).bit_length()), simd * k)
+        inputs = (Estimate() if folding.input_beat is None
+                  else Estimate(0, 0, block_rams(*memory, BRAM_GEOMETRIES), (memory,)))
+        return Estimate(luts, ffs, 0) + memory_estimate(depth, width, registers=False) + inputs
 
     def stream(self, folding):
         return StreamLayout(self.op.pixels * self.groups(folding), folding.pe,
@@ -189,14 +207,16 @@ class MatVecBinding(Binding):
         return MatrixVectorUnit(op.weights, input_kind=op.in_type.kind,
                                 input_bits=op.in_type.bits, pe=folding.pe, simd=folding.simd,
                                 weight_kind=op.weight_kind, pipeline=folding.pipeline,
-                                popcount_style=folding.popcount_style)
+                                popcount_style=folding.popcount_style,
+                                input_beat=folding.input_beat)
 
     def report(self, folding, unit):
         op = self.op
         return {"inputs": op.inputs, "units": op.units, "weights": op.weight_kind,
                 "input_kind": op.in_type.kind, "input_bits": op.in_type.bits,
                 "pe": folding.pe, "simd": self._simd(folding), "folds": unit.folds,
-                "pipeline": folding.pipeline, "cycles_per_vector": unit.cycles_per_vector,
+                "pipeline": folding.pipeline, "input_beat": folding.input_beat,
+                "cycles_per_vector": unit.cycles_per_vector,
                 "sum_bound": unit.sum_bound, "accumulator_bits": unit.sum_shape.width,
                 "partial_bits": unit.widths.partial_shape.width}
 
