@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fewmul.arith.ranges import divisors
+from fewmul.compiler.input_memory import input_beat
 from fewmul.compiler.lower import LayerPlan, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.ir import Graph
@@ -302,12 +303,26 @@ def check_fit(board: Board, used: dict, net: Graph, plans: list[LayerPlan], *,
             advice = _bram_suggestion(board, net, plans, need, have, spram)
         else:
             advice, _ = suggest_folding(net, plans, need, have, name, kind)
+            advice += _input_memory_advice(plans)
         message = (f"the design does not fit the {board.title}: it needs {need:g} {name} "
                    f"({stage}) but the device has {have}, {need - have:g} over "
                    f"({100 * need / have:.0f} %), with folding --pe {_pe_text(plans)} "
                    f"({_cycles(plans)} cycles/inference). To fit: {advice} (an estimate"
                    + (" scaled from this build)." if "estimate" not in stage else ")."))
         raise FitError(message, resource=kind, used=need, available=have, suggestion=advice)
+
+
+def _input_memory_advice(plans: list[LayerPlan]) -> str:
+    """The layers that could take their input vector into block RAM but latch it, as advice
+    (their registers and collectors are much of a small device's logic cells)."""
+    latched = [index for index, plan in enumerate(plans)
+               if plan.folding.input_beat is None and input_beat(plans, index) is not None]
+    if not latched:
+        return ""
+    return (f"; or, at this folding, the input vectors of layers "
+            f"{', '.join(map(str, latched))} in block RAM instead of registers (--input-memory "
+            f"{'all' if len(latched) == len(plans) else ','.join(map(str, latched))}, a block "
+            f"RAM each)")
 
 
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)

@@ -92,25 +92,44 @@ def test_ice40_cell_classes_count_spram():
         (3, 5, 3, 7, 4)
 
 
+def test_a_full_device_is_told_of_input_memories(sfc):
+    """Over the logic cells at a folding whose layers latch their inputs, the advice names the
+    input memories (the SFC's registers and collectors did not fit the iCE40UP5K)."""
+    net, plans = sfc
+    board = get_board("icebreaker")
+    with pytest.raises(FitError, match=r"needs 6970 LUTs .* or, at this folding, the input "
+                                       r"vectors of layers 0, 1, 2, 3 in block RAM instead of "
+                                       r"registers \(--input-memory all, a block RAM each\)"):
+        check_fit(board, {"lut": 6970}, net, plans, stage="synthesis")
+    from fewmul.compiler.input_memory import with_input_memory
+    with pytest.raises(FitError) as info:
+        check_fit(board, {"lut": 6970}, net, with_input_memory(plans, [0, 1, 2, 3]),
+                  stage="synthesis")
+    assert "--input-memory" not in str(info.value)
+
+
 @pytest.mark.slow
-def test_an_mnist_size_net_fits_the_icebreaker_with_its_input_layer_in_spram(tmp_path):
-    """784-256-10 with 1-bit inputs (SFC's input layer, 200 kbit of weights) on the iCEBreaker:
-    the input layer's 48-bit words in three SPRAM blocks, the output layer in EBR; it places and
-    routes, and link.json lists the weights the host sends. (The whole SFC's weights fit the
-    SPRAM and EBR, see above, but its registers need 6970 logic cells of the 5280.)"""
+def test_the_sfc_fits_the_icebreaker_with_spram_weights_and_input_memories(tmp_path):
+    """784-256-256-256-10 with 1-bit inputs (FINN's SFC, 334 kbit of weights) on the
+    iCEBreaker: the two largest layers' weights in the four SPRAM blocks, the others in EBR,
+    every layer's input in block RAM (without, its registers need 6970 logic cells of the
+    5280); it places and routes, and link.json lists the weights the host sends."""
     import json
 
     from fewmul.boards.flow import build_design
 
-    net = random_net([784, 256, 10], input_bits=1, seed=0)
-    result = build_design(net, "icebreaker", tmp_path, pe=[1, 1], simd=[48, 16],
-                          pipeline="auto", progress=False)
+    net = random_net(SFC, input_bits=1, seed=0)
+    result = build_design(net, "icebreaker", tmp_path, pe=[1] * 4, simd=[48, 16, 16, 16],
+                          pipeline="auto", progress=False, input_memory="all")
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["spram_layers"] == [0]
-    assert report["synth_cells"]["SB_SPRAM256KA"] == 3 and report["used"]["spram"] == 3
+    assert report["spram_layers"] == [0, 1]
+    assert report["synth_cells"]["SB_SPRAM256KA"] == 4 and report["used"]["spram"] == 4
     assert report["used"]["bram"] <= 30 and report["used"]["lut"] <= 5280
     assert report["multipliers"] == 0 and report["fmax_mhz"] > 0
     assert report["cycles_per_inference"] == 4352
+    assert [layer["input_beat"] for layer in report["layers"]] == [16, 1, 1, 1]
     link = json.loads((tmp_path / "link.json").read_text())
-    assert [(w["layer"], w["word_bits"], w["words"]) for w in link["weights"]] == [(0, 48, 4352)]
+    assert [(w["layer"], w["word_bits"], w["words"]) for w in link["weights"]] == \
+        [(0, 48, 4352), (1, 16, 4096)]
+    assert link["input_beats"] == 49
     assert result.bitstream_path.stat().st_size > 100_000

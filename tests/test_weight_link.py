@@ -193,3 +193,17 @@ def test_host_loads_the_weights_listed_in_link_json(tmp_path):
     # a build without SPRAM weights sends nothing
     (tmp_path / "link.json").write_text(json.dumps({"baud": 3_000_000}))
     assert load_weights(Silent(), tmp_path)["frames"] == 0
+
+
+@pytest.mark.slow
+def test_the_sfc_with_spram_weights_and_input_memories_bit_exact_in_verilator(tmp_path):
+    """FINN's SFC as the iCEBreaker build has it (layers 0 and 1 in SPRAM, every layer's input
+    in block RAM), loaded and answered over the serial pins in Verilator."""
+    from fewmul.boards.uart_sim import simulate_link
+
+    net = random_net([784, 256, 256, 256, 10], input_bits=1, seed=0)
+    images = np.random.default_rng(1).integers(0, 2, size=(20, 784))
+    result = simulate_link(net, images, tmp_path, pe=[1] * 4, simd=[48, 16, 16, 16],
+                           divisor=4, spram=[0, 1], input_memory="all")
+    assert result["error"] is None and result["weight_frames"] == 2
+    assert (result["images"], result["answers"], result["mismatches"]) == (20, 20, 0)
