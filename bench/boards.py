@@ -6,7 +6,9 @@ fit, a smaller digits network (``--small``, 64-64-10 by default, trained
 here) at one PE per layer. Then, per board
 with a place and route flow (``--largest``), the largest 64-H-H-10 network
 that fits at one PE per layer, searched by halving the gap between a size
-that fits and one that does not. With ``--lfc``, the 784-1024x3-10 network (FINN's "LFC":
+that fits and one that does not. With ``--sfc``, FINN's SFC (784-256-256-256-10, 1-bit pixels)
+on the iCEBreaker, its largest weights in SPRAM and every layer's input in block RAM (see
+``bench/sfc_icebreaker.py``). With ``--lfc``, the 784-1024x3-10 network (FINN's "LFC":
 binary weights, sign activations, 8-bit input) on the ULX3S at ``--target-cycles`` 2048 and 1024,
 with random trained-like parameters (:func:`fewmul.boards.nets.random_net`; the weights change
 the timing little) and the benchmark store of random images by default.
@@ -29,6 +31,7 @@ Usage::
     python bench/boards.py [-o build/bench-boards] [--boards icebreaker ulx3s arty]
                            [--build BUILD] [--largest icebreaker] [--serial | --scheduler A]
     python bench/boards.py --lfc [2048 1024]     # only the 784-1024x3-10 rows
+    python bench/boards.py --sfc [--lfc ...]     # only FINN's SFC on the iCEBreaker (and the LFC)
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from fewmul.sweep.run import run_points
 GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
 #: The 784-1024x3-10 network (FINN's LFC) and its input bits.
 LFC_SIZES, LFC_INPUT_BITS = (784, 1024, 1024, 1024, 10), 8
+#: FINN's SFC (1-bit input) and the SIMD widths that its weights in SPRAM allow.
+SFC_SIZES, SFC_INPUT_BITS, SFC_SIMD = (784, 256, 256, 256, 10), 1, [48, 16, 16, 16]
 SMALL_SPEC = """\
 name: digits-small
 data: {set: digits, input_bits: 4}
@@ -132,6 +137,22 @@ def lfc_row(out: Path, target_cycles: int, cpu_rate: float | None = None) -> dic
     return row(f"784-1024x3-10 (LFC) t{target_cycles}", "ulx3s", report, cpu_rate)
 
 
+def sfc_row(out: Path, cpu_rate: float | None = None) -> dict:
+    """FINN's SFC (784-256-256-256-10, random trained-like, 1-bit pixels) built for the
+    iCEBreaker as ``bench/sfc_icebreaker.py`` builds it: pe 1, SIMD 48,16,16,16, ``--pipeline
+    auto``, the largest weights in SPRAM, every layer's input in block RAM."""
+    net = random_net(list(SFC_SIZES), input_bits=SFC_INPUT_BITS, seed=0)
+    print("== 784-256-256-256-10 (SFC) on icebreaker")
+    report = build_design(net, "icebreaker", out / "sfc", pe=[1] * 4, simd=SFC_SIMD,
+                          pipeline="auto", bench_images=0, input_memory="all",
+                          progress=True).to_json()
+    if cpu_rate is None:
+        cpu_rate = golden_rate_of(net)
+    r = row("784-256x3-10 (SFC)", "icebreaker", report, cpu_rate)
+    r["spram"] = report["used"].get("spram", 0)
+    return r
+
+
 def golden_rate_of(net, seconds: float = 1.0) -> float:
     """NumPy golden model inferences/s of ``net``, one image per call."""
     x = np.random.default_rng(0).integers(0, 1 << net.input_bits,
@@ -209,16 +230,22 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="worker processes of the local cluster")
     p.add_argument("--serial", action="store_true", help="build one board after the other here")
     p.add_argument("--lfc", nargs="*", type=int, metavar="CYCLES",
-                   help="only the 784-1024x3-10 network on the ULX3S, at these --target-cycles "
-                        "(default 2048 1024)")
+                   help="only the paper-scale rows: the 784-1024x3-10 network on the ULX3S, at "
+                        "these --target-cycles (default 2048 1024), and with --sfc the SFC")
+    p.add_argument("--sfc", action="store_true",
+                   help="only the paper-scale rows: FINN's SFC on the iCEBreaker (with --lfc "
+                        "the LFC too)")
     args = p.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    if args.lfc is not None:
+    if args.lfc is not None or args.sfc:
         rows = []
-        for cycles in args.lfc or [2048, 1024]:
+        if args.sfc:
+            rows.append(sfc_row(out))
+            (out / "paper.json").write_text(json.dumps(rows, indent=2))
+        for cycles in (args.lfc or [2048, 1024]) if args.lfc is not None else []:
             rows.append(lfc_row(out, cycles))
-            (out / "lfc.json").write_text(json.dumps(rows, indent=2))
+            (out / "paper.json").write_text(json.dumps(rows, indent=2))
         print()
         print_rows(rows)
         for r in rows:
