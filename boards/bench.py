@@ -249,20 +249,28 @@ class BenchUnit(wiring.Component):
         with m.If(got_2 & (got_label_2 == labels.data)):
             m.d.sync += correct.eq(correct + 1)
 
-        # Run and report: the sync byte and the counters shift out as the report's bytes.
+        # Run and report: the sync byte and the counters shift out as the report's bytes. The
+        # counters are cleared the cycle after the start, by a register (`clear`), and the run
+        # ends on a register (`finished`): the state register's enable then depends on a few
+        # registers, not on the counters' compares, and the state drives no counter's enable
+        # (on the LFC's ULX3S build that enable was the slowest path).
         head = Signal(8)
         report = Cat(head, cycles, correct, checksum)
         left = Signal(range(len(report) // 8 + 1))
+        clear, finished = Signal(), Signal()
         m.d.comb += self.tx.payload.eq(head)
+        m.d.sync += [clear.eq(0),
+                     finished.eq(self.running & ~clear & (results == n) & ~got & ~got_2)]
+        with m.If(clear):
+            m.d.sync += [addr.eq(0), in_image.eq(0), feeding.eq(1), cycles.eq(0),
+                         correct.eq(0), checksum.eq(0), results.eq(0), started.eq(0)]
         with m.FSM():
             with m.State("idle"):
                 with m.If(self.start):
-                    m.d.sync += [addr.eq(0), in_image.eq(0), feeding.eq(1), self.running.eq(1),
-                                 cycles.eq(0), correct.eq(0), checksum.eq(0), results.eq(0),
-                                 started.eq(0)]
+                    m.d.sync += [clear.eq(1), self.running.eq(1)]
                     m.next = "run"
             with m.State("run"):
-                with m.If((results == n) & ~got & ~got_2):
+                with m.If(finished):
                     m.d.sync += [head.eq(BENCH_REPORT), self.tx.valid.eq(1),
                                  left.eq(len(report) // 8)]
                     m.next = "report"
