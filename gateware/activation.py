@@ -39,10 +39,10 @@ class _GroupwiseUnit(wiring.Component):
 
     Lane ``p`` of beat ``g`` carries the sum of neuron ``g * pe + p``. A beat counter tracks
     ``g`` so that each lane can select its neuron's constants (held in registers, loaded one beat
-    ahead; with more than :data:`TABLE_GROUPS` groups, the output register of a table in block
-    RAM read two beats ahead); the stream itself passes through combinationally
-    (``o.valid = i.valid``, ``i.ready = o.ready``, except in the two cycles after reset in which
-    a table reads its first words).
+    ahead; with more than :data:`TABLE_GROUPS` groups, a register after a table in block RAM
+    read three beats ahead); the stream itself passes through combinationally
+    (``o.valid = i.valid``, ``i.ready = o.ready``, except in the three cycles after reset in
+    which a table reads its first words).
 
     Subclasses implement :meth:`lane`.
     """
@@ -119,10 +119,11 @@ class _GroupwiseUnit(wiring.Component):
         ROM without its output register (on the ECP5 5.6 ns from clock to data, then the
         comparisons: the critical path of a large network). So the constants of every lane
         are one word per group of a :class:`~.registered_rom.RegisteredRom` (the block RAM's
-        output register on the ECP5), its output the current group's constants, its first
-        register the next group's, its address the group after that; all three move on each
-        beat. After reset the table reads its first two words, and until then the unit takes
-        and offers nothing.
+        output register on the ECP5), then a register of the fabric: that register holds the
+        current group's constants, the table's output the next group's, its first register the
+        group after, its address the one after that; all four move on each beat. After reset
+        the table reads its first three words, and until then the unit takes and offers
+        nothing.
         """
         widths = [len(slot) for slot, _ in slots]
         words = []
@@ -134,16 +135,21 @@ class _GroupwiseUnit(wiring.Component):
             words.append(word)
         m.submodules.constants = rom = RegisteredRom(sum(widths), self.groups, words)
         address = Signal(range(self.groups))
-        filled = Signal()    # the first word is in the table's first register
+        # the table's output goes through a register of the fabric, which the placer puts next
+        # to the lanes' comparisons (from the block RAM's output register, across the chip,
+        # straight into a comparison was the LFC's 121.6 MHz critical path on the ULX3S)
+        near = Signal(sum(widths))
+        filled = Signal(2)    # words in the table's registers, until it is primed
         en = step | ~primed
         m.d.comb += [rom.addr.eq(address), rom.en.eq(en)]
         with m.If(en):
-            m.d.sync += address.eq(Mux(address == self.groups - 1, 0, address + 1))
+            m.d.sync += [address.eq(Mux(address == self.groups - 1, 0, address + 1)),
+                         near.eq(rom.data)]
         with m.If(~primed):
-            m.d.sync += [filled.eq(1), primed.eq(filled)]
+            m.d.sync += [filled.eq(Cat(1, filled[0])), primed.eq(filled[1])]
         lo = 0
         for (slot, _), width in zip(slots, widths):
-            m.d.comb += slot.eq(rom.data[lo:lo + width])
+            m.d.comb += slot.eq(near[lo:lo + width])
             lo += width
 
 
