@@ -194,24 +194,30 @@ class BenchUnit(wiring.Component):
         words = self.words
         total = n * words
         # Both memories read through two registers (on the ECP5 the DP16KD's output register:
-        # its array alone is 5.6 ns from clock to data), with the feed's enable.
-        m.submodules.store = store = RegisteredRom(8 * self.width, total, self._words)
+        # its array alone is 5.6 ns from clock to data), with the feed's enable; the store
+        # through a third after choosing among runs of its banks (on the LFC's ULX3S build,
+        # the 23 banks' multiplexer into the payload register was the slowest path).
+        m.submodules.store = store = RegisteredRom(8 * self.width, total, self._words,
+                                                   bank_stage=True)
         m.submodules.labels = labels = RegisteredRom(fmt.label_bits, n, self._labels)
 
-        # Feed: words read two cycles ahead; the read, its valid and last flags and the payload
-        # register all move with `advance`, so a stalled feed holds every word in flight.
+        # Feed: words read `store.latency` cycles ahead; the read, its valid and last flags and
+        # the payload register all move with `advance`, so a stalled feed holds every word in
+        # flight.
         addr = Signal(range(total + 1))
         in_image = Signal(range(words))                 # the word of the image at `addr`
         feeding = Signal()
-        valid_1, last_1, last_2, valid_2 = Signal(), Signal(), Signal(), Signal()
+        valid = [Signal(name=f"valid_{k + 1}") for k in range(store.latency)]
+        last = [Signal(name=f"last_{k + 1}") for k in range(store.latency)]
         advance = ~self.feed.valid | self.feed.ready
         m.d.comb += [store.addr.eq(addr), store.en.eq(advance)]
         with m.If(advance):
-            # the store's two registers, then the payload's, with the flags alongside
-            m.d.sync += [valid_1.eq(feeding), last_1.eq(in_image == words - 1),
-                         valid_2.eq(valid_1), last_2.eq(last_1),
-                         self.feed.valid.eq(valid_2), self.feed.payload.data.eq(store.data),
-                         self.feed.payload.last.eq(last_2)]
+            # the store's registers, then the payload's, with the flags alongside
+            m.d.sync += [valid[0].eq(feeding), last[0].eq(in_image == words - 1),
+                         *(v.eq(u) for u, v in zip(valid, valid[1:])),
+                         *(v.eq(u) for u, v in zip(last, last[1:])),
+                         self.feed.valid.eq(valid[-1]), self.feed.payload.data.eq(store.data),
+                         self.feed.payload.last.eq(last[-1])]
             with m.If(feeding):
                 m.d.sync += [addr.eq(addr + 1), in_image.eq(in_image + 1)]
                 with m.If(in_image == words - 1):

@@ -93,11 +93,17 @@ def dp16kd_initvals(words, width: int = DP16KD_WIDTH) -> dict[str, Const]:
     return params
 
 
-class RegisteredRom(wiring.Component):
-    """A ``depth`` x ``width`` read-only memory whose read takes two clock edges.
+#: Banks chosen among before the register of a ``bank_stage`` (a 4:1 multiplexer is a LUT4
+#: level and a PFUMX on the ECP5).
+BANK_RUN = 4
 
-    ``data`` is the word at the address ``addr`` had two enabled clock edges earlier: the first
-    edge reads the memory array, the second loads the output register. Both happen only while
+
+class RegisteredRom(wiring.Component):
+    """A ``depth`` x ``width`` read-only memory whose read takes two clock edges (three with
+    ``bank_stage``).
+
+    ``data`` is the word at the address ``addr`` had :attr:`latency` enabled clock edges
+    earlier: the first edge reads the memory array, the second loads the output register. Both happen only while
     ``en`` is high (high when left undriven), so a stalled reader keeps its word.
 
     On an ECP5 platform (``platform.family == "ecp5"``) the memory is DP16KD blocks with their
@@ -114,6 +120,10 @@ class RegisteredRom(wiring.Component):
         Word width and number of words.
     init : sequence of int
         Contents (missing words are 0).
+    bank_stage : bool
+        One more register, so that a read takes three clock edges: on the ECP5 after choosing
+        among each run of :data:`BANK_RUN` banks, the last choice among the runs after it (for
+        a large store whose banks spread over the chip).
 
     Attributes
     ----------
@@ -122,7 +132,7 @@ class RegisteredRom(wiring.Component):
         ``unsigned(width)``.
     init : list of int
     latency : int
-        2, clock edges from ``addr`` to ``data``.
+        Clock edges from ``addr`` to ``data``: 2, or 3 with ``bank_stage``.
     layout : Dp16kdLayout
         The blocks on the ECP5.
 
@@ -136,12 +146,12 @@ class RegisteredRom(wiring.Component):
         The word read.
     """
 
-    latency = 2
-
-    def __init__(self, width: int, depth: int, init):
+    def __init__(self, width: int, depth: int, init, *, bank_stage: bool = False):
         self.width, self.depth, self.init = width, depth, check_rom(width, depth, init)
         self.shape = unsigned(width)
         self.layout = dp16kd_layout(width, depth)
+        self.bank_stage = bool(bank_stage)
+        self.latency = 3 if self.bank_stage else 2
         super().__init__({"addr": In(range(depth)), "en": In(1, init=1), "data": Out(width)})
 
     def elaborate(self, platform):
@@ -151,8 +161,13 @@ class RegisteredRom(wiring.Component):
         else:   # the simulator, RomFiles, another board (block RAM there, see WeightRom)
             m.submodules.rom = rom = WeightRom(self.width, self.depth, self.init)
             m.d.comb += [rom.addr.eq(self.addr), rom.en.eq(self.en)]
+            word = rom.data
+            if self.bank_stage:
+                word = Signal(self.width)
+                with m.If(self.en):
+                    m.d.sync += word.eq(rom.data)
             with m.If(self.en):
-                m.d.sync += self.data.eq(rom.data)
+                m.d.sync += self.data.eq(word)
         return m
 
     def _dp16kd(self, m):
@@ -203,12 +218,22 @@ class RegisteredRom(wiring.Component):
                     **{f"p_{k}": v for k, v in dp16kd_initvals(contents, width).items()},
                     **ports)
                 m.d.comb += out[lo:lo + bits].eq(dout[:bits])
-        if layout.banks == 1:
-            m.d.comb += self.data.eq(banks[0])
-            return
         # the bank of the word read, carried along with the read through two registers
         bank_1 = Signal(range(layout.banks))
         bank_2 = Signal(range(layout.banks))
         with m.If(self.en):
             m.d.sync += [bank_1.eq(self.addr[abits:]), bank_2.eq(bank_1)]
-        m.d.comb += self.data.eq(Array(banks)[bank_2])
+        if not self.bank_stage:
+            m.d.comb += self.data.eq(Array(banks)[bank_2] if layout.banks > 1 else banks[0])
+            return
+        # a register after choosing among each run of BANK_RUN banks, the run's chosen word
+        # carried on to a last choice among the runs: two shorter paths from the blocks' output
+        # registers, which a large store spreads over the chip
+        runs = [banks[i:i + BANK_RUN] for i in range(0, layout.banks, BANK_RUN)]
+        chosen = [Signal(self.width, name=f"run_{r}") for r in range(len(runs))]
+        which_run = Signal(range(len(runs)))
+        with m.If(self.en):
+            m.d.sync += which_run.eq(bank_2 // BANK_RUN)
+            for run, word in zip(runs, chosen):
+                m.d.sync += word.eq(Array(run)[bank_2 % BANK_RUN] if len(run) > 1 else run[0])
+        m.d.comb += self.data.eq(Array(chosen)[which_run] if len(runs) > 1 else chosen[0])

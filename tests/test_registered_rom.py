@@ -12,19 +12,21 @@ class Ecp5:
     family = "ecp5"
 
 
-def test_reads_take_two_clock_edges():
+@pytest.mark.parametrize("bank_stage", [False, True])
+def test_reads_take_two_clock_edges(bank_stage):
     words = np.random.default_rng(0).integers(0, 1 << 40, size=11).tolist()
-    dut = RegisteredRom(40, 13, words)   # the last two words are 0
+    dut = RegisteredRom(40, 13, words, bank_stage=bank_stage)   # the last two words are 0
+    assert dut.latency == (3 if bank_stage else 2)
     addrs = [3, 7, 0, 12, 12, 5, 10, 1]
 
     async def testbench(ctx):
         seen = []
-        for addr in addrs + [0]:
+        for addr in addrs + [0, 0]:
             ctx.set(dut.addr, addr)
             await ctx.tick()
             seen.append(ctx.get(dut.data))
-        # after edge k (from 0), data is the word addressed before edge k - 1
-        assert seen[1:] == [(words + [0, 0])[a] for a in addrs]
+        # after edge k (from 0), data is the word addressed before edge k - latency + 1
+        assert seen[dut.latency - 1:][:len(addrs)] == [(words + [0, 0])[a] for a in addrs]
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -92,6 +94,11 @@ def test_ecp5_modes_and_banks():
     banked = RegisteredRom(8, 5000, [(7 * a) & 0xFF for a in range(5000)])
     bram = _instances(Fragment.get(banked, Ecp5()))
     assert len(bram) == 3 and {i.parameters["DATA_WIDTH_B"] for i in bram} == {9}
+    staged = RegisteredRom(8, 20000, [0] * 20000, bank_stage=True)      # 10 banks: 3 runs
+    assert len(_instances(Fragment.get(staged, Ecp5()))) == 10
+    from amaranth.back import rtlil
+    text = rtlil.convert(staged, platform=Ecp5())
+    assert all(f"run_{r}" in text for r in range(3)) and "run_3 " not in text
     assert bram[1].parameters["INITVAL_00"].value == \
         dp16kd_initvals([(7 * a) & 0xFF for a in range(2048, 2048 + 32)], 9)["INITVAL_00"].value
 
