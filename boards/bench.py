@@ -242,8 +242,12 @@ class BenchUnit(wiring.Component):
         m.d.comb += fold.eq(_xor(chunks))
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
-        with m.If(self.taken & ~started & self.running):
-            m.d.sync += [counting.eq(1), started.eq(1)]
+        # the first transfer into the network starts the count a cycle later, from a register
+        # (the network's `i.ready` is far away on a large design), with that cycle counted
+        taken = Signal()
+        m.d.sync += taken.eq(self.taken)
+        with m.If(taken & ~started & self.running):
+            m.d.sync += [counting.eq(1), started.eq(1), cycles.eq(1)]
         m.d.sync += got.eq(0)
         with m.If(self.result.valid & self.running):
             m.d.sync += [checksum.eq(Cat(checksum[-1], checksum[:-1]) ^ fold),
