@@ -45,17 +45,16 @@ import numpy as np
 
 from fewmul.boards.fit import FitError
 from fewmul.boards.flow import build_design
-from fewmul.boards.nets import random_net
+from fewmul.boards.nets import (LFC_INPUT_BITS, LFC_SIZES, SFC_INPUT_BITS, SFC_SIZES,
+                                random_net)
 from fewmul.compiler.folders import BuildFolder
 from fewmul.nn.artifacts import read_json
 from fewmul.sweep.points import DONE, FAILED, Point, Stages, point_id
 from fewmul.sweep.run import run_points
 
 GOAL_MHZ = {"icebreaker": 40.0, "ulx3s": 150.0}
-#: The 784-1024x3-10 network (FINN's LFC) and its input bits.
-LFC_SIZES, LFC_INPUT_BITS = (784, 1024, 1024, 1024, 10), 8
-#: FINN's SFC (1-bit input) and the SIMD widths that its weights in SPRAM allow.
-SFC_SIZES, SFC_INPUT_BITS, SFC_SIMD = (784, 256, 256, 256, 10), 1, [48, 16, 16, 16]
+#: The SIMD widths of FINN's SFC that its weights in SPRAM allow.
+SFC_SIMD = [48, 16, 16, 16]
 SMALL_SPEC = """\
 name: digits-small
 data: {set: digits, input_bits: 4}

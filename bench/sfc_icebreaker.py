@@ -33,12 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from fewmul.boards.flow import build_design
-from fewmul.boards.nets import random_net
+from fewmul.boards.nets import SFC_INPUT_BITS, SFC_SIZES, random_net
 from fewmul.boards.protocol import WeightMemory
 from fewmul.cli.common import layer_choice
 
-#: FINN's SFC: 784 binary pixels, three hidden layers of 256 sign neurons, 10 scores.
-SFC_SIZES, SFC_INPUT_BITS = (784, 256, 256, 256, 10), 1
 
 
 def sfc_row(report: dict, board_dir: Path) -> dict:

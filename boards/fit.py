@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fewmul.arith.ranges import divisors
-from fewmul.compiler.input_memory import input_beat
+from fewmul.compiler.input_memory import input_beat, memory_layers
 from fewmul.compiler.lower import LayerPlan, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.ir import Graph
@@ -319,10 +319,12 @@ def _input_memory_advice(plans: list[LayerPlan]) -> str:
                if plan.folding.input_beat is None and input_beat(plans, index) is not None]
     if not latched:
         return ""
+    have = [index for index, plan in enumerate(plans) if plan.folding.input_beat]
+    layers = sorted(have + latched)
+    choice = "all" if layers == memory_layers(plans, "all") else ",".join(map(str, layers))
     return (f"; or, at this folding, the input vectors of layers "
             f"{', '.join(map(str, latched))} in block RAM instead of registers (--input-memory "
-            f"{'all' if len(latched) == len(plans) else ','.join(map(str, latched))}, a block "
-            f"RAM each)")
+            f"{choice}, a block RAM each)")
 
 
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fewmul.compiler.folders import BuildFolder
-from fewmul.compiler.lower import LayerPlan, lower, unit_name
+from fewmul.compiler.lower import LayerPlan, input_beats, lower, unit_name
 from fewmul.compiler.planner import FAST_CLOCK_HZ
 from fewmul.nn.artifacts import write_atomic
 
@@ -334,7 +334,8 @@ def build_design(net: Graph, board: str | Board, out: Path, *, pe=None, default=
 
 def _bench_count(board: Board, net: Graph, plans, bench, images: int | None, spram=()) -> int:
     """The images of the benchmark mode's store, decided before the network is lowered: 0
-    without a data set or for a convolutional network (its image goes in pixel by pixel), else
+    without a data set or for a network that takes its image in several transfers (a
+    convolutional network's pixels, a first layer's input memory's beats), else
     :func:`~fewmul.boards.bench.bench_fit` against the block RAM the planner leaves free."""
     from types import SimpleNamespace
 
@@ -345,12 +346,12 @@ def _bench_count(board: Board, net: Graph, plans, bench, images: int | None, spr
             raise ValueError("--bench-images needs the build's data set (spec.yaml of "
                              "'fewmul compile'), for the test images and their labels")
         return 0
-    _, height, width = net.in_type.shape
-    if height * width > 1:
+    if input_beats(net, plans) > 1:
         if images is None:
             return 0
         raise ValueError("--bench-images: benchmark mode takes networks that take an image in "
-                         "one transfer, not a convolutional network's pixels")
+                         "one transfer, not a convolutional network's pixels or a first layer "
+                         "that takes its image into an input memory in beats")
     classes = net.layers[-1].out_type.size
     store = SimpleNamespace(in_bytes=(net.in_type.size * net.in_type.bits + 7) // 8,
                             label_bits=max(1, (classes - 1).bit_length()))

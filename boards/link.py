@@ -6,7 +6,8 @@ stream and its results into frames on ``tx`` (see :mod:`fewmul.boards.protocol`)
 It only uses the network's public ports ``i`` (a stream of
 ``ArrayLayout(unsigned(input_bits), N)``) and ``o`` (a stream of a struct with
 ``label`` and ``scores``) and its ``input_beats`` (transfers on ``i`` per image: the
-pixels of a convolutional network's image, 1 when absent), so any unit with those ports can
+pixels of a convolutional network's image, or the beats of a first layer's input memory; 1
+when absent), so any unit with those ports can
 sit inside. A network whose weight memories are written at run time (the iCE40UP5K's SPRAM,
 :class:`~fewmul.gateware.spram.SpramMemory`) gets them from weight frames
 (:class:`WeightLoader`).
@@ -191,7 +192,7 @@ class HostLink(wiring.Component):
     output is never held by the serial line longer than one result frame.
 
     A network that takes an image in ``input_beats`` transfers (a convolutional network, pixel
-    by pixel) gets them from the low end of the image register, which shifts down by one
+    by pixel; a first layer with an input memory, in its beats) gets them from the low end of the image register, which shifts down by one
     transfer's width after each: no multiplexer selects the pixel, and the register takes
     the next image's bytes only after the last transfer. Those bytes wait in a FIFO of one
     frame (``frame_fifo``, a small memory): feeding an image takes as long as the network's
@@ -238,7 +239,8 @@ class HostLink(wiring.Component):
         self.format = link_format(network, self.divisor)
         if bench is not None and self.format.input_beats != 1:
             raise ValueError("Benchmark mode takes networks that take an image in one "
-                             "transfer, not a convolutional network's pixels")
+                             "transfer, not a convolutional network's pixels or the beats of a "
+                             "first layer's input memory")
         self.bench = bench
         self.weights = dict(weights) if weights else {}
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})

@@ -14,14 +14,21 @@ from typing import Sequence
 
 import numpy as np
 
-from fewmul.compiler.input_memory import memory_layers, with_input_memory
+from fewmul.compiler.input_memory import input_beat, memory_layers, with_input_memory
 from fewmul.compiler.lower import DEFAULT_TARGET_CYCLES, LayerPlan, lower, plan_folding
 from fewmul.compiler.planner import layer_plans
 from fewmul.gateware import Network
 from fewmul.ir import Graph, dense_layer, dense_net
 from fewmul.ir.synthetic import random_graph
 
-__all__ = ["random_net", "random_conv_net", "fastest_cycles", "build_network", "plan_network"]
+__all__ = ["SFC_SIZES", "SFC_INPUT_BITS", "LFC_SIZES", "LFC_INPUT_BITS", "random_net",
+           "random_conv_net", "fastest_cycles", "build_network", "plan_network"]
+
+
+#: FINN's SFC: 784 binary pixels, three hidden layers of 256 sign neurons, 10 scores.
+SFC_SIZES, SFC_INPUT_BITS = (784, 256, 256, 256, 10), 1
+#: The few-multiplications MNIST net, FINN's LFC: 784 8-bit pixels, three hidden layers of 1024.
+LFC_SIZES, LFC_INPUT_BITS = (784, 1024, 1024, 1024, 10), 8
 
 
 def random_net(sizes: Sequence[int], input_bits: int = 4, seed: int = 0) -> Graph:
@@ -140,7 +147,8 @@ def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int 
     input_memory : "none", "all" or list of int, optional
         The layers that take their input into block RAM
         (:func:`~fewmul.compiler.input_memory.memory_layers`); None takes ``default``'s
-        (``"input_memory"``), else none.
+        (``"input_memory"``, those of its layers that can still take one under the folding
+        chosen here), else none.
     """
     if pe is not None:
         folding = {"pe": pe}
@@ -158,10 +166,14 @@ def plan_network(net: Graph, pe=None, *, default=None, simd=None, pipeline: int 
     for key in ("simd", "pipeline"):
         if key in folding and key not in options:
             raise ValueError(f"The folding planner has no {key!r} option")
-    memory = folding.pop("input_memory", "none") if input_memory is None else input_memory
     folding.pop("input_memory", None)
     pe = folding.pop("pe")
     if pe == "auto" and "max_luts" not in folding:
         folding.setdefault("target_cycles", max(DEFAULT_TARGET_CYCLES, fastest_cycles(net)))
     plans = plan_folding(net, pe, **folding)
-    return with_input_memory(plans, memory_layers(plans, memory))
+    if input_memory is not None:
+        return with_input_memory(plans, memory_layers(plans, input_memory))
+    # the compiler's input memories, also under another folding, where they still fit it
+    chosen = default.get("input_memory", []) if isinstance(default, dict) else []
+    return with_input_memory(plans, [i for i in chosen if i < len(plans)
+                                     and input_beat(plans, i) is not None])

@@ -231,7 +231,8 @@ class LinkFormat:
     """Frame sizes and payload layout of one network's host link.
 
     ``input_count`` is the elements of a whole image, which the board passes to the network in
-    ``input_beats`` transfers (its pixels for a convolutional network, else 1). ``window`` is
+    ``input_beats`` transfers (its pixels for a convolutional network, the beats of a first
+    layer's input memory, else 1). ``window`` is
     the images a host may have unanswered (:data:`WINDOW`, or :data:`STREAM_WINDOW` for a board
     that keeps up with the line).
     """

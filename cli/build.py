@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+from fewmul.compiler.input_memory import INPUT_MEMORY_CHOICES
+
 from .common import (layer_choice, non_negative_int, pe_arg, pipeline_arg, positive_float,
                      positive_int)
 
@@ -54,7 +56,7 @@ def register(sub) -> None:
                         "link by 'fewmul run' at start-up (default auto: the largest weight "
                         "memories when the block RAM cannot hold them all; none on boards "
                         "without SPRAM)")
-    b.add_argument("--input-memory", type=layer_choice("none", "all"), default=None,
+    b.add_argument("--input-memory", type=layer_choice(*INPUT_MEMORY_CHOICES), default=None,
                    metavar="none|all|L,L",
                    help="fully-connected layers that take their input vector into block RAM "
                         "instead of registers (fewer logic cells, a block RAM each: see "

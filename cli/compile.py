@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from fewmul.compiler.input_memory import INPUT_MEMORY_CHOICES
+
 from .common import layer_choice, pe_arg, pipeline_arg, positive_int, print_compile
 
 
@@ -32,7 +34,7 @@ def register(sub) -> None:
                    "the adders that combine them; from 5 the datapath is stall-free "
                    "(raises Fmax, adds latency; default 0); 'auto': one more every 2 "
                    "adder levels of the popcount trees")
-    c.add_argument("--input-memory", type=layer_choice("none", "all"), default="none",
+    c.add_argument("--input-memory", type=layer_choice(*INPUT_MEMORY_CHOICES), default="none",
                    metavar="none|all|L,L",
                    help="fully-connected layers that take their input vector into block RAM as "
                         "the layer before produces it, instead of latching it in registers "

@@ -77,11 +77,16 @@ def memory_layers(plans: Sequence[LayerPlan], choice="none") -> list[int]:
 
 def _refusal(plans: Sequence[LayerPlan], index: int) -> str:
     plan = plans[index]
-    if plan.layer.ops[0] is not plan.layer.head or not plan.layer.head.binding.takes_beats:
+    head = plan.layer.head
+    producer = _producer_beat(plans, index)
+    if (plan.layer.ops[0] is not head or not head.binding.takes_beats
+            or head.in_type.pixels > 1):
         why = "only a fully-connected layer's unit has one"
+    elif producer is None:
+        why = f"no beat divides both its {plan.inputs} inputs and its simd {plan.simd}"
     else:
-        why = (f"its simd {plan.simd} is not a multiple of the {_producer_beat(plans, index)} "
-               f"elements a beat of layers[{index - 1}] carries")
+        why = (f"its simd {plan.simd} is not a multiple of the {producer} elements a beat of "
+               f"layers[{index - 1}] carries")
     return f"layers[{index}] cannot take its input into an input memory: {why}"
 
 
@@ -113,5 +118,8 @@ def check_input_beats(plans: Sequence[LayerPlan]) -> None:
         producer = _producer_beat(plans, index)
         if (plan.layer.ops[0] is not plan.layer.head or not binding.beat_allowed(plan.folding, beat)
                 or (producer is not None and beat % producer)):
+            fits = input_beat(plans, index)
             raise ValueError(f"layers[{index}] cannot take its input {beat} elements a beat "
-                             f"into an input memory; {input_beat(plans, index)} would do")
+                             f"into an input memory"
+                             + (f"; {fits} would do" if fits is not None else
+                                f" ({_refusal(plans, index).split(': ', 1)[1]})"))

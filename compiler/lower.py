@@ -4,7 +4,9 @@ The lowering walks the graph: each op's binding builds its unit (``layer{L}_{rol
 layer's folding, and where a layer's beats meet an op that takes whole vectors (the next
 layer's matrix-vector unit, the argmax), a :class:`~fewmul.gateware.SkidBuffer` and a
 :class:`~fewmul.gateware.Collector` join them (``layer{L}_skid``, ``layer{L}_collect``; the
-collector's output is the layer's probe). The folding plan (:mod:`fewmul.compiler.planner`)
+collector's output is the layer's probe). A next layer with an input memory
+(:mod:`~fewmul.compiler.input_memory`) takes the beats as they come, after the skid buffer
+alone, which is then the probe. The folding plan (:mod:`fewmul.compiler.planner`)
 gives every layer ``pe`` (neurons computed in parallel) and ``simd`` (inputs per neuron per
 cycle).
 """

@@ -78,7 +78,7 @@ class _GroupwiseUnit(wiring.Component):
         group = Signal(range(self.groups))
         next_group = Signal(range(self.groups), init=1 % self.groups)
         table = self.groups > TABLE_GROUPS
-        primed = Signal(init=not table)       # the constants' table has its first two words
+        primed = Signal(init=not table)       # the constants' table has its first three words
         step = self.i.valid & self.i.ready
         m.d.comb += [
             self.o.valid.eq(self.i.valid & primed),
@@ -113,7 +113,7 @@ class _GroupwiseUnit(wiring.Component):
         return m
 
     def _table(self, m, step, primed, slots):
-        """The constants of many groups, from a table read two beats ahead.
+        """The constants of many groups, from a table read three beats ahead.
 
         Yosys turns a large multiplexer of constants followed by a register into a block-RAM
         ROM without its output register (on the ECP5 5.6 ns from clock to data, then the

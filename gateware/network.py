@@ -30,8 +30,8 @@ class Network(wiring.Component):
         ``latency_cycles`` after it was transferred into an idle chain (at most that, for a
         convolutional network, whose layers start on the first pixels of the layer before).
     input_beats : int
-        Transfers on ``i`` per image (a convolutional network takes its image pixel by pixel;
-        1 when each transfer is a whole image).
+        Transfers on ``i`` per image (a convolutional network takes its image pixel by pixel, a
+        first layer with an input memory in its beats; 1 when each transfer is a whole image).
 
     Attributes
     ----------

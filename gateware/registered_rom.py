@@ -110,9 +110,10 @@ class RegisteredRom(wiring.Component):
     output registers, laid out by :func:`dp16kd_layout`: ``tiles`` blocks side by side for a
     word, in ``banks`` rows of 512, 1024 or 2048 words; with several banks, the bank of the
     address is carried along with the read, and a multiplexer after the blocks' output registers
-    chooses among them (a level of logic before the reader's next register). Otherwise it is a
+    chooses among them (a level of logic before the reader's next register; with
+    ``bank_stage``, two levels with a register between them). Otherwise it is a
     :class:`~.rom.WeightRom` (so also a ``$readmemh`` ROM under :class:`~.rom.RomFiles`) and a
-    register.
+    register, or two with ``bank_stage``.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["check_vector_memory", "VectorMemory"]
+__all__ = ["vector_memory_shape", "check_vector_memory", "VectorMemory"]
 
 
 def check_vector_memory(count: int, element_bits: int, beat: int, simd: int) -> None:
@@ -28,6 +28,13 @@ def check_vector_memory(count: int, element_bits: int, beat: int, simd: int) -> 
         raise ValueError(f"Beat must divide the SIMD width {simd}, not {beat}")
 
 
+def vector_memory_shape(count: int, element_bits: int, simd: int) -> tuple[int, int]:
+    """``(depth, width)`` of a :class:`VectorMemory`'s memory: two banks of a power of two of
+    words (at least 2) of ``simd * element_bits`` bits."""
+    folds = -(-count // simd)
+    return 2 << max(1, (folds - 1).bit_length()), simd * element_bits
+
+
 class VectorMemory(wiring.Component):
     """Holds a matrix-vector unit's input vectors in a two-bank memory instead of registers.
 
@@ -47,8 +54,8 @@ class VectorMemory(wiring.Component):
     :class:`~.rom.WeightRom` does), and releases its bank with ``release`` in the cycle of its
     last read (it may take the next vector in the same cycle).
 
-    Timing: a vector is ready 2 cycles after its last beat is transferred (the last word is
-    written from a register).
+    Timing: a vector is ready :attr:`latency` ``= 2`` cycles after its last beat is transferred
+    (the last word is written from a register).
 
     Parameters
     ----------
@@ -84,6 +91,9 @@ class VectorMemory(wiring.Component):
         The word read: ``element_bits`` slices of ``simd`` bits, plane 0 first.
     """
 
+    #: Cycles from a vector's last beat to its being ready.
+    latency = 2
+
     def __init__(self, count: int, element_bits: int, beat: int, simd: int):
         check_vector_memory(count, element_bits, beat, simd)
         self.count, self.element_bits, self.beat, self.simd = count, element_bits, beat, simd
@@ -105,8 +115,8 @@ class VectorMemory(wiring.Component):
         k, simd, beat, folds = self.element_bits, self.simd, self.beat, self.folds
         fold_bits = max(1, (folds - 1).bit_length())
         # Two banks at the addresses {bank, fold}: no adder in either address.
-        m.submodules.memory = memory = Memory(shape=unsigned(simd * k), depth=2 << fold_bits,
-                                              init=[])
+        depth, width = vector_memory_shape(self.count, k, simd)
+        m.submodules.memory = memory = Memory(shape=unsigned(width), depth=depth, init=[])
         wr = memory.write_port()
         rd = memory.read_port(transparent_for=())
 

@@ -165,3 +165,40 @@ def test_compile_with_input_memories_is_bit_exact_in_verilator(tmp_path, capsys)
     with pytest.raises(SystemExit):
         main(["compile", str(tmp_path / "run"), "-o", str(build), "--input-memory", "some"])
     assert "expected none, all or layers such as 0,1, not 'some'" in capsys.readouterr().err
+
+
+def test_a_first_layer_fed_in_small_beats_takes_as_long_as_its_beats():
+    """784 inputs at simd 25 take the image a pixel a transfer: 784 cycles, not 16 x 32."""
+    net = random_net((784, 16, 10), input_bits=1)
+    plans = with_input_memory(plan_folding(net, [1, 1], simd=[25, 16]), [0])
+    assert plans[0].folding.input_beat == 1
+    assert plans[0].cycles == 784 and lower(net, plans).cycles_per_inference == 784
+
+
+def test_boards_keep_the_compilers_input_memories_and_refuse_a_bench():
+    from fewmul.boards.fit import FitError, check_fit
+    from fewmul.boards.flow import _bench_count
+    from fewmul.boards.nets import plan_network
+    from fewmul.boards.targets import get_board
+
+    net, _ = memory_net(CASES[0], "none")
+    default = {"pe": [1, 2, 1], "simd": [16, 8, 8], "input_memory": [1, 2]}
+    plans = plan_network(net, default=default)
+    assert [p.folding.input_beat for p in plans] == [None, 1, 2]
+    # another folding keeps those that still fit it: beats of 4 into simd 8, not of 16
+    plans = plan_network(net, [1, 4, 1], simd=[16, 8, 8], default=default)
+    assert [p.folding.input_beat for p in plans] == [None, 1, 4]
+    plans = plan_network(net, [1, 16, 1], simd=[16, 8, 8], default=default)
+    assert [p.folding.input_beat for p in plans] == [None, 1, None]
+    assert [p.folding.input_beat for p in plan_network(net, default=default,
+                                                       input_memory="none")] == [None] * 3
+    board = get_board("icebreaker")
+    first = plan_network(net, default={**default, "input_memory": [0]})
+    x = np.zeros((4, 64), int)
+    with pytest.raises(ValueError, match="beats of a first layer|first layer that takes"):
+        _bench_count(board, net, first, (x, np.zeros(4, int)), 4)
+    assert _bench_count(board, net, first, (x, np.zeros(4, int)), None) == 0
+    # the fit advice adds to the layers that have one: "all", not just the missing ones
+    with pytest.raises(FitError, match=r"layers 0 in block RAM .*--input-memory all,"):
+        check_fit(board, {"lut": 9999}, net, plan_network(net, default=default),
+                  stage="synthesis")

@@ -11,6 +11,7 @@ from fewmul.arith import DotProduct
 from fewmul.arith.ranges import divisors, signed_width
 from fewmul.gateware.mvu import MatrixVectorUnit, weight_values
 from fewmul.gateware.popcount import register_levels
+from fewmul.gateware.vector_memory import VectorMemory, vector_memory_shape
 from fewmul.gateware.widths import Widths
 
 from ..op import Binding, Estimate, Folding, Op, StreamLayout, block_rams, register
@@ -160,15 +161,17 @@ class MatVecBinding(Binding):
                 and self.op.inputs % beat == 0 and self._simd(folding) % beat == 0)
 
     def cycles(self, folding):
-        return self.op.pixels * self.groups(folding) * self.folds(folding)
+        # an input memory takes a beat a cycle at most
+        beats = self.op.inputs // folding.input_beat if folding.input_beat else 0
+        return max(self.op.pixels * self.groups(folding) * self.folds(folding), beats)
 
     def latency(self, folding):
         # to the first beat (see MatrixVectorUnit), then a beat every `folds` cycles; the
         # pixels of an image follow one another at full rate
         # with an input memory, from the vector's last transfer: its words are read from
-        # 2 cycles after it
+        # VectorMemory.latency cycles after it
         folds = self.folds(folding)
-        memory = 2 if folding.input_beat else 0
+        memory = VectorMemory.latency if folding.input_beat else 0
         return (folds + 2 + memory + folding.pipeline
                 + (self.op.pixels * self.groups(folding) - 1) * folds)
 
@@ -193,7 +196,7 @@ class MatVecBinding(Binding):
         ffs = (latched + simd * k + word + pipe * (count_bits // max(simd, 1))
                + pe * acc * (2 if folds > 1 else 1) + 32)
         # (synchronous reads: a block RAM whatever its size)
-        memory = (2 << max(1, (folds - 1).bit_length()), simd * k)
+        memory = vector_memory_shape(op.inputs, k, simd)
         inputs = (Estimate() if folding.input_beat is None
                   else Estimate(0, 0, block_rams(*memory, BRAM_GEOMETRIES), (memory,)))
         return Estimate(luts, ffs, 0) + memory_estimate(depth, width, registers=False) + inputs
