@@ -35,17 +35,28 @@ def _producer_beat(plans: Sequence[LayerPlan], index: int) -> int | None:
     return before.layer.last.binding.stream(before.folding).elements
 
 
+def _unit_takes(plan: LayerPlan, beat: int) -> bool:
+    """Whether the layer's unit can hold its input in block RAM, ``beat`` elements a
+    transfer: its head is its first op (no window before it) and allows it."""
+    layer = plan.layer
+    return layer.ops[0] is layer.head and layer.head.binding.beat_allowed(plan.folding, beat)
+
+
+def _fits(plans: Sequence[LayerPlan], index: int, beat: int) -> bool:
+    """Whether layer ``index`` can take its input ``beat`` elements a transfer: its unit can,
+    and after the first layer the beat is a whole number of the layer before's."""
+    producer = _producer_beat(plans, index)
+    return _unit_takes(plans[index], beat) and (producer is None or beat % producer == 0)
+
+
 def input_beat(plans: Sequence[LayerPlan], index: int) -> int | None:
     """The beat in which layer ``index`` can take its input into an input memory: the beats
     of the layer before, or for the first layer the largest that divides its inputs and its
     ``simd``; None if its head cannot (a convolution's, or a beat that does not divide
     ``simd``)."""
     plan = plans[index]
-    layer, binding = plan.layer, plan.layer.head.binding
-    if layer.ops[0] is not layer.head or not binding.takes_beats:
-        return None
     beat = _producer_beat(plans, index) or math.gcd(plan.inputs, plan.simd)
-    return beat if binding.beat_allowed(plan.folding, beat) else None
+    return beat if _fits(plans, index, beat) else None
 
 
 def memory_layers(plans: Sequence[LayerPlan], choice="none") -> list[int]:
@@ -77,10 +88,8 @@ def memory_layers(plans: Sequence[LayerPlan], choice="none") -> list[int]:
 
 def _refusal(plans: Sequence[LayerPlan], index: int) -> str:
     plan = plans[index]
-    head = plan.layer.head
     producer = _producer_beat(plans, index)
-    if (plan.layer.ops[0] is not head or not head.binding.takes_beats
-            or head.in_type.pixels > 1):
+    if not _unit_takes(plan, 1):
         why = "only a fully-connected layer's unit has one"
     elif producer is None:
         why = f"no beat divides both its {plan.inputs} inputs and its simd {plan.simd}"
@@ -112,14 +121,10 @@ def check_input_beats(plans: Sequence[LayerPlan]) -> None:
     """
     for index, plan in enumerate(plans):
         beat = plan.folding.input_beat
-        if beat is None:
+        if beat is None or _fits(plans, index, beat):
             continue
-        binding = plan.layer.head.binding
-        producer = _producer_beat(plans, index)
-        if (plan.layer.ops[0] is not plan.layer.head or not binding.beat_allowed(plan.folding, beat)
-                or (producer is not None and beat % producer)):
-            fits = input_beat(plans, index)
-            raise ValueError(f"layers[{index}] cannot take its input {beat} elements a beat "
-                             f"into an input memory"
-                             + (f"; {fits} would do" if fits is not None else
-                                f" ({_refusal(plans, index).split(': ', 1)[1]})"))
+        fits = input_beat(plans, index)
+        raise ValueError(f"layers[{index}] cannot take its input {beat} elements a beat into "
+                         f"an input memory"
+                         + (f"; {fits} would do" if fits is not None else
+                            f" ({_refusal(plans, index).split(': ', 1)[1]})"))

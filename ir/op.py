@@ -43,7 +43,7 @@ class Folding:
     input_beat : int or None
         ``None``: the head takes whole input vectors, latched in registers. An integer ``b``:
         it takes them ``b`` elements a transfer, as the layer before produces them, into a
-        block RAM (see :attr:`Binding.takes_beats`); no collector sits before it then.
+        block RAM (see :meth:`Binding.beat_allowed`); no collector sits before it then.
     """
     pe: int = 1
     simd: int | None = None
@@ -115,9 +115,6 @@ class Binding:
         feeds a convolution's matrix-vector unit), taking its folding.
     buffered_input : bool
         Whether the lowering puts a skid buffer before its unit.
-    takes_beats : bool
-        Whether its unit can hold its input vector in block RAM, taking it
-        :attr:`Folding.input_beat` elements a transfer (see :meth:`beat_allowed`).
     """
     role: ClassVar[str] = "unit"
     starts_layer: ClassVar[bool] = False
@@ -127,7 +124,6 @@ class Binding:
     #: whose ``i.ready`` depends on its own state, so that it does not reach back into the
     #: unit before it.
     buffered_input: ClassVar[bool] = False
-    takes_beats: ClassVar[bool] = False
 
     def __init__(self, op: "Op"):
         self.op = op
@@ -138,8 +134,9 @@ class Binding:
         return [folding]
 
     def beat_allowed(self, folding: Folding, beat: int) -> bool:
-        """Whether its unit, folded by ``folding``, can take its input vector ``beat``
-        elements a transfer (never unless :attr:`takes_beats`)."""
+        """Whether its unit, folded by ``folding``, can hold its input vector in block RAM,
+        taking it ``beat`` elements a transfer (:attr:`Folding.input_beat`; never by
+        default)."""
         return False
 
     def cycles(self, folding: Folding | None) -> int:

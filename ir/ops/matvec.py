@@ -11,7 +11,8 @@ from fewmul.arith import DotProduct
 from fewmul.arith.ranges import divisors, signed_width
 from fewmul.gateware.mvu import MatrixVectorUnit, weight_values
 from fewmul.gateware.popcount import register_levels
-from fewmul.gateware.vector_memory import VectorMemory, vector_memory_shape
+from fewmul.gateware.vector_memory import (VectorMemory, check_vector_memory,
+                                           vector_memory_shape)
 from fewmul.gateware.widths import Widths
 
 from ..op import Binding, Estimate, Folding, Op, StreamLayout, block_rams, register
@@ -129,7 +130,6 @@ class MatVecBinding(Binding):
     role = "mvu"
     starts_layer = True
     takes_vector = True
-    takes_beats = True
 
     def _simd(self, folding: Folding) -> int:
         return folding.simd or self.op.inputs
@@ -155,10 +155,16 @@ class MatVecBinding(Binding):
                 for simd in sorted(by_folds.values())]
 
     def beat_allowed(self, folding, beat):
-        """One pixel (a fully-connected layer) and a beat that divides ``N`` and ``simd`` (a
-        transfer fills part of one memory word)."""
-        return (self.op.pixels == 1 and isinstance(beat, int) and beat > 0
-                and self.op.inputs % beat == 0 and self._simd(folding) % beat == 0)
+        """One pixel (a fully-connected layer) and a beat that the vector memory takes
+        (:func:`~fewmul.gateware.vector_memory.check_vector_memory`: it divides ``N`` and
+        ``simd``)."""
+        if self.op.pixels != 1:
+            return False
+        try:
+            check_vector_memory(self.op.inputs, self.op.in_type.bits, beat, self._simd(folding))
+        except (TypeError, ValueError):
+            return False
+        return True
 
     def cycles(self, folding):
         # an input memory takes a beat a cycle at most
