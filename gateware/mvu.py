@@ -399,9 +399,28 @@ class MatrixVectorUnit(wiring.Component):
             ready = free
         if self.input_beat is None:
             m.d.comb += self.i.ready.eq(ready)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [plane[:n].eq(Cat(*(self.i.payload[j][i] for j in range(n))))
-                             for i, plane in enumerate(planes)]
+            enable = lambda name: ready
+            if self.stall_free:
+                # Thousands of latched bits (6,272 in an 8-bit 784-input layer) would share the
+                # one enable `i.valid & i.ready`, a net across the whole device. Each chunk of
+                # a plane that a first-stage fold multiplexer reads gets a copy of `i.ready`
+                # instead, a register next to it. A copy computes `ready`'s next value with
+                # itself in place of `free` (the same value): its input depends on its own
+                # output, so Yosys keeps the copies apart.
+                hold, done = Signal(), Signal()  # the vector stays latched; its last word goes
+                m.d.comb += [hold.eq(busy & ~(issue & issue_last)),
+                             done.eq(fold_last_next & group_last_next & queue.credit_next)]
+
+                def enable(name):
+                    copy = Signal(init=1, name=f"ready_{name}")
+                    m.d.sync += copy.eq(~((self.i.valid & copy) | hold) | done)
+                    return copy
+            for i, plane in enumerate(planes):
+                for name, ranges in self._latch_chunks(i):
+                    with m.If(self.i.valid & enable(name)):
+                        m.d.sync += [plane[lo:hi].eq(Cat(*(self.i.payload[j][i]
+                                                           for j in range(lo, hi))))
+                                     for lo, hi in ranges]
         else:
             m.d.comb += [
                 planes.take.eq(ready),
@@ -418,6 +437,34 @@ class MatrixVectorUnit(wiring.Component):
         if self.pipeline:
             slices = [stage(q, f"slice_{i}_2") for i, q in enumerate(slices)]
         return slices
+
+    def _fold_runs(self) -> tuple[bool, int, int, int]:
+        """How the fold multiplexers of the latched planes are split (see
+        :meth:`_first_slices`): ``(split, low, run, runs)``, whether there are two stages, the
+        fold's select bits of the first, the folds a first-stage multiplexer chooses from, and
+        the number of such runs."""
+        bits = (self.folds - 1).bit_length()
+        split = self.pipeline > 0 and self.folds > ONE_STAGE_FOLDS
+        low = -(-bits // 2) if split else bits
+        run = 1 << low
+        return split, low, run, -(-self.folds // run)
+
+    def _latch_chunks(self, plane: int) -> list[tuple[str, list[tuple[int, int]]]]:
+        """The bits of latched plane ``plane`` that one first-stage fold multiplexer reads, as
+        ``(name, [(lo, hi), ...])`` per multiplexer: :data:`SELECT_GROUP` bits of the slice in a
+        run of folds, below ``N`` (the padding is never written)."""
+        n, simd, folds = self.n_inputs, self.simd, self.folds
+        _, _, run, runs = self._fold_runs()
+        chunks = []
+        for index, start in enumerate(range(0, simd, SELECT_GROUP)):
+            end = min(simd, start + SELECT_GROUP)
+            for r in range(runs):
+                ranges = [(f * simd + start, min(n, f * simd + end))
+                          for f in range(r * run, min(folds, (r + 1) * run))
+                          if f * simd + start < n]
+                if ranges:
+                    chunks.append((f"{plane}_{index}_{r}", ranges))
+        return chunks
 
     def _first_slices(self, m, stage, issue, fold_last, planes):
         """The first stage of :meth:`_slices`: with ``input_beat`` the vector memory's read
@@ -439,11 +486,7 @@ class MatrixVectorUnit(wiring.Component):
             return [planes.rd_data[i * simd:(i + 1) * simd] for i in range(self.input_bits)]
         if folds == 1:
             return [stage(plane, f"slice_{i}") for i, plane in enumerate(planes)]
-        bits = (folds - 1).bit_length()
-        split = self.pipeline > 0 and folds > ONE_STAGE_FOLDS
-        low = -(-bits // 2) if split else bits     # select bits of the first stage
-        run = 1 << low                              # folds a first-stage multiplexer chooses from
-        runs = -(-folds // run)
+        split, low, run, runs = self._fold_runs()
         slices = []
         for i, plane in enumerate(planes):
             groups = []                             # the plane's slice in groups of bits

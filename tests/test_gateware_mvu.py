@@ -331,3 +331,38 @@ def test_vector_in_memory_errors(beat, simd, exc, error):
     with pytest.raises(exc, match=error):
         MatrixVectorUnit(np.ones((2, 12), int), input_kind="bipolar", input_bits=1, pe=1,
                          simd=simd, input_beat=beat)
+
+
+def test_latched_chunks_have_enables_of_their_own(tmp_path):
+    """In the stall-free datapath each chunk of a latched plane that a fold multiplexer reads is
+    enabled by a copy of ``i.ready`` of its own (one net for thousands of bits limited the
+    784-input, 8-bit layer on the ECP5), and Yosys keeps the copies apart: each still has a
+    flip-flop of its own after synthesis and merging of identical cells."""
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from fewmul.compiler.yosys import yosys_command
+
+    weights = np.random.default_rng(0).integers(0, 2, size=(4, 100))
+    unit = MatrixVectorUnit(weights, input_kind="unsigned", input_bits=2, pe=2, simd=10,
+                            pipeline=6)
+    assert unit.stall_free and unit.folds == 10
+    chunks = [name for plane in range(2) for name, _ in unit._latch_chunks(plane)]
+    assert len(chunks) == 6   # 2 planes x 3 runs of folds (4, 4, 2) x 1 group of 10 bits
+    (tmp_path / "mvu.il").write_text(rtlil.convert(unit, name="top"))
+    result = subprocess.run(
+        [*yosys_command(), "-q", "-p", "read_rtlil mvu.il; synth -flatten -top top; "
+         f"opt_merge -share_all; select -assert-count {len(chunks)} w:ready_* %ci1 w:* %d"],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("n, simd, pipeline", [(100, 10, 6), (100, 10, 0), (784, 49, 11),
+                                               (1024, 512, 9), (7, 3, 5), (70, 70, 5)])
+def test_latched_chunks_cover_each_input_once(n, simd, pipeline):
+    weights = np.ones((2, n), int)
+    unit = MatrixVectorUnit(weights, input_kind="bipolar", input_bits=1, pe=1, simd=simd,
+                            pipeline=pipeline)
+    bits = [j for _, ranges in unit._latch_chunks(0) for lo, hi in ranges for j in range(lo, hi)]
+    assert sorted(bits) == list(range(n))
