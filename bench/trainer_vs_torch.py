@@ -39,6 +39,14 @@ cnv: 1000; fashion-conv: 10000), so that the whole run takes minutes.
 other jobs, 1 thread is often faster than 2). ``--repeat R`` times every epoch R
 times, the two libraries taking turns, and reports the fastest of each (other
 jobs on the machine only ever slow a run down).
+
+The header names the kernels each library runs. PyTorch picks its own for the
+processor; NumPy's OpenBLAS picks its own too, unless ``OPENBLAS_CORETYPE`` tells
+it otherwise (some machines set it, for older OpenBLAS builds that fail on their
+processor): an AVX2 kernel on an AVX-512 processor makes every product slower than
+PyTorch's. To compare like with like there, unset it for that command alone::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/trainer_vs_torch.py ...
 """
 
 from __future__ import annotations
@@ -245,6 +253,23 @@ def load(name: str, images: int, seed: int) -> tuple[np.ndarray, np.ndarray, tup
     return data.scale(data.train.x[:images]), data.train.y[:images], data.shape
 
 
+def blas_kernel() -> str:
+    """The kernels NumPy's OpenBLAS runs (its core name), or "unknown"."""
+    import ctypes
+    import glob
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                  "*openblas*"))
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            get = getattr(lib, name, None)
+            if get is not None:
+                get.restype = ctypes.c_char_p
+                return get().decode()
+    return "unknown"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
@@ -263,8 +288,14 @@ def main() -> None:
         raise SystemExit("PyTorch is needed for this benchmark only: pip install torch")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__} "
-          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+    print(f"torch {torch.__version__} with {torch.get_num_threads()} threads "
+          f"({torch.backends.cpu.get_cpu_capability()} kernels), numpy {np.__version__} "
+          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"OpenBLAS {blas_kernel()} kernels)")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} chooses NumPy's kernels, not "
+              f"the processor; PyTorch still chooses its own. To compare like with like: "
+              f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python {sys.argv[0]} ...")
     for name in args.nets:
         data, batch, default_images, net = NETS[name]
         x, y, shape = load(data, args.images or default_images, args.seed)

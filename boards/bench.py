@@ -269,13 +269,15 @@ class BenchUnit(wiring.Component):
         head = Signal(8)
         report = Cat(head, cycles, correct, checksum)
         left = Signal(range(len(report) // 8 + 1))
-        clear, finished = Signal(), Signal()
+        clear, finished, shift = Signal(), Signal(), Signal()
         m.d.comb += self.tx.payload.eq(head)
         m.d.sync += [clear.eq(0),
                      finished.eq(self.running & ~clear & (results == n) & ~got & ~got_2)]
         with m.If(clear):
             m.d.sync += [addr.eq(0), in_image.eq(0), feeding.eq(1), cycles.eq(1),
                          correct.eq(0), checksum.eq(0), results.eq(0), started.eq(0)]
+        with m.If(shift):
+            m.d.sync += [report.eq(report >> 8), left.eq(left - 1), shift.eq(0)]
         with m.FSM():
             with m.State("idle"):
                 with m.If(self.start):
@@ -287,11 +289,18 @@ class BenchUnit(wiring.Component):
                                  left.eq(len(report) // 8)]
                     m.next = "report"
             with m.State("report"):
+                # A byte taken, the report shifts the cycle after, on a register (`shift`,
+                # above the state machine): the counters' enables then come from registers,
+                # not from `tx.ready` and the state (that path into the cycle count limited
+                # the LFC's ULX3S build); `tx.valid` is low in that cycle.
                 with m.If(self.tx.valid & self.tx.ready):
-                    m.d.sync += [report.eq(report >> 8), left.eq(left - 1)]
+                    m.d.sync += [self.tx.valid.eq(0), shift.eq(1)]
+                with m.If(shift):
                     with m.If(left == 1):
-                        m.d.sync += [self.tx.valid.eq(0), self.running.eq(0)]
+                        m.d.sync += self.running.eq(0)
                         m.next = "idle"
+                    with m.Else():
+                        m.d.sync += self.tx.valid.eq(1)
         return m
 
 
