@@ -359,8 +359,16 @@ class MatrixVectorUnit(wiring.Component):
         issue = busy & credit    # a word goes into the datapath
         # The latched vector may be replaced: nothing is latched, or its last word is issued.
         # The control reads this from its own registers; `i.ready` is the same value (in the
-        # stall-free datapath, a register of its own, see below).
-        free = ~busy | (issue_last & credit)
+        # stall-free datapath, a register of its own, see below). In the stall-free datapath,
+        # the last word's credit must have been sure a cycle before (`sure`, see
+        # CreditQueue.credit_kept): a queue that is full but being emptied issues the last
+        # word, but takes the next vector a cycle later, and `i.ready` never waits on the
+        # output's `ready`.
+        sure = credit
+        if self.stall_free:
+            sure = Signal(init=1)
+            m.d.sync += sure.eq(queue.credit_kept)
+        free = ~busy | (issue_last & sure)
         m.d.comb += [
             rd.addr.eq(addr),
             busy_next.eq(busy),
@@ -394,7 +402,7 @@ class MatrixVectorUnit(wiring.Component):
             # the control keeps `free`, so that its logic does not wait on that net.
             ready = Signal(init=1)
             m.d.sync += ready.eq(~busy_next |
-                                 (fold_last_next & group_last_next & queue.credit_next))
+                                 (fold_last_next & group_last_next & queue.credit_kept))
         else:
             ready = free
         if self.input_beat is None:
@@ -409,7 +417,7 @@ class MatrixVectorUnit(wiring.Component):
                 # output, so Yosys keeps the copies apart.
                 hold, done = Signal(), Signal()  # the vector stays latched; its last word goes
                 m.d.comb += [hold.eq(busy & ~(issue & issue_last)),
-                             done.eq(fold_last_next & group_last_next & queue.credit_next)]
+                             done.eq(fold_last_next & group_last_next & queue.credit_kept)]
 
                 def enable(name):
                     copy = Signal(init=1, name=f"ready_{name}")

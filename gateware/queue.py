@@ -45,9 +45,11 @@ class CreditQueue(wiring.Component):
         Takes a credit (only while ``credit`` is high).
     credit : ``Out(1)``
         At least one credit is left.
-    credit_next : ``Out(1)``
-        The value ``credit`` takes at the next clock edge (for a writer that registers a signal
-        derived from it).
+    credit_kept : ``Out(1)``
+        A credit is left at the next clock edge whatever ``o`` does: the value ``credit``
+        takes then if no item leaves in this cycle, which is at most the value it takes. It
+        does not depend on ``o.ready``, so a writer may register a signal derived from it far
+        away (a payload can be accepted when its last credit is sure).
     i : ``In(stream.Signature(payload_shape, always_ready=True))``
         Items, each written once, after its reservation.
     o : ``Out(stream.Signature(payload_shape))``
@@ -65,7 +67,7 @@ class CreditQueue(wiring.Component):
         super().__init__({
             "reserve": In(1),
             "credit": Out(1),
-            "credit_next": Out(1),
+            "credit_kept": Out(1),
             "i": In(stream.Signature(payload_shape, always_ready=True)),
             "o": Out(stream.Signature(payload_shape)),
         })
@@ -77,8 +79,8 @@ class CreditQueue(wiring.Component):
         credit = Signal(init=1)   # free != 0, as a register of its own
         pop = self.o.valid & self.o.ready
         m.d.comb += [free_next.eq(free - self.reserve + pop), self.credit.eq(credit),
-                     self.credit_next.eq(free_next != 0)]
-        m.d.sync += [free.eq(free_next), credit.eq(self.credit_next)]
+                     self.credit_kept.eq(free != self.reserve)]
+        m.d.sync += [free.eq(free_next), credit.eq(free_next != 0)]
 
         # The oldest item is in the output register, the others wait in the buffer in order; the
         # buffer's read is asynchronous, and its output feeds only the output register.
