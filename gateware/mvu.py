@@ -352,8 +352,13 @@ class MatrixVectorUnit(wiring.Component):
         # `fold == folds - 1` and `group == groups - 1` as flags kept with the counters, and
         # `busy` and both as one more flag (`issue_last`), so that `i.ready` (the enable of the
         # latched planes, and of the previous layer's collector) is one gate from registers.
+        # The flags' next values come from flags too (`fold == folds - 2`, `group == groups -
+        # 2`), not from compares of the counters: they reach the copies of `i.ready` across
+        # the device (a 10-bit group counter's compare was on the LFC's 130 MHz path).
         fold_last  = Signal(init=folds == 1)
         group_last = Signal(init=groups == 1)
+        fold_penult  = Signal(init=folds == 2)
+        group_penult = Signal(init=groups == 2)
         issue_last = Signal()  # == busy & fold_last & group_last: the next word is the last one
         busy_next, fold_last_next, group_last_next = Signal(), Signal(), Signal()
         issue = busy & credit    # a word goes into the datapath
@@ -380,10 +385,12 @@ class MatrixVectorUnit(wiring.Component):
                 addr.eq(Mux(fold_last & group_last, 0, addr + 1)),
                 fold.eq(Mux(fold_last, 0, fold + 1)),
             ]
-            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold == folds - 2))
+            m.d.sync += fold_penult.eq(Mux(fold_last, folds == 2, fold == folds - 3))
+            m.d.comb += fold_last_next.eq(Mux(fold_last, folds == 1, fold_penult))
             with m.If(fold_last):
-                m.d.sync += group.eq(Mux(group_last, 0, group + 1))
-                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group == groups - 2))
+                m.d.sync += [group.eq(Mux(group_last, 0, group + 1)),
+                             group_penult.eq(Mux(group_last, groups == 2, group == groups - 3))]
+                m.d.comb += group_last_next.eq(Mux(group_last, groups == 1, group_penult))
             with m.If(issue_last):
                 m.d.comb += busy_next.eq(0)
         with m.If(vector_valid & free):
