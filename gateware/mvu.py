@@ -217,8 +217,10 @@ class MatrixVectorUnit(wiring.Component):
         Bits of a memory word, ``pe * simd`` per weight mask.
     queue_capacity : int
         Sums the output queue of the stall-free datapath holds,
-        ``ceil((pipeline + 2) / folds) + 1``: a group's place is reserved when its last fold is
-        issued, its sum written ``pipeline + 1`` cycles later.
+        ``ceil((pipeline + 2) / folds) + 2``: a group's place is reserved when its last fold is
+        issued, its sum written ``pipeline + 1`` cycles later, and one place more makes every
+        credit sure a cycle ahead when the output is always taken (the next vector is taken
+        with the last word only then, see :meth:`_issue`).
 
     Members
     -------
@@ -273,8 +275,9 @@ class MatrixVectorUnit(wiring.Component):
             pipeline, stall_free=stall_free, combine_levels=self.combine_levels,
             tree_levels=popcount_levels(simd, popcount_style))
         # A group's sum is reserved a place when its last fold is issued and written
-        # `pipeline + 1` cycles later; the place is free again the cycle after it is taken.
-        self.queue_capacity = -(-(pipeline + 2) // self.folds) + 1
+        # `pipeline + 1` cycles later; the place is free again the cycle after it is taken. One
+        # place more: the credit is then sure a cycle ahead (CreditQueue.credit_kept).
+        self.queue_capacity = -(-(pipeline + 2) // self.folds) + 2
         self.rows = pack_rows(weights, weight_kind, pe=pe, simd=simd, pad_bit=self.dot.pad_bit)
         self.word_bits = pe * simd * self.dot.masks
         if input_beat is not None:

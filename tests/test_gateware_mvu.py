@@ -21,6 +21,8 @@ CASES = [
     (4, 9, "unsigned", 8, "binary", 1, 9, 3),       # more stages than adder levels
     (4, 9, "unsigned", 4, "binary", 2, 5, 5),       # the last stage on the partial sums
     (6, 10, "bipolar", 1, "binary", 3, 4, 6),       # the word registered again
+    (4, 8, "bipolar", 1, "binary", 1, None, 6),     # stall-free, one fold: a sum every cycle
+    (2, 8, "unsigned", 2, "binary", 1, None, 5),    # ... and the next vector every 2 cycles
     (5, 7, "unsigned", 3, "binary", 5, 3, 4),       # three planes: an odd one in the combining
     (4, 9, "unsigned", 8, "ternary", 2, 5, 7),      # two registers among four combining levels
     (4, 9, "unsigned", 4, "binary", 2, 5, 8),       # a register after every combining level

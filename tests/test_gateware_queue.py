@@ -17,6 +17,7 @@ def run_queue(dut, payloads, *, delay, period, seed, p_stall=0.4):
     rng = np.random.default_rng(seed) if seed is not None else None
     out_mon = StreamMonitor(dut.o)
     reserved = []
+    dut.kept = []   # per cycle: (credit, credit_kept) seen by the writer, after its reserve
 
     async def writer(ctx):
         cycle, pending, sent, last = 0, [], 0, -period
@@ -24,6 +25,7 @@ def run_queue(dut, payloads, *, delay, period, seed, p_stall=0.4):
             take = len(reserved) < len(payloads) and cycle - last >= period and \
                 ctx.get(dut.credit)
             ctx.set(dut.reserve, take)
+            dut.kept.append((ctx.get(dut.credit), ctx.get(dut.credit_kept), take))
             if take:
                 reserved.append(cycle)
                 pending.append(cycle + delay)
@@ -67,6 +69,11 @@ def test_passes_every_item_once_in_order(capacity, delay, period, seed):
         assert out_mon.cycles == [c + delay + 1 for c in reserved]
         if capacity >= -(-(delay + 1) // period) + 1:   # enough credits: the writer never waits
             assert np.all(np.diff(reserved) == period)
+        if capacity >= -(-(delay + 1) // period) + 2:   # one more: every credit is sure a cycle ahead
+            assert all(kept for _, kept, take in dut.kept if take)
+    # `credit_kept` is a lower bound of the next cycle's `credit`, whatever the reader does
+    for (_, kept, _), (credit, _, _) in zip(dut.kept, dut.kept[1:]):
+        assert credit or not kept
 
 
 def test_credit_and_output_come_from_registers():
