@@ -135,6 +135,9 @@ class _GroupwiseUnit(wiring.Component):
             words.append(word)
         m.submodules.constants = rom = RegisteredRom(sum(widths), self.groups, words)
         address = Signal(range(self.groups))
+        # `address == groups - 1` as a flag kept with it: the address's wrap is then one gate
+        # from `en` (the compare after the handshake was the LFC's 132.8 MHz ULX3S path)
+        address_last = Signal(init=self.groups == 1)
         # the table's output goes through a register of the fabric, which the placer puts next
         # to the lanes' comparisons (from the block RAM's output register, across the chip,
         # straight into a comparison was the LFC's 121.6 MHz critical path on the ULX3S)
@@ -143,7 +146,9 @@ class _GroupwiseUnit(wiring.Component):
         en = step | ~primed
         m.d.comb += [rom.addr.eq(address), rom.en.eq(en)]
         with m.If(en):
-            m.d.sync += [address.eq(Mux(address == self.groups - 1, 0, address + 1)),
+            m.d.sync += [address.eq(Mux(address_last, 0, address + 1)),
+                         address_last.eq(Mux(address_last, self.groups == 1,
+                                             address == self.groups - 2)),
                          near.eq(rom.data)]
         with m.If(~primed):
             m.d.sync += [filled.eq(Cat(1, filled[0])), primed.eq(filled[1])]
