@@ -410,29 +410,32 @@ class MatrixVectorUnit(wiring.Component):
             # enables the latched planes and, upstream, the collector's whole vector, so it is
             # the net with the largest fanout of the datapath and should start at a flip-flop;
             # the control keeps `free`, so that its logic does not wait on that net.
+            # `busy_next = (vector_valid & free) | hold`; the next `free` is `~busy_next | done`
+            hold, done = Signal(), Signal()  # the vector stays latched; its last word goes next
+            m.d.comb += [hold.eq(busy & ~(issue & issue_last)),
+                         done.eq(fold_last_next & group_last_next & queue.credit_kept)]
             ready = Signal(init=1)
-            m.d.sync += ready.eq(~busy_next |
-                                 (fold_last_next & group_last_next & queue.credit_kept))
+            m.d.sync += ready.eq(~busy_next | done)
         else:
             ready = free
         if self.input_beat is None:
             m.d.comb += self.i.ready.eq(ready)
-            enable = lambda name: ready
-            if self.stall_free:
-                # Thousands of latched bits (6,272 in an 8-bit 784-input layer) would share the
-                # one enable `i.valid & i.ready`, a net across the whole device. Each chunk of
-                # a plane that a first-stage fold multiplexer reads gets a copy of `i.ready`
-                # instead, a register next to it. A copy computes `ready`'s next value with
-                # itself in place of `free` (the same value): its input depends on its own
-                # output, so Yosys keeps the copies apart.
-                hold, done = Signal(), Signal()  # the vector stays latched; its last word goes
-                m.d.comb += [hold.eq(busy & ~(issue & issue_last)),
-                             done.eq(fold_last_next & group_last_next & queue.credit_kept)]
 
-                def enable(name):
-                    copy = Signal(init=1, name=f"ready_{name}")
-                    m.d.sync += copy.eq(~((self.i.valid & copy) | hold) | done)
-                    return copy
+            def enable(name):
+                """The register enabling a chunk of the latched planes with ``i.valid``.
+
+                Thousands of latched bits (6,272 in an 8-bit 784-input layer) would share the
+                one enable `i.valid & i.ready`, a net across the whole device. In the stall-free
+                datapath each chunk that a first-stage fold multiplexer reads gets a copy of
+                `i.ready` instead, a register next to it. A copy computes `ready`'s next value
+                with itself in place of `free` (the same value): its input depends on its own
+                output, so Yosys keeps the copies apart."""
+                if not self.stall_free:
+                    return ready
+                copy = Signal(init=1, name=f"ready_{name}")
+                m.d.sync += copy.eq(~((self.i.valid & copy) | hold) | done)
+                return copy
+
             for i, plane in enumerate(planes):
                 for name, ranges in self._latch_chunks(i):
                     with m.If(self.i.valid & enable(name)):
